@@ -1,0 +1,57 @@
+"""``create_app``: the gateway's aiohttp application, every route mounted from one table.
+
+Store, Redis queue and the thread pool are opened in ``cleanup_ctx`` and closed after it,
+so the stock runner, ``oz-gateway serve`` and the tests all build the same app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+from aiohttp import web
+
+from bots.api.context import EXECUTOR, KEY_USE, QUEUE, SETTINGS, STORE, public
+from bots.api.middleware import auth_middleware, problem_middleware
+from bots.api.openapi import openapi_document
+from bots.api.routes import ROUTES
+from core.keys import UseThrottle
+from core.queue import RunQueue, connect
+from core.settings import Settings
+from core.store import Store
+
+
+@public
+async def _openapi(_request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+@public
+async def _health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "queue": request.app[QUEUE].ping()})
+
+
+def create_app(settings: Settings, *, store: Store | None = None, queue: RunQueue | None = None) -> web.Application:
+    app = web.Application(middlewares=[problem_middleware, auth_middleware], client_max_size=32 * 1024 * 1024)
+    app[SETTINGS] = settings
+    app[KEY_USE] = UseThrottle()
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        own_store = store is None
+        app[STORE] = store or Store(settings.effective_database_url)
+        if own_store:
+            app[STORE].migrate()
+        redis_url = settings.redis_url or "redis://127.0.0.1:6379/0"
+        app[QUEUE] = queue or RunQueue(connect(redis_url), settings.queue_name, settings.max_runtime_seconds)
+        app[EXECUTOR] = ThreadPoolExecutor(settings.api_threads, thread_name_prefix="ozgw-api")
+        yield
+        app[EXECUTOR].shutdown(wait=True)
+        if own_store:
+            app[STORE].dispose()
+
+    app.cleanup_ctx.append(resources)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
+    app.router.add_get("/api/v1/openapi.json", _openapi)
+    app.router.add_get("/healthz", _health)
+    return app

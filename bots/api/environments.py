@@ -1,0 +1,52 @@
+"""``/api/v1/agent/environments`` (list) and ``/api/v1/agent/artifacts/{uid}``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy.orm import Session
+
+from bots.api.context import SETTINGS, principal, public, reading
+from bots.api.runs import json_response
+from core import environments
+from core.artifacts import artifact_response, download
+from core.errors import invalid
+from core.models import Principal
+from core.models.wire import ListEnvironmentsResponse
+from core.signing import verify
+
+
+def _list(session: Session, who: Principal, sort_by: str) -> ListEnvironmentsResponse:
+    envs = environments.list_environments(session, who.team_uid, sort_by)
+    return ListEnvironmentsResponse(environments=[environments.to_cloud_environment(session, e) for e in envs])
+
+
+async def list_environments(request: web.Request) -> web.Response:
+    sort_by = request.query.get("sort_by", "last_updated")
+    if sort_by not in ("name", "last_updated"):
+        raise invalid("sort_by must be name or last_updated")
+    return json_response(await reading(request, _list, principal(request), sort_by))
+
+
+async def get_artifact(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    result = await reading(
+        request,
+        artifact_response,
+        principal(request),
+        request.match_info["uid"],
+        (settings.public_url or str(request.url.origin())).rstrip("/"),
+        settings.signing_key(),
+    )
+    return json_response(result)
+
+
+@public
+async def download_artifact(request: web.Request) -> web.Response:
+    """The signed link from :func:`get_artifact`; the signature stands in for the bearer key."""
+    verify(
+        request.app[SETTINGS].signing_key(), request.path, request.query.get("expires"), request.query.get("signature")
+    )
+    name, mime_type, content = await reading(request, download, request.match_info["uid"])
+    return web.Response(
+        body=content, content_type=mime_type, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )

@@ -1,0 +1,43 @@
+"""``/api/v1/agent/identities``: cloud agents CRUD (people only for changes)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy.orm import Session
+
+from bots.api.context import in_session, principal, reading
+from bots.api.middleware import read_json
+from bots.api.runs import json_response
+from core import agents
+from core.models.wire import AgentCreateRequest, AgentUpdateRequest, ListAgentIdentitiesResponse
+
+
+def _list(session: Session, team_uid: str) -> ListAgentIdentitiesResponse:
+    return ListAgentIdentitiesResponse(agents=[agents.to_response(a) for a in agents.list_agents(session, team_uid)])
+
+
+async def list_identities(request: web.Request) -> web.Response:
+    result = await reading(request, _list, principal(request).team_uid)
+    return json_response(result)
+
+
+async def get_identity(request: web.Request) -> web.Response:
+    agent = await reading(request, agents.get_agent, principal(request).team_uid, request.match_info["uid"])
+    return json_response(agents.to_response(agent))
+
+
+async def create_identity(request: web.Request) -> web.Response:
+    body = AgentCreateRequest.model_validate(await read_json(request))
+    agent = await in_session(request, agents.create_agent, principal(request), body)
+    return json_response(agents.to_response(agent))
+
+
+async def update_identity(request: web.Request) -> web.Response:
+    body = AgentUpdateRequest.model_validate(await read_json(request))
+    agent = await in_session(request, agents.update_agent, principal(request), request.match_info["uid"], body)
+    return json_response(agents.to_response(agent))
+
+
+async def delete_identity(request: web.Request) -> web.Response:
+    await in_session(request, agents.delete_agent, principal(request), request.match_info["uid"])
+    return web.Response(status=204)

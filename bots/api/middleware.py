@@ -1,0 +1,94 @@
+"""Request middleware: problem+json for every error, bearer-key authentication.
+
+Every error leaves as ``application/problem+json`` with the catalog's fields and an
+``x-should-retry`` header, which the Oz SDK obeys instead of guessing from the status.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+
+from bots.api.context import KEY_USE, PRINCIPAL, in_session, is_public, reading
+from core.errors import PROBLEM_CONTENT_TYPE, ErrorCode, OzError
+from core.keys import authenticate, record_use
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def validation_detail(exc: ValidationError) -> str:
+    """One line per problem, naming the field the way the client sent it."""
+    parts = []
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in error["loc"] if p not in ("body",))
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {message}" if loc else message)
+    return "; ".join(parts)
+
+
+def problem_response(error: OzError, request: web.Request, trace_id: str | None = None) -> web.Response:
+    body = error.problem(instance=request.path, trace_id=trace_id)
+    return web.Response(
+        status=error.status,
+        text=json.dumps(body),
+        content_type=PROBLEM_CONTENT_TYPE,
+        headers={"x-should-retry": "true" if error.retryable else "false"},
+    )
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    trace_id = uuid.uuid4().hex
+    try:
+        return await handler(request)
+    except OzError as error:
+        if error.entry.platform:
+            log.warning("api.platform_error", path=request.path, code=error.code.value, trace_id=trace_id)
+        return problem_response(error, request, trace_id if error.entry.platform else None)
+    except ValidationError as exc:
+        return problem_response(OzError(ErrorCode.INVALID_REQUEST, validation_detail(exc)), request)
+    except web.HTTPNotFound:
+        return problem_response(OzError(ErrorCode.RESOURCE_NOT_FOUND, f"no route {request.path}"), request)
+    except web.HTTPMethodNotAllowed as exc:
+        detail = f"{request.method} is not allowed on {request.path}; use {', '.join(sorted(exc.allowed_methods))}"
+        return problem_response(OzError(ErrorCode.OPERATION_NOT_SUPPORTED, detail), request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("api.unhandled_error", path=request.path, method=request.method, trace_id=trace_id)
+        return problem_response(OzError(ErrorCode.INTERNAL_ERROR), request, trace_id)
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith("/api/v1/") and not is_public(request.match_info.handler):
+        who = request[PRINCIPAL] = await reading(request, authenticate, bearer_token(request))
+        if who.key_uid and request.app[KEY_USE].due(who.key_uid):
+            await in_session(request, record_use, who.key_uid)
+    return await handler(request)
+
+
+async def read_json(request: web.Request) -> dict:
+    """The JSON object body, or ``invalid_request`` saying what is wrong with it."""
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise OzError(ErrorCode.INVALID_REQUEST, "the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise OzError(ErrorCode.INVALID_REQUEST, "the request body must be a JSON object")
+    return body

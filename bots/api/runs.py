@@ -1,0 +1,83 @@
+"""``/api/v1/agent/runs``: create, list, retrieve, cancel, follow up."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from multidict import MultiMapping
+from sqlalchemy.orm import Session
+
+from bots.api.context import QUEUE, STORE, blocking, principal, reading
+from bots.api.middleware import read_json
+from core import run_listing, runs
+from core.models import Principal, RunSourceType
+from core.models.wire import FollowupRequest, RunAgentRequest, RunAgentResponse, RunItem, RunListQuery
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def json_response(model: object, status: int = 200) -> web.Response:
+    return web.json_response(model.wire(), status=status)  # type: ignore[attr-defined]
+
+
+async def create_run(request: web.Request) -> web.Response:
+    body = RunAgentRequest.model_validate(await read_json(request))
+    created = await blocking(
+        request,
+        runs.create,
+        request.app[STORE],
+        request.app[QUEUE],
+        principal(request),
+        body,
+        source=RunSourceType.API,
+        idempotency_key=request.headers.get(IDEMPOTENCY_HEADER),
+    )
+    run = created.run
+    response = RunAgentResponse(
+        run_id=run.run_id, task_id=run.run_id, state=run.state, at_capacity=not created.enqueued
+    )
+    return json_response(response, status=200)
+
+
+def list_query(params: MultiMapping[str]) -> RunListQuery:
+    """Repeated ``state`` values and ``metadata[key]=value`` pairs, as the SDK encodes them."""
+    data: dict[str, object] = {}
+    metadata: dict[str, str] = {}
+    for key in set(params.keys()):
+        if key.startswith("metadata[") and key.endswith("]"):
+            metadata[key[len("metadata[") : -1]] = params[key]
+        elif key in ("state", "state[]"):
+            data["state"] = [v for value in params.getall(key) for v in value.split(",") if v]
+        else:
+            data[key] = params[key]
+    data["metadata"] = metadata
+    return RunListQuery.model_validate(data)
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    query = list_query(request.query)
+    return json_response(await reading(request, run_listing.list_runs, principal(request), query))
+
+
+def _retrieve(session: Session, who: Principal, run_id: str) -> RunItem:
+    return run_listing.render_item(session, runs.visible_run(session, who, run_id))
+
+
+async def get_run(request: web.Request) -> web.Response:
+    run_id = request.match_info["run_id"]
+    return json_response(await reading(request, _retrieve, principal(request), run_id))
+
+
+async def cancel_run(request: web.Request) -> web.Response:
+    run_id = request.match_info["run_id"]
+    run = await blocking(request, runs.cancel, request.app[STORE], request.app[QUEUE], principal(request), run_id)
+    # The SDK types the answer as a bare string: the id of the cancelled run.
+    return web.Response(text=run.run_id, content_type="text/plain")
+
+
+async def submit_followup(request: web.Request) -> web.Response:
+    run_id = request.match_info["run_id"]
+    body = FollowupRequest.model_validate(await read_json(request))
+    run = await blocking(
+        request, runs.followup, request.app[STORE], request.app[QUEUE], principal(request), run_id, body
+    )
+    return web.json_response({"run_id": run.run_id, "state": run.state.value})

@@ -1,0 +1,164 @@
+"""Operator commands: accounts, API keys, environments (flags as in the Oz CLI)."""
+
+from __future__ import annotations
+
+import click
+
+from cli.output import emit
+from cli.session import acting_principal, email_option, store_session
+from core import accounts, environments, keys
+from core.models import Environment
+from core.models.domain import KEY_EXPIRIES
+
+ENV_COLUMNS = ("uid", "name", "docker_image", "repos", "setup_commands", "description")
+
+
+@click.group()
+def account() -> None:
+    """People and their teams."""
+
+
+@account.command("create")
+@click.option("--email", required=True)
+@click.option("--team", "team_name", default=None, help="Team to join (created if new); default: a team of one.")
+@click.option("--name", "display_name", default=None, help="Display name.")
+@click.pass_obj
+def account_create(ctx, email: str, team_name: str | None, display_name: str | None) -> None:
+    with store_session(ctx.settings) as session:
+        created = accounts.create_account(session, email, team_name, display_name)
+        team = accounts.team_by_uid(session, created.team_uid)
+    emit({**created.model_dump(mode="json"), "team": team.name}, ctx.output_format, ("uid", "email", "team"))
+
+
+@click.group()
+def key() -> None:
+    """API keys (personal, or for a cloud agent)."""
+
+
+@key.command("create")
+@click.option("--email", required=True, help="The person the key belongs to (or who creates the agent key).")
+@click.option("--name", required=True)
+@click.option("--agent", "agent_uid", default=None, help="Cloud agent uid: makes an agent key.")
+@click.option("--expires", type=click.Choice(list(KEY_EXPIRIES)), default="90d", show_default=True)
+@click.pass_obj
+def key_create(ctx, email: str, name: str, agent_uid: str | None, expires: str) -> None:
+    with store_session(ctx.settings) as session:
+        owner = accounts.account_by_email(session, email)
+        record, raw = keys.create_key(session, owner, name, agent_uid=agent_uid, expires=expires)
+    if ctx.output_format == "pretty":
+        click.echo(
+            f"Created {record.kind.value} key {record.name!r} ({record.uid}), expires "
+            f"{record.expires_at.isoformat() if record.expires_at else 'never'}.",
+            err=True,
+        )
+        click.echo("Copy it now; it is not shown again:", err=True)
+        click.echo(raw)
+        return
+    emit({**record.model_dump(mode="json"), "key": raw}, ctx.output_format, ("key",))
+
+
+@click.group()
+def environment() -> None:
+    """Environments: docker image, repos and setup commands runs execute in."""
+
+
+def _env_view(env: Environment) -> dict:
+    data = env.model_dump(mode="json")
+    data["repos"] = [str(r) for r in env.repos]
+    return data
+
+
+@environment.command("create")
+@click.option("--name", "-n", required=True)
+@click.option("--docker-image", "-d", required=True)
+@click.option("--repo", "-r", "repos", multiple=True, help="owner/repo[@branch]; repeat for more.")
+@click.option("--setup-command", "-c", "setup_commands", multiple=True, help="Runs in the order given; repeatable.")
+@click.option("--description", default=None, help="At most 240 characters.")
+@click.option("--working-dir", default=None, help="Directory the agent starts in (must exist in the container).")
+@email_option
+@click.pass_obj
+def environment_create(ctx, name, docker_image, repos, setup_commands, description, working_dir, email) -> None:
+    with store_session(ctx.settings) as session:
+        env = environments.create_environment(
+            session,
+            acting_principal(session, email),
+            name=name,
+            docker_image=docker_image,
+            repos=list(repos),
+            setup_commands=list(setup_commands),
+            description=description,
+            working_dir=working_dir,
+        )
+    emit(_env_view(env), ctx.output_format, ("uid",))
+
+
+@environment.command("list")
+@email_option
+@click.pass_obj
+def environment_list(ctx, email: str | None) -> None:
+    with store_session(ctx.settings) as session:
+        envs = environments.list_environments(session, acting_principal(session, email).team_uid)
+    emit([_env_view(e) for e in envs], ctx.output_format, ENV_COLUMNS[:4])
+
+
+@environment.command("get")
+@click.argument("uid")
+@email_option
+@click.pass_obj
+def environment_get(ctx, uid: str, email: str | None) -> None:
+    with store_session(ctx.settings) as session:
+        env = environments.get_environment(session, acting_principal(session, email).team_uid, uid)
+    emit(_env_view(env), ctx.output_format, ENV_COLUMNS)
+
+
+@environment.command("update")
+@click.argument("uid")
+@click.option("--name", "-n", default=None)
+@click.option("--docker-image", "-d", default=None)
+@click.option("--repo", "-r", "repos", multiple=True, help="Add (or re-branch) a repo.")
+@click.option("--remove-repo", "remove_repos", multiple=True)
+@click.option("--setup-command", "-c", "setup_commands", multiple=True, help="Append a setup command.")
+@click.option("--remove-setup-command", "remove_setup_commands", multiple=True, help="Must match exactly.")
+@click.option("--description", default=None, help="Empty string clears it.")
+@click.option("--working-dir", default=None)
+@email_option
+@click.pass_obj
+def environment_update(
+    ctx,
+    uid,
+    name,
+    docker_image,
+    repos,
+    remove_repos,
+    setup_commands,
+    remove_setup_commands,
+    description,
+    working_dir,
+    email,
+) -> None:
+    with store_session(ctx.settings) as session:
+        env = environments.update_environment(
+            session,
+            acting_principal(session, email),
+            uid,
+            name=name,
+            docker_image=docker_image,
+            description=description,
+            working_dir=working_dir,
+            add_repos=list(repos),
+            remove_repos=list(remove_repos),
+            add_setup_commands=list(setup_commands),
+            remove_setup_commands=list(remove_setup_commands),
+        )
+    emit(_env_view(env), ctx.output_format, ENV_COLUMNS)
+
+
+@environment.command("delete")
+@click.argument("uid")
+@click.option("--force", is_flag=True, help="Delete even while unfinished runs use it.")
+@email_option
+@click.pass_obj
+def environment_delete(ctx, uid: str, force: bool, email: str | None) -> None:
+    with store_session(ctx.settings) as session:
+        environments.delete_environment(session, acting_principal(session, email), uid, force=force)
+    emit({"uid": uid, "deleted": True}, ctx.output_format, ("uid",))

@@ -1,0 +1,172 @@
+"""``oz-gateway``: the composition root.  Each process command wires ``bots``, ``core`` and
+``runner`` together; nothing below this layer knows about the others' concrete parts."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import click
+
+from cli.output import FORMATS
+from core.errors import OzError
+from core.logs import configure_logging
+from core.settings import Settings, get_settings
+
+
+class Context:
+    def __init__(self, output_format: str) -> None:
+        self.output_format = output_format
+        self.settings = get_settings()
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+class OzGroup(click.Group):
+    """Turns an :class:`OzError` from any command into a one-line message and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except OzError as error:
+            raise click.ClickException(f"{error.code.value}: {error.message}") from None
+
+
+@click.group(cls=OzGroup)
+@click.option(
+    "--output-format", type=click.Choice(FORMATS), default="pretty", show_default=True, help="How to print results."
+)
+@click.pass_context
+def main(ctx: click.Context, output_format: str) -> None:
+    """Self-hosted gateway for Oz-compatible cloud agent runs."""
+    configure_logging(os.environ.get("OZGW_LOG_LEVEL", "INFO"))
+    ctx.obj = Context(output_format)
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to listen on (default OZGW_HOST or 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default OZGW_PORT or 8080).")
+@pass_ctx
+def serve(ctx: Context, host: str | None, port: int | None) -> None:
+    """Run the web process: the REST API (and later the Slack, Linear and GitHub webhooks)."""
+    from aiohttp import web
+
+    from bots.api.app import create_app
+
+    settings = ctx.settings.model_copy(update={k: v for k, v in (("host", host), ("port", port)) if v is not None})
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty (for tests and one-off catch-up).")
+@pass_ctx
+def worker(ctx: Context, burst: bool) -> None:
+    """Run an RQ worker that executes queued runs; sweeps orphaned runs at start-up."""
+    from rq import Worker
+
+    from bots.schedule.sweeper import sweep_once
+    from core.queue import RunQueue, connect
+    from core.store import Store
+
+    settings = ctx.settings
+    store = Store(settings.effective_database_url)
+    store.migrate()
+    queue = RunQueue(connect(_redis_url(settings)), settings.queue_name, settings.max_runtime_seconds)
+    sweep_once(store, queue, settings.orphan_grace_seconds)
+    store.dispose()  # the work horses open their own engine after the fork
+    Worker([queue.queue], connection=queue.connection).work(burst=burst, logging_level="INFO")
+
+
+@main.command()
+@pass_ctx
+def scheduler(ctx: Context) -> None:
+    """Run the periodic sweeps (re-enqueue accepted runs whose job was lost)."""
+    from bots.schedule.sweeper import sweep_forever
+    from core.queue import RunQueue, connect
+    from core.store import Store
+
+    settings = ctx.settings
+    store = Store(settings.effective_database_url)
+    store.migrate()
+    queue = RunQueue(connect(_redis_url(settings)), settings.queue_name, settings.max_runtime_seconds)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        sweep_forever(store, queue, settings.sweep_interval_seconds, settings.orphan_grace_seconds, stop)
+
+
+@main.command()
+@click.option("--port", type=int, default=None, help="Port for the API (default OZGW_PORT or 8080).")
+@pass_ctx
+def up(ctx: Context, port: int | None) -> None:
+    """Run everything on one machine: store migrations, a private Redis if none is configured,
+    then the web, worker and scheduler processes until interrupted."""
+    from cli.services import start_private_redis
+    from core.store import Store
+
+    settings = ctx.settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, OZGW_DATA_DIR=str(settings.data_dir.resolve()))
+    children: list[subprocess.Popen] = []
+    if not settings.redis_url:
+        redis_process, url = start_private_redis(settings.data_dir)
+        children.append(redis_process)
+        env["OZGW_REDIS_URL"] = url
+    if port is not None:
+        env["OZGW_PORT"] = str(port)
+    settings.signing_key()  # generate the shared key once, before three processes race for it
+    Store(settings.effective_database_url).migrate()
+    command = [sys.executable, "-m", "cli"]
+    for name in ("serve", "worker", "scheduler"):
+        children.append(subprocess.Popen([*command, name], env=env))
+    api = f"http://{settings.host}:{port or settings.port}/api/v1"
+    click.echo(f"oz-gateway is up: API at {api} (store {settings.effective_database_url})", err=True)
+    click.echo(
+        "Create a person and a key:  oz-gateway account create --email you@example.com && "
+        "oz-gateway key create --email you@example.com --name laptop",
+        err=True,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.is_set():
+            if any(c.poll() is not None for c in children):
+                click.echo("a gateway process exited; stopping the others", err=True)
+                break
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def _redis_url(settings: Settings) -> str:
+    return settings.redis_url or "redis://127.0.0.1:6379/0"
+
+
+def _register_commands() -> None:
+    from cli import admin, run_commands
+
+    main.add_command(admin.account)
+    main.add_command(admin.key)
+    main.add_command(admin.environment)
+    main.add_command(run_commands.run)
+
+
+_register_commands()

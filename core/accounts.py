@@ -1,0 +1,74 @@
+"""Teams and the people in them.
+
+A team is created with its default cloud agent in the same transaction: the reference
+promises every team has one, so no code path may observe a team without it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.errors import ErrorCode, OzError, invalid, not_found
+from core.ids import new_uid
+from core.models import Account, Team
+from core.store.tables import AccountRow, AgentRow, TeamRow, utcnow
+
+DEFAULT_AGENT_NAME = "Default agent"
+
+
+def get_or_create_team(session: Session, name: str) -> Team:
+    row = session.scalar(select(TeamRow).where(TeamRow.name == name))
+    if row is None:
+        now = utcnow()
+        row = TeamRow(uid=new_uid(), name=name, created_at=now)
+        session.add(row)
+        session.flush()  # no ORM relationships: the team row must exist before its agent
+        session.add(
+            AgentRow(
+                uid=new_uid(),
+                team_uid=row.uid,
+                name=DEFAULT_AGENT_NAME,
+                is_default=True,
+                settings={},
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        session.flush()
+    return Team.model_validate(row)
+
+
+def create_account(
+    session: Session, email: str, team_name: str | None = None, display_name: str | None = None
+) -> Account:
+    """Create a person; without a team name each person gets a team of their own."""
+    email = email.strip().lower()
+    if "@" not in email or email.startswith("@") or email.endswith("@"):
+        raise invalid(f"{email!r} is not an email address")
+    if session.scalar(select(AccountRow).where(AccountRow.email == email)) is not None:
+        raise OzError(ErrorCode.CONFLICT, f"an account with email {email} already exists")
+    team = get_or_create_team(session, team_name or f"{email}'s team")
+    row = AccountRow(uid=new_uid(), email=email, display_name=display_name, team_uid=team.uid, created_at=utcnow())
+    session.add(row)
+    session.flush()
+    return Account.model_validate(row)
+
+
+def account_by_email(session: Session, email: str) -> Account:
+    row = session.scalar(select(AccountRow).where(AccountRow.email == email.strip().lower()))
+    if row is None:
+        raise not_found("account", email)
+    return Account.model_validate(row)
+
+
+def account_by_uid(session: Session, uid: str) -> Account | None:
+    row = session.get(AccountRow, uid)
+    return None if row is None else Account.model_validate(row)
+
+
+def team_by_uid(session: Session, uid: str) -> Team:
+    row = session.get(TeamRow, uid)
+    if row is None:
+        raise not_found("team", uid)
+    return Team.model_validate(row)

@@ -1,0 +1,169 @@
+"""Cloud agents (agent identities): the service accounts runs execute as.
+
+Availability is derived, never stored: the default agent and the oldest agents up to the
+plan limit are available, the rest are listed but unusable.  Deriving it means a changed
+limit takes effect at once, as the reference describes for a downgraded team.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core.errors import ErrorCode, OzError, not_found
+from core.ids import new_uid
+from core.models import AgentIdentity, Principal
+from core.models.wire import AgentCreateRequest, AgentResponse, AgentUpdateRequest
+from core.settings import get_settings
+from core.store.tables import AgentRow, ApiKeyRow, EnvironmentRow, utcnow
+
+# Fields kept in the row's JSON ``settings`` rather than in columns of their own.
+_SETTINGS_FIELDS = (
+    "agent_type",
+    "credential_strategy",
+    "default_runner_uid",
+    "harness",
+    "mcp_servers",
+    "secrets",
+    "skills",
+    "worker_host",
+)
+_COLUMN_FIELDS = ("name", "description", "prompt", "base_model", "base_harness", "environment_id")
+
+
+def _live_rows(session: Session, team_uid: str) -> list[AgentRow]:
+    stmt = (
+        select(AgentRow)
+        .where(AgentRow.team_uid == team_uid, AgentRow.deleted_at.is_(None))
+        .order_by(AgentRow.is_default.desc(), AgentRow.created_at, AgentRow.uid)
+    )
+    return list(session.scalars(stmt))
+
+
+def list_agents(session: Session, team_uid: str) -> list[AgentIdentity]:
+    limit = get_settings().agent_limit
+    return [
+        AgentIdentity.model_validate(row).model_copy(update={"available": i < limit})
+        for i, row in enumerate(_live_rows(session, team_uid))
+    ]
+
+
+def get_agent(session: Session, team_uid: str, uid: str) -> AgentIdentity:
+    for agent in list_agents(session, team_uid):
+        if agent.uid == uid:
+            return agent
+    raise not_found("agent", uid)
+
+
+def default_agent(session: Session, team_uid: str) -> AgentIdentity:
+    return next(a for a in list_agents(session, team_uid) if a.is_default)
+
+
+def _require_human(principal: Principal) -> None:
+    if not principal.is_human:
+        raise OzError(
+            ErrorCode.NOT_AUTHORIZED, "only people can create, update or delete cloud agents, not an agent key"
+        )
+
+
+def _check_environment(session: Session, team_uid: str, environment_id: str | None) -> None:
+    if environment_id:
+        env = session.get(EnvironmentRow, environment_id)
+        if env is None or env.team_uid != team_uid or env.deleted_at is not None:
+            raise not_found("environment", environment_id)
+
+
+def _apply(row: AgentRow, fields: dict) -> None:
+    settings = dict(row.settings or {})
+    for key, value in fields.items():
+        if key in _COLUMN_FIELDS:
+            setattr(row, key, value or None)
+        elif key == "on_behalf_of_enabled":
+            row.on_behalf_of_enabled = bool(value)
+        elif key in _SETTINGS_FIELDS:
+            if value in (None, "", [], {}):
+                settings.pop(key, None)
+            else:
+                settings[key] = value
+    row.settings = settings
+
+
+def create_agent(session: Session, principal: Principal, request: AgentCreateRequest) -> AgentIdentity:
+    _require_human(principal)
+    live = _live_rows(session, principal.team_uid)
+    limit = get_settings().agent_limit
+    if len(live) >= limit:
+        raise OzError(
+            ErrorCode.FEATURE_NOT_AVAILABLE,
+            f"your plan allows {limit} cloud agents and the team already has {len(live)}",
+        )
+    _check_environment(session, principal.team_uid, request.environment_id)
+    now = utcnow()
+    row = AgentRow(
+        uid=new_uid(), team_uid=principal.team_uid, is_default=False, settings={}, created_at=now, updated_at=now
+    )
+    _apply(row, request.model_dump(mode="json", exclude_none=True))
+    session.add(row)
+    session.flush()
+    return get_agent(session, principal.team_uid, row.uid)
+
+
+def update_agent(session: Session, principal: Principal, uid: str, request: AgentUpdateRequest) -> AgentIdentity:
+    _require_human(principal)
+    agent = get_agent(session, principal.team_uid, uid)
+    if not agent.available:
+        raise OzError(
+            ErrorCode.FEATURE_NOT_AVAILABLE, f"cloud agent {agent.name!r} is over the plan limit and cannot be edited"
+        )
+    fields = request.model_dump(mode="json", exclude_unset=True)
+    fields = {k: v for k, v in fields.items() if v is not None}  # null means "leave unchanged"
+    _check_environment(session, principal.team_uid, fields.get("environment_id"))
+    row = session.get(AgentRow, uid)
+    assert row is not None
+    _apply(row, fields)
+    row.updated_at = utcnow()
+    session.flush()
+    return get_agent(session, principal.team_uid, uid)
+
+
+def delete_agent(session: Session, principal: Principal, uid: str) -> None:
+    """Soft-delete the agent and revoke every key bound to it."""
+    _require_human(principal)
+    agent = get_agent(session, principal.team_uid, uid)
+    if agent.is_default:
+        raise OzError(ErrorCode.OPERATION_NOT_SUPPORTED, "the team's default cloud agent cannot be deleted")
+    row = session.get(AgentRow, uid)
+    assert row is not None
+    now = utcnow()
+    row.deleted_at = now
+    session.execute(
+        update(ApiKeyRow).where(ApiKeyRow.agent_uid == uid, ApiKeyRow.revoked_at.is_(None)).values(revoked_at=now)
+    )
+
+
+def to_response(agent: AgentIdentity) -> AgentResponse:
+    settings = agent.settings
+    return AgentResponse.model_validate(
+        {
+            "available": agent.available,
+            "created_at": agent.created_at,
+            "updated_at": agent.updated_at,
+            "uid": agent.uid,
+            "name": agent.name,
+            "description": agent.description,
+            "prompt": agent.prompt,
+            "base_model": agent.base_model,
+            "base_harness": agent.base_harness,
+            "environment_id": agent.environment_id,
+            "on_behalf_of_enabled": agent.on_behalf_of_enabled,
+            "default_runner_uid": settings.get("default_runner_uid", ""),
+            "memory": {},
+            "secrets": settings.get("secrets", []),
+            "skills": settings.get("skills", []),
+            "agent_type": settings.get("agent_type") or ("CUSTOM" if not agent.is_default else None),
+            "credential_strategy": settings.get("credential_strategy"),
+            "harness": settings.get("harness"),
+            "mcp_servers": settings.get("mcp_servers"),
+            "worker_host": settings.get("worker_host"),
+        }
+    )

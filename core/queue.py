@@ -1,0 +1,112 @@
+"""The run queue: one RQ job per run, job id = run id.
+
+Redis holds the queue, never the only copy of a run: a run is committed to the store
+before it is enqueued, and :func:`requeue_orphans` re-enqueues any QUEUED run whose job
+is missing (Redis was down at create time, or lost its data).  ``runner.job.execute_run``
+claims a run with a compare-and-set, so a job delivered twice executes once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import redis
+import structlog
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job, JobStatus
+from sqlalchemy import select
+
+from core.store import Store, utcnow
+from core.store.tables import RunRow
+
+log = structlog.get_logger(__name__)
+
+EXECUTE_RUN = "runner.job.execute_run"
+_LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+ORPHAN_GRACE = timedelta(seconds=5)
+"""A QUEUED run younger than this may still be on its way into Redis from ``create``."""
+
+
+def connect(url: str) -> redis.Redis:
+    """A Redis client that fails fast: an outage must not hold an API request for long."""
+    return redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=5.0, health_check_interval=30)
+
+
+class RunQueue:
+    def __init__(self, connection: redis.Redis, name: str = "oz-runs", job_timeout: int = 3600) -> None:
+        self.connection = connection
+        self.queue = Queue(name, connection=connection)
+        self.job_timeout = job_timeout
+
+    def enqueue(self, run_id: str) -> bool:
+        """Enqueue the run's job; False (logged, not raised) when Redis cannot be reached."""
+        try:
+            self.queue.enqueue_call(
+                EXECUTE_RUN,
+                args=(run_id,),
+                job_id=run_id,
+                timeout=self.job_timeout + 120,  # the runner enforces the run's own limit first
+                result_ttl=24 * 3600,
+                failure_ttl=7 * 24 * 3600,
+                description=f"run {run_id}",
+            )
+        except RedisError as exc:
+            log.warning("queue.enqueue_deferred", run_id=run_id, reason=type(exc).__name__)
+            return False
+        return True
+
+    def has_live_job(self, run_id: str) -> bool:
+        try:
+            status = Job.fetch(run_id, connection=self.connection).get_status(refresh=False)
+        except NoSuchJobError:
+            return False
+        return status in _LIVE_STATUSES
+
+    def cancel(self, run_id: str) -> None:
+        """Drop a waiting job or stop a running one; best effort, the store already says CANCELLED."""
+        try:
+            job = Job.fetch(run_id, connection=self.connection)
+            status = job.get_status(refresh=False)
+            if status == JobStatus.STARTED:
+                send_stop_job_command(self.connection, run_id)
+            elif status in _LIVE_STATUSES:
+                job.cancel()
+        except (NoSuchJobError, InvalidJobOperation):
+            return
+        except RedisError as exc:
+            log.warning("queue.cancel_failed", run_id=run_id, reason=type(exc).__name__)
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.connection.ping())
+        except RedisError:
+            return False
+
+
+def requeue_orphans(store: Store, queue: RunQueue, *, grace: timedelta = ORPHAN_GRACE) -> list[str]:
+    """Enqueue every QUEUED run that has no live job; returns the run ids it enqueued."""
+    cutoff = utcnow() - grace
+    with store.session() as session:
+        run_ids = list(
+            session.scalars(
+                select(RunRow.run_id)
+                .where(RunRow.state == "QUEUED", RunRow.updated_at <= cutoff)
+                .order_by(RunRow.created_at)
+            )
+        )
+    enqueued = []
+    for run_id in run_ids:
+        try:
+            if queue.has_live_job(run_id):
+                continue
+        except RedisError:
+            log.warning("queue.sweep_stopped", reason="redis unreachable", remaining=len(run_ids) - len(enqueued))
+            break
+        if queue.enqueue(run_id):
+            enqueued.append(run_id)
+    if enqueued:
+        log.info("queue.requeued_orphans", count=len(enqueued), run_ids=enqueued)
+    return enqueued

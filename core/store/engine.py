@@ -1,0 +1,107 @@
+"""Opening the store: engine, per-dialect connection setup, and Alembic migrations."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+READONLY = "oz_readonly"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers in other processes go on while one writes; busy_timeout turns
+    cross-process contention into waiting; foreign keys are off by default in SQLite.
+    pysqlite's own implicit BEGIN is switched off so :func:`_sqlite_begin` decides."""
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    """Writers take the write lock when the transaction starts, not at its first write.
+
+    A deferred transaction that reads and then writes can find the lock taken and fail
+    (or back off for a long time in SQLite's busy handler); taking it up front makes every
+    writer wait its turn at BEGIN and then proceed to the end.  Read-only sessions begin
+    deferred and, under WAL, never wait for a writer.
+    """
+    readonly = connection.get_execution_options().get(READONLY, False)
+    connection.exec_driver_sql("BEGIN DEFERRED" if readonly else "BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=8,
+            max_overflow=24,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    # No pre-ping (a round trip per checkout); a dropped connection is invalidated on error
+    # and recycled connections cap how long a stale one can linger.
+    return create_engine(parsed, pool_size=16, max_overflow=32, pool_recycle=1800)
+
+
+def alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+class Store:
+    """The engine and a session factory; every unit of work is one ``with store.session()``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self.engine.execution_options(**{READONLY: True}), expire_on_commit=False)
+        # SQLite has one writer at a time: queue this process's transactions on a lock rather
+        # than in SQLite's busy handler, whose growing sleeps make a long latency tail.
+        self._serial = threading.Lock() if self.dialect == "sqlite" else nullcontext()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision (idempotent)."""
+        command.upgrade(alembic_config(self.engine), "head")
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        with self._serial, self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def reader(self) -> Iterator[Session]:
+        """A transaction that only reads: on SQLite it neither takes nor waits for the write lock."""
+        with self._read_sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()

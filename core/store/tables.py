@@ -1,0 +1,217 @@
+"""SQLAlchemy tables of the store.  Alembic migrations in ``migrations/`` create them.
+
+Times are stored as naive UTC (:class:`UTCDateTime`) so SQLite and PostgreSQL compare and
+sort them the same way, which cursor pagination depends on.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, naive UTC on disk."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use timezone-aware UTC")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict: JSON, list: JSON}
+
+
+class TeamRow(Base):
+    __tablename__ = "teams"
+    uid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime]
+
+
+class AccountRow(Base):
+    __tablename__ = "accounts"
+    uid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    team_uid: Mapped[str] = mapped_column(ForeignKey("teams.uid"), index=True)
+    created_at: Mapped[datetime]
+
+
+class AgentRow(Base):
+    __tablename__ = "agent_identities"
+    uid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    team_uid: Mapped[str] = mapped_column(ForeignKey("teams.uid"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    prompt: Mapped[str | None] = mapped_column(Text)
+    base_model: Mapped[str | None] = mapped_column(String(200))
+    base_harness: Mapped[str | None] = mapped_column(String(50))
+    environment_id: Mapped[str | None] = mapped_column(String(32))
+    on_behalf_of_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None]
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+    uid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    team_uid: Mapped[str] = mapped_column(ForeignKey("teams.uid"))
+    account_uid: Mapped[str] = mapped_column(ForeignKey("accounts.uid"))
+    agent_uid: Mapped[str | None] = mapped_column(ForeignKey("agent_identities.uid"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+
+
+class EnvironmentRow(Base):
+    __tablename__ = "environments"
+    uid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    team_uid: Mapped[str] = mapped_column(ForeignKey("teams.uid"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    docker_image: Mapped[str] = mapped_column(String(500))
+    repos: Mapped[list] = mapped_column(JSON, default=list)
+    setup_commands: Mapped[list] = mapped_column(JSON, default=list)
+    working_dir: Mapped[str | None] = mapped_column(String(500))
+    description: Mapped[str | None] = mapped_column(String(240))
+    creator_uid: Mapped[str | None] = mapped_column(String(32))
+    last_editor_uid: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None]
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+    run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    team_uid: Mapped[str] = mapped_column(ForeignKey("teams.uid"))
+    scope_type: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(String(300))
+    prompt: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(32))
+    creator_kind: Mapped[str] = mapped_column(String(16))
+    creator_uid: Mapped[str] = mapped_column(String(32))
+    executor_kind: Mapped[str] = mapped_column(String(16))
+    executor_uid: Mapped[str] = mapped_column(String(32))
+    agent_uid: Mapped[str | None] = mapped_column(String(32))
+    environment_id: Mapped[str | None] = mapped_column(String(32))
+    config_name: Mapped[str | None] = mapped_column(String(200))
+    model_id: Mapped[str | None] = mapped_column(String(200))
+    skill_spec: Mapped[str | None] = mapped_column(String(500))
+    skill_sort: Mapped[str] = mapped_column(String(501))
+    """``"0" + skill_spec`` or ``"1"``: the ``agent`` sort order with skill-less runs last."""
+    config: Mapped[dict] = mapped_column(JSON, default=dict)
+    run_metadata: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
+    conversation_id: Mapped[str] = mapped_column(String(36), index=True)
+    parent_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    mode: Mapped[str] = mapped_column(String(16), default="normal")
+    interactive: Mapped[bool] = mapped_column(Boolean, default=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    origin: Mapped[dict | None] = mapped_column(JSON)
+    trigger_url: Mapped[str | None] = mapped_column(String(2000))
+    status_message: Mapped[dict | None] = mapped_column(JSON)
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    session_link: Mapped[str | None] = mapped_column(String(2000))
+    execution_location: Mapped[str] = mapped_column(String(8), default="REMOTE")
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    run_time_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    execution_started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("team_uid", "idempotency_key", name="uq_runs_team_idempotency"),
+        # One index per list filter, each led by the team (every query is team-scoped) and
+        # ending in the default sort key so a filtered page is an index range scan.
+        Index("ix_runs_team_updated", "team_uid", "updated_at", "run_id"),
+        Index("ix_runs_team_created", "team_uid", "created_at", "run_id"),
+        Index("ix_runs_team_state_updated", "team_uid", "state", "updated_at"),
+        Index("ix_runs_team_name", "team_uid", "config_name", "updated_at"),
+        Index("ix_runs_team_model", "team_uid", "model_id", "updated_at"),
+        Index("ix_runs_team_creator", "team_uid", "creator_uid", "updated_at"),
+        Index("ix_runs_team_executor", "team_uid", "executor_uid", "updated_at"),
+        Index("ix_runs_team_source", "team_uid", "source", "updated_at"),
+        Index("ix_runs_team_environment", "team_uid", "environment_id", "updated_at"),
+        Index("ix_runs_state_updated", "state", "updated_at"),
+    )
+
+
+class RunMetadataRow(Base):
+    """Metadata pairs again, one row each, so ``metadata[k]=v`` filters use an index."""
+
+    __tablename__ = "run_metadata"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+    __table_args__ = (Index("ix_run_metadata_kv", "key", "value"),)
+
+
+class RunFollowupRow(Base):
+    __tablename__ = "run_followups"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"), index=True)
+    message: Mapped[str] = mapped_column(Text)
+    mode: Mapped[str] = mapped_column(String(16), default="normal")
+    author_uid: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+
+class RunAttachmentRow(Base):
+    __tablename__ = "run_attachments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"), index=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    mime_type: Mapped[str] = mapped_column(String(100))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ArtifactRow(Base):
+    __tablename__ = "artifacts"
+    uid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"), index=True)
+    artifact_type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+    __table_args__ = (Index("ix_artifacts_run_type", "run_id", "artifact_type"),)

@@ -1,0 +1,141 @@
+"""The ``oz-gateway`` command line, run as a user runs it: a subprocess on a fresh data dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REDIS_URL
+
+
+class Cli:
+    def __init__(self, data_dir: Path) -> None:
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("OZGW_") and k != "WARP_API_KEY"}
+        self.env.update(
+            OZGW_DATA_DIR=str(data_dir), OZGW_REDIS_URL=REDIS_URL, OZGW_QUEUE_NAME=f"oz-cli-{uuid.uuid4().hex[:8]}"
+        )
+
+    def __call__(self, *args: str, ok: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [sys.executable, "-m", "cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**self.env, **(env or {})},
+        )
+        if ok:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    def json(self, *args: str, **kwargs) -> object:
+        return json.loads(self("--output-format", "json", *args, **kwargs).stdout)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path / "data")
+
+
+def test_account_key_environment_and_run(cli: Cli):
+    cli("account", "create", "--email", "Dev@Example.com", "--team", "acme")
+    shown = cli("key", "create", "--email", "dev@example.com", "--name", "laptop", "--expires", "30d")
+    raw_key = shown.stdout.strip()
+    assert raw_key.startswith("wk-") and len(raw_key) == 43
+    assert "not shown again" in shown.stderr
+
+    env = cli.json(
+        "environment",
+        "create",
+        "--email",
+        "dev@example.com",
+        "-n",
+        "api",
+        "-d",
+        "python:3.12",
+        "-r",
+        "acme/api@main",
+        "-r",
+        "acme/web",
+        "-c",
+        "pip install -e .",
+        "-c",
+        "make db",
+        "--description",
+        "API service",
+    )
+    assert len(env["uid"]) == 22 and env["repos"] == ["acme/api@main", "acme/web"]
+
+    updated = cli.json(
+        "environment",
+        "update",
+        env["uid"],
+        "--email",
+        "dev@example.com",
+        "--remove-repo",
+        "acme/web",
+        "--remove-setup-command",
+        "make db",
+        "-c",
+        "make seed",
+        "--description",
+        "",
+    )
+    assert updated["repos"] == ["acme/api@main"]
+    assert updated["setup_commands"] == ["pip install -e .", "make seed"]
+    assert updated["description"] is None
+    missing = cli(
+        "environment", "update", env["uid"], "--email", "dev@example.com", "--remove-setup-command", "make", ok=False
+    )
+    assert missing.returncode == 1 and "must match exactly" in missing.stderr
+    too_long = cli(
+        "environment",
+        "create",
+        "--email",
+        "dev@example.com",
+        "-n",
+        "x",
+        "-d",
+        "img",
+        "--description",
+        "d" * 241,
+        ok=False,
+    )
+    assert "invalid_request" in too_long.stderr and "240" in too_long.stderr
+
+    # As the Oz CLI does, a run can be started with the key in WARP_API_KEY.
+    as_key = {"WARP_API_KEY": raw_key}
+    started = cli.json(
+        "run", "--prompt", "Fix the flaky test", "--environment", env["uid"], "--name", "flaky", env=as_key
+    )
+    assert started["state"] == "QUEUED" and started["queued"] is True
+    listed = cli("--output-format", "ndjson", "run", "list", "--state", "QUEUED", env=as_key).stdout.splitlines()
+    assert [json.loads(line)["run_id"] for line in listed] == [started["run_id"]]
+    text = cli("--output-format", "text", "run", "list", env=as_key).stdout
+    assert text.startswith(started["run_id"] + "\tQUEUED\tCLI\tFix the flaky test")
+    got = cli.json("run", "get", started["run_id"], env=as_key)
+    assert got["agent_config"]["name"] == "flaky" and got["source"] == "CLI"
+
+    refused = cli("environment", "delete", env["uid"], "--email", "dev@example.com", ok=False)
+    assert "--force" in refused.stderr
+    cli("environment", "delete", env["uid"], "--email", "dev@example.com", "--force")
+    assert cli.json("environment", "list", "--email", "dev@example.com") == []
+
+
+def test_clear_errors_for_bad_input(cli: Cli):
+    assert "say who is acting" in cli("environment", "list", ok=False).stderr
+    assert "not found" in cli("environment", "list", "--email", "nobody@example.com", ok=False).stderr
+    cli("account", "create", "--email", "a@example.com")
+    duplicate = cli("account", "create", "--email", "a@example.com", ok=False)
+    assert "already exists" in duplicate.stderr
+    bad_key = cli("run", "--prompt", "x", env={"WARP_API_KEY": "wk-nope"}, ok=False)
+    assert "authentication_required" in bad_key.stderr
+    bad_repo = cli(
+        "environment", "create", "--email", "a@example.com", "-n", "x", "-d", "img", "-r", "not a repo", ok=False
+    )
+    assert "owner/repo" in bad_repo.stderr

@@ -1,0 +1,133 @@
+"""Shared fixtures: real SQLite and PostgreSQL stores, real Redis, a live gateway on port 0.
+
+PostgreSQL tests get a database of their own, created in the ``test`` database's cluster
+and dropped afterwards; Redis tests get a queue name of their own.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from oz_agent_sdk import OzAPI
+
+from core.accounts import create_account
+from core.keys import create_key
+from core.models import Account
+from core.queue import RunQueue, connect
+from core.settings import Settings
+from core.store import Store
+from tests.live_server import LiveServer
+
+PG_ADMIN_URL = os.environ.get("OZGW_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("OZGW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """One fresh PostgreSQL database for the session's PostgreSQL-backed tests."""
+    name = f"ozgw_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _fresh_schema(store: Store) -> None:
+    """Drop everything (including Alembic's version table) so each test migrates from zero."""
+    from sqlalchemy import text
+
+    from core.store.tables import Base
+
+    with store.engine.begin() as conn:
+        Base.metadata.drop_all(conn)
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("pg_database")
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    store = Store(database_url)
+    if store.dialect == "postgresql":
+        _fresh_schema(store)
+    store.migrate()
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def redis_client() -> redis.Redis:
+    client = connect(REDIS_URL)
+    client.ping()
+    return client
+
+
+@pytest.fixture
+def queue(redis_client: redis.Redis) -> Iterator[RunQueue]:
+    q = RunQueue(redis_client, f"oz-test-{uuid.uuid4().hex[:8]}", job_timeout=60)
+    yield q
+    q.queue.empty()
+    q.queue.delete(delete_jobs=True)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, queue: RunQueue) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        redis_url=REDIS_URL,
+        queue_name=queue.queue.name,
+        secret_key="test-signing-key-" + uuid.uuid4().hex,
+        agent_limit=3,
+        api_threads=8,
+    )
+
+
+@pytest.fixture
+def gateway(settings: Settings, store: Store, queue: RunQueue) -> Iterator[LiveServer]:
+    from bots.api.app import create_app
+
+    server = LiveServer(create_app(settings, store=store, queue=queue))
+    server.start()
+    yield server
+    server.stop()
+
+
+class Person:
+    """An account with a personal key, and an SDK client that uses it."""
+
+    def __init__(self, account: Account, key: str, base_url: str) -> None:
+        self.account = account
+        self.key = key
+        self.client = OzAPI(api_key=key, base_url=base_url, max_retries=0)
+
+
+@pytest.fixture
+def make_person(store: Store, gateway: LiveServer):
+    def make(email: str | None = None, team: str = "acme", expires: str = "never") -> Person:
+        email = email or f"{uuid.uuid4().hex[:8]}@example.com"
+        with store.session() as session:
+            account = create_account(session, email, team)
+            _record, raw = create_key(session, account, "test", expires=expires)
+        return Person(account, raw, gateway.api_url)
+
+    return make
+
+
+@pytest.fixture
+def alice(make_person) -> Person:
+    return make_person("alice@example.com")
