@@ -66,42 +66,53 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
     web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None)
 
 
+def _sweeps(settings: Settings) -> tuple[list, object]:
+    """The sweeps the worker runs at start-up and the scheduler runs periodically."""
+    from datetime import timedelta
+
+    from core import sweeps
+    from runner.context import WorkerContext
+    from runner.recovery import reap_containers
+
+    ctx = WorkerContext.build(settings)
+    ctx.store.migrate()
+    grace = timedelta(seconds=settings.orphan_grace_seconds)
+    abandoned = timedelta(seconds=settings.abandoned_after_seconds)
+    jobs = [
+        lambda: sweeps.requeue_orphans(ctx.store, ctx.queue, grace=grace),
+        lambda: sweeps.recover_abandoned(ctx.store, ctx.queue, after=abandoned),
+        lambda: reap_containers(ctx),
+    ]
+    return jobs, ctx
+
+
 @main.command()
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty (for tests and one-off catch-up).")
 @pass_ctx
 def worker(ctx: Context, burst: bool) -> None:
-    """Run an RQ worker that executes queued runs; sweeps orphaned runs at start-up."""
+    """Run an RQ worker that executes queued runs; sweeps orphaned runs and containers first."""
     from rq import Worker
 
     from bots.schedule.sweeper import sweep_once
-    from core.queue import RunQueue, connect
-    from core.store import Store
 
-    settings = ctx.settings
-    store = Store(settings.effective_database_url)
-    store.migrate()
-    queue = RunQueue(connect(_redis_url(settings)), settings.queue_name, settings.max_runtime_seconds)
-    sweep_once(store, queue, settings.orphan_grace_seconds)
-    store.dispose()  # the work horses open their own engine after the fork
+    jobs, worker_ctx = _sweeps(ctx.settings)
+    sweep_once(jobs)
+    worker_ctx.store.dispose()  # the work horses open their own engine after the fork
+    queue = worker_ctx.queue
     Worker([queue.queue], connection=queue.connection).work(burst=burst, logging_level="INFO")
 
 
 @main.command()
 @pass_ctx
 def scheduler(ctx: Context) -> None:
-    """Run the periodic sweeps (re-enqueue accepted runs whose job was lost)."""
+    """Run the periodic sweeps: re-enqueue lost jobs, recover runs of dead workers, remove orphan containers."""
     from bots.schedule.sweeper import sweep_forever
-    from core.queue import RunQueue, connect
-    from core.store import Store
 
-    settings = ctx.settings
-    store = Store(settings.effective_database_url)
-    store.migrate()
-    queue = RunQueue(connect(_redis_url(settings)), settings.queue_name, settings.max_runtime_seconds)
+    jobs, _ = _sweeps(ctx.settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):
-        sweep_forever(store, queue, settings.sweep_interval_seconds, settings.orphan_grace_seconds, stop)
+        sweep_forever(jobs, ctx.settings.sweep_interval_seconds, stop)
 
 
 @main.command()

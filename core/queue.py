@@ -1,14 +1,12 @@
 """The run queue: one RQ job per run, job id = run id.
 
 Redis holds the queue, never the only copy of a run: a run is committed to the store
-before it is enqueued, and :func:`requeue_orphans` re-enqueues any QUEUED run whose job
+before it is enqueued, and ``core.sweeps.requeue_orphans`` re-enqueues any QUEUED run whose job
 is missing (Redis was down at create time, or lost its data).  ``runner.job.execute_run``
 claims a run with a compare-and-set, so a job delivered twice executes once.
 """
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 import redis
 import structlog
@@ -17,17 +15,12 @@ from rq import Queue
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import select
 
-from core.store import Store, utcnow
-from core.store.tables import RunRow
 
 log = structlog.get_logger(__name__)
 
 EXECUTE_RUN = "runner.job.execute_run"
 _LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
-ORPHAN_GRACE = timedelta(seconds=5)
-"""A QUEUED run younger than this may still be on its way into Redis from ``create``."""
 
 
 def connect(url: str) -> redis.Redis:
@@ -84,29 +77,3 @@ class RunQueue:
             return bool(self.connection.ping())
         except RedisError:
             return False
-
-
-def requeue_orphans(store: Store, queue: RunQueue, *, grace: timedelta = ORPHAN_GRACE) -> list[str]:
-    """Enqueue every QUEUED run that has no live job; returns the run ids it enqueued."""
-    cutoff = utcnow() - grace
-    with store.session() as session:
-        run_ids = list(
-            session.scalars(
-                select(RunRow.run_id)
-                .where(RunRow.state == "QUEUED", RunRow.updated_at <= cutoff)
-                .order_by(RunRow.created_at)
-            )
-        )
-    enqueued = []
-    for run_id in run_ids:
-        try:
-            if queue.has_live_job(run_id):
-                continue
-        except RedisError:
-            log.warning("queue.sweep_stopped", reason="redis unreachable", remaining=len(run_ids) - len(enqueued))
-            break
-        if queue.enqueue(run_id):
-            enqueued.append(run_id)
-    if enqueued:
-        log.info("queue.requeued_orphans", count=len(enqueued), run_ids=enqueued)
-    return enqueued

@@ -157,13 +157,15 @@ def _profiles(session: Session, runs: Iterable[Run]) -> dict[str, UserProfile]:
 def _artifacts(session: Session, run_ids: list[str]) -> dict[str, list[dict]]:
     by_run: dict[str, list[dict]] = defaultdict(list)
     if run_ids:
-        rows = session.scalars(
-            select(ArtifactRow).where(ArtifactRow.run_id.in_(run_ids)).order_by(ArtifactRow.created_at)
+        rows = session.execute(
+            select(ArtifactRow.uid, ArtifactRow.run_id, ArtifactRow.artifact_type, ArtifactRow.created_at,
+                   ArtifactRow.data)  # not the content: a page must not load every file
+            .where(ArtifactRow.run_id.in_(run_ids))
+            .order_by(ArtifactRow.created_at)
         )
         for row in rows:
-            by_run[row.run_id].append(
-                {"artifact_type": row.artifact_type, "created_at": row.created_at, "data": row.data}
-            )
+            data = {**row.data, "artifact_uid": row.uid} if row.artifact_type == "FILE" else row.data
+            by_run[row.run_id].append({"artifact_type": row.artifact_type, "created_at": row.created_at, "data": data})
     return by_run
 
 

@@ -182,6 +182,19 @@ def _account_for_time(row: RunRow, to: RunState, now: datetime) -> None:
         row.finished_at = now
 
 
+def note_progress(session: Session, run_id: str, message: str) -> None:
+    """Show the latest step on a working run (``status_message``) without changing its state."""
+    session.execute(
+        update(RunRow)
+        .where(RunRow.run_id == run_id, RunRow.state == S.INPROGRESS.value)
+        .values(status_message=StatusMessage(message=message).wire(), updated_at=utcnow())
+    )
+
+
+def heartbeat(session: Session, run_id: str) -> None:
+    session.execute(update(RunRow).where(RunRow.run_id == run_id).values(heartbeat_at=utcnow()))
+
+
 def record_failure(store: Store, run_id: str, error: OzError) -> Run | None:
     """End an active run FAILED or ERROR as the error's catalog entry says.
 
@@ -531,3 +544,12 @@ def pending_followups(session: Session, run_id: str) -> list[RunFollowupRow]:
             .order_by(RunFollowupRow.id)
         )
     )
+
+
+def take_followups(session: Session, run_id: str) -> list[str]:
+    """The follow-up messages not yet given to an execution, marked as given now."""
+    rows = pending_followups(session, run_id)
+    now = utcnow()
+    for row in rows:
+        row.delivered_at = now
+    return [row.message for row in rows]

@@ -6,6 +6,7 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,12 +36,66 @@ class Settings(BaseSettings):
     agent_limit: int = Field(default=5, ge=1)
     """Cloud agents a team may have, the default one included (the plan limit)."""
 
-    max_runtime_seconds: int = Field(default=3600, ge=10)
+    max_runtime_seconds: int = Field(default=3600, ge=1)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
     orphan_grace_seconds: float = Field(default=5.0, ge=0)
     """How old a QUEUED run without a job must be before a sweep enqueues it again."""
     api_threads: int = Field(default=8, ge=1)
     """Worker threads that run blocking store and queue calls for the aiohttp process."""
+
+    # --- runner ---------------------------------------------------------------------------
+    work_dir: Path | None = None
+    """Host directory for run workspaces (cloned on the host, bind-mounted); ``data_dir/workspaces``."""
+
+    default_image: str = "debian:12"
+    """Image for runs without an environment (Oz's "empty environment")."""
+
+    default_harness: Literal["oz", "claude", "codex", "gemini", "command"] = "oz"
+    command_harness: str | None = None
+    """The ``command`` harness's command line (shell words); it gets the prompt in
+    ``$OZ_PROMPT`` and the file ``$OZ_PROMPT_FILE``."""
+
+    command_harness_format: Literal["claude", "codex", "gemini", "text"] = "text"
+    """Which stream format the ``command`` harness prints."""
+
+    container_network: Literal["none", "host", "bridge"] = "bridge"
+    container_memory: str = "4g"
+    container_cpus: float = Field(default=2.0, gt=0)
+    container_pids: int = Field(default=1024, ge=16)
+    container_user: str | None = None
+    pull_images: bool = True
+    """Pull an environment's image when the host lacks it (off where no registry is reachable)."""
+
+    heartbeat_seconds: float = Field(default=5.0, gt=0)
+    abandoned_after_seconds: float = Field(default=60.0, gt=0)
+    """A claimed run whose heartbeat is older than this was abandoned by a dead worker."""
+
+    cancel_poll_seconds: float = Field(default=1.0, gt=0)
+    output_tail_chars: int = 4000
+
+    github_api_url: str = "https://api.github.com"
+    github_clone_url: str = "https://github.com"
+    """Base of clone URLs: ``{github_clone_url}/{owner}/{repo}.git``."""
+
+    github_app_id: str | None = None
+    github_app_private_key: SecretStr | None = None
+    """The GitHub App's PEM private key (or ``@/path/to/key.pem``)."""
+
+    agent_git_name: str = "Oz Agent"
+    agent_git_email: str = "oz-agent@users.noreply.github.com"
+
+    encryption_keys: SecretStr | None = None
+    """Comma-separated Fernet keys, newest first; older keys still decrypt (rotation)."""
+
+    @property
+    def effective_work_dir(self) -> Path:
+        return (self.work_dir or self.data_dir / "workspaces").resolve()
+
+    def app_private_key(self) -> str | None:
+        if self.github_app_private_key is None:
+            return None
+        value = self.github_app_private_key.get_secret_value()
+        return Path(value[1:]).read_text() if value.startswith("@") else value
 
     @property
     def effective_database_url(self) -> str:

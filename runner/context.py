@@ -9,9 +9,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import docker
+
 from core.queue import RunQueue, connect
+from core.secrets import Vault
 from core.settings import Settings, get_settings
 from core.store import Store
+from runner.sandbox import docker_client
 
 
 @dataclass
@@ -19,7 +23,22 @@ class WorkerContext:
     settings: Settings
     store: Store
     queue: RunQueue
+    vault: Vault
     pid: int
+    _docker: docker.DockerClient | None = None
+
+    @property
+    def docker(self) -> docker.DockerClient:
+        if self._docker is None:
+            self._docker = docker_client()
+        return self._docker
+
+    @classmethod
+    def build(cls, settings: Settings, store: Store | None = None, queue: RunQueue | None = None) -> WorkerContext:
+        store = store or Store(settings.effective_database_url)
+        queue = queue or RunQueue(connect(settings.redis_url or "redis://127.0.0.1:6379/0"), settings.queue_name,
+                                  settings.max_runtime_seconds)
+        return cls(settings, store, queue, Vault.from_settings(settings), os.getpid())
 
 
 _context: WorkerContext | None = None
@@ -28,10 +47,5 @@ _context: WorkerContext | None = None
 def worker_context() -> WorkerContext:
     global _context
     if _context is None or _context.pid != os.getpid():
-        settings = get_settings()
-        store = Store(settings.effective_database_url)
-        queue = RunQueue(
-            connect(settings.redis_url or "redis://127.0.0.1:6379/0"), settings.queue_name, settings.max_runtime_seconds
-        )
-        _context = WorkerContext(settings, store, queue, os.getpid())
+        _context = WorkerContext.build(get_settings())
     return _context

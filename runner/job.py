@@ -1,53 +1,278 @@
 """``execute_run``: the RQ job that turns a QUEUED run into a finished one.
 
-The claim is a compare-and-set QUEUED → PENDING in the store: a job delivered twice (the
-sweeper re-enqueued it, Redis replayed it) or a run cancelled while queued is skipped.
+Steps (each failure ends the run through ``core.runs.record_failure`` with a catalog code):
+
+1. claim QUEUED → PENDING (a compare-and-set: a duplicate delivery or a cancelled run is skipped);
+2. resolve the environment and the GitHub credential, check every repo is reachable;
+3. clone on the host, → CLAIMED, start the container (limits, no privileges);
+4. check the working directory, run setup commands in order;
+5. → INPROGRESS, run the harness, streaming its output as typed events;
+6. commit / push / open PRs, keep artifacts, → SUCCEEDED.
+
+The container and the host workspace are removed on every path.
 """
 
 from __future__ import annotations
 
 import structlog
 
-from core import runs
+from core import events, runs
+from core.environments import get_environment
 from core.errors import ErrorCode, OzError
-from core.models import Run, RunState
+from core.events import EventKind, Masker, RunEvent
+from core.models import Environment, RepoRef, Run, RunState, StatusMessage
+from core.store import utcnow
+from core.store.tables import AccountRow
+from runner import github, pulls
 from runner.context import WorkerContext, worker_context
+from runner.harness import Invocation, StreamParser, driver_for
+from runner.sandbox import PROMPT_DIR, WORKSPACE, Sandbox, SandboxSpec
+from runner.supervisor import CANCELLED, TIMED_OUT, Supervisor
+from runner.workspace import Workspace
 
 log = structlog.get_logger(__name__)
+S = RunState
 
 
 def claim(ctx: WorkerContext, run_id: str) -> Run | None:
     """QUEUED → PENDING, or ``None`` when the run is no longer waiting for us."""
     with ctx.store.session() as session:
         try:
-            return runs.set_status(session, run_id, RunState.PENDING, expected={RunState.QUEUED})
+            return runs.set_status(session, run_id, S.PENDING, expected={S.QUEUED}, heartbeat_at=utcnow())
         except runs.StaleState as stale:
             log.info("job.skipped", run_id=run_id, state=stale.current.value)
             return None
 
 
-def execute(ctx: WorkerContext, run: Run) -> None:
-    """Prepare the sandbox and run the agent.  The Docker sandbox arrives with the runner
-    issue; until then a claimed run ends ERROR with a message that says so plainly."""
-    raise OzError(
-        ErrorCode.RESOURCE_UNAVAILABLE,
-        "no sandbox executor is installed in this gateway build, so the run could not start",
-    )
+class Stopped(Exception):
+    """The supervisor stopped the run (cancel or timeout); ``reason`` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
-def execute_run(run_id: str) -> str:
-    ctx = worker_context()
+class OutputTail:
+    """The last characters of a process's output, for error details."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.text = ""
+
+    def add(self, chunk: str) -> None:
+        self.text = (self.text + chunk)[-self.limit :]
+
+
+class Execution:
+    def __init__(self, ctx: WorkerContext, run: Run) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.run = run
+        self.masker = Masker()
+        self.supervisor = Supervisor(ctx, run.run_id, self.settings.max_runtime_seconds)
+        self.sandbox: Sandbox | None = None
+        self.workspace: Workspace | None = None
+
+    # --- the steps ------------------------------------------------------------------------
+
+    def execute(self) -> None:
+        self.supervisor.start()
+        try:
+            self._execute()
+        except Stopped as stop:
+            self._on_stopped(stop.reason)
+        except runs.StaleState as stale:
+            log.info("job.overtaken", run_id=self.run.run_id, state=stale.current.value)
+        except OzError as error:
+            self._fail(error)
+        except Exception:
+            log.exception("job.crashed", run_id=self.run.run_id)
+            self._fail(OzError(ErrorCode.INTERNAL_ERROR))
+        finally:
+            self.supervisor.finish()
+            if self.sandbox is not None:
+                self.sandbox.remove()
+            if self.workspace is not None:
+                self.workspace.remove()
+
+    def _execute(self) -> None:
+        env = self._environment()
+        credentials = self._credentials(env.repos)
+        self._checkpoint()
+        self.workspace = Workspace.create(self.settings.effective_work_dir, self.run.run_id,
+                                          self.settings.github_clone_url, self.masker)
+        for ref in env.repos:
+            self.workspace.clone(ref, credentials.token_for(ref))
+            self._checkpoint()
+        prompt_file = self.workspace.write_prompt(self._prompt())
+        self._transition(S.CLAIMED)
+        self.sandbox = Sandbox.start(self.ctx.docker, self.run.run_id, SandboxSpec(
+            image=env.docker_image, workspace=self.workspace.files, prompt_dir=self.workspace.prompt_dir,
+            network_mode=env.network_mode or self.settings.container_network, memory=self.settings.container_memory,
+            cpus=self.settings.container_cpus, pids=self.settings.container_pids, user=self.settings.container_user,
+            pull=self.settings.pull_images, env={"OZ_RUN_ID": self.run.run_id},
+        ))
+        self.supervisor.attach(self.sandbox)
+        workdir = self._working_directory(env)
+        self._setup(env, workdir)
+        self._transition(S.INPROGRESS, session_link=self._run_url() + "/events")
+        parser = self._agent(workdir, prompt_file.read_text())
+        self._finish(parser)
+
+    def _environment(self) -> Environment:
+        if self.run.environment_id:
+            with self.ctx.store.reader() as session:
+                return get_environment(session, self.run.team_uid, self.run.environment_id)
+        now = self.run.created_at
+        return Environment(uid="empty", team_uid=self.run.team_uid, name="empty", created_at=now, updated_at=now,
+                           docker_image=self.settings.default_image)
+
+    def _credentials(self, repos: list[RepoRef]) -> github.RunCredentials:
+        with self.ctx.store.session() as session:
+            credentials = github.resolve(session, self.ctx.vault, self.settings, self.run, repos)
+            for secret in credentials.secrets:
+                self.masker.add(secret)
+            github.check_access(session, self.settings, credentials, repos)
+        return credentials
+
+    def _prompt(self) -> str:
+        with self.ctx.store.session() as session:
+            followups = runs.take_followups(session, self.run.run_id)
+        parts = []
+        if self.run.config.base_prompt:
+            parts.append(self.run.config.base_prompt.strip())
+        parts.append(self.run.prompt.strip())
+        parts.extend(f"Follow-up: {message.strip()}" for message in followups)
+        return "\n\n".join(p for p in parts if p)
+
+    def _working_directory(self, env: Environment) -> str:
+        workdir = env.working_dir or (f"{WORKSPACE}/{env.repos[0].repo}" if env.repos else WORKSPACE)
+        if not self.sandbox.directory_exists(workdir):
+            raise OzError(ErrorCode.ENVIRONMENT_SETUP_FAILED, f"{workdir} does not exist in the container",
+                          title="Working directory not found")
+        return workdir
+
+    def _setup(self, env: Environment, workdir: str) -> None:
+        for command in env.setup_commands:
+            tail = OutputTail(self.settings.output_tail_chars)
+            self._record([RunEvent(kind=EventKind.STATUS, text=f"Setup: {command}")])
+            code = self.sandbox.exec(["/bin/sh", "-c", command], workdir=workdir, on_output=tail.add)
+            self._checkpoint()
+            if code != 0:
+                raise OzError(ErrorCode.ENVIRONMENT_SETUP_FAILED, self.masker.text(tail.text.strip()) or None,
+                              title=f"Setup command {command!r} exited with {code}")
+
+    def _agent(self, workdir: str, prompt: str) -> StreamParser:
+        harness = self.run.config.harness
+        driver = driver_for(harness.type if harness else None, self.settings)
+        invocation = Invocation(prompt=prompt, prompt_file=f"{PROMPT_DIR}/prompt.md",
+                                model_id=(harness.model_id if harness and harness.model_id else self.run.model_id),
+                                reasoning_level=harness.reasoning_level if harness else None)
+        parser = driver.parser()
+        tail = OutputTail(self.settings.output_tail_chars)
+        pending = ""
+
+        def on_output(chunk: str) -> None:
+            nonlocal pending
+            tail.add(chunk)
+            *lines, pending = (pending + chunk).split("\n")
+            self._record([e for line in lines for e in parser.feed(line)])
+
+        env = {"OZ_PROMPT": prompt, "OZ_PROMPT_FILE": invocation.prompt_file, "OZ_RUN_ID": self.run.run_id,
+               **invocation.env}
+        code = self.sandbox.exec(driver.command(invocation), workdir=workdir, on_output=on_output, env=env)
+        if pending:
+            self._record(parser.feed(pending))
+        self._checkpoint()
+        if code is None:
+            raise OzError(ErrorCode.AGENT_PROCESS_FAILED, "the container stopped while the agent was running")
+        if code != 0:
+            raise OzError(ErrorCode.AGENT_PROCESS_FAILED,
+                          f"exit code {code}: " + self.masker.text(parser.failure or tail.text.strip()[-1000:]))
+        if parser.failure:
+            raise OzError(ErrorCode.AGENT_PROCESS_FAILED, self.masker.text(parser.failure))
+        return parser
+
+    def _finish(self, parser: StreamParser) -> None:
+        summary = self.masker.text(parser.summary) if parser.summary else None
+        opened = pulls.publish(self.settings, self.workspace, self.run, summary=summary,
+                               agent=pulls.Author(self.settings.agent_git_name, self.settings.agent_git_email),
+                               coauthor=self._coauthor(), run_url=self._run_url())
+        message = summary or "The agent finished without a summary."
+        if opened:
+            message += "\n" + "\n".join(f"Pull request: {p.url}" for p in opened)
+        elif self.workspace.repos:
+            message += "\nNo changes were made, so no pull request was opened."
+        with self.ctx.store.session() as session:
+            pulls.record_pull_requests(session, self.run.run_id, opened)
+            pulls.record_files(session, self.workspace, self.run.run_id)
+            runs.set_status(session, self.run.run_id, S.SUCCEEDED, expected={S.INPROGRESS},
+                            status_message=StatusMessage(message=message))
+            reopen = bool(runs.pending_followups(session, self.run.run_id))
+            if reopen:  # follow-ups arrived while it worked: carry on in a new execution
+                runs.set_status(session, self.run.run_id, S.QUEUED, expected={S.SUCCEEDED},
+                                attempt=self.run.attempt + 1)
+        events.announce(self.ctx.queue.connection, self.run.run_id, S.QUEUED.value if reopen else S.SUCCEEDED.value)
+        if reopen:
+            self.ctx.queue.enqueue(self.run.run_id)
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _checkpoint(self) -> None:
+        if self.supervisor.reason:
+            raise Stopped(self.supervisor.reason)
+
+    def _fail(self, error: OzError) -> None:
+        failed = runs.record_failure(self.ctx.store, self.run.run_id, error)
+        if failed is not None:
+            events.announce(self.ctx.queue.connection, self.run.run_id, failed.state.value)
+
+    def _on_stopped(self, reason: str) -> None:
+        log.info("job.stopped", run_id=self.run.run_id, reason=reason)
+        if reason == TIMED_OUT:
+            self._fail(OzError(ErrorCode.INFRASTRUCTURE_TIMEOUT,
+                               f"the limit is {self.settings.max_runtime_seconds} s"))
+        else:
+            assert reason == CANCELLED
+            events.announce(self.ctx.queue.connection, self.run.run_id, S.CANCELLED.value)
+
+    def _transition(self, to: RunState, **changes: object) -> None:
+        self._checkpoint()
+        with self.ctx.store.session() as session:
+            self.run = runs.set_status(session, self.run.run_id, to, **changes)
+        events.announce(self.ctx.queue.connection, self.run.run_id, to.value)
+
+    def _record(self, new: list[RunEvent]) -> None:
+        if not new:
+            return
+        with self.ctx.store.session() as session:
+            stored = events.record(session, self.run.run_id, new, self.masker)
+            latest = next((e for e in reversed(stored) if e.kind != EventKind.STATUS), None)
+            if latest is not None:
+                runs.note_progress(session, self.run.run_id, f"Working: {latest.headline()}")
+        events.publish(self.ctx.queue.connection, self.run.run_id, stored)
+
+    def _coauthor(self) -> pulls.Author | None:
+        if self.run.creator_kind != "user":
+            return None
+        with self.ctx.store.reader() as session:
+            person = session.get(AccountRow, self.run.creator_uid)
+            return pulls.Author(person.display_name or person.email, person.email) if person else None
+
+    def _run_url(self) -> str:
+        return f"{self.settings.effective_public_url}/api/v1/agent/runs/{self.run.run_id}"
+
+
+def run_job(ctx: WorkerContext, run_id: str) -> str:
     structlog.contextvars.bind_contextvars(run_id=run_id)
     run = claim(ctx, run_id)
     if run is None:
         return "skipped"
-    try:
-        execute(ctx, run)
-    except OzError as error:
-        runs.record_failure(ctx.store, run_id, error)
-        return error.code.value
-    except Exception:
-        log.exception("job.crashed", run_id=run_id)
-        runs.record_failure(ctx.store, run_id, OzError(ErrorCode.INTERNAL_ERROR))
-        raise
-    return "done"
+    Execution(ctx, run).execute()
+    with ctx.store.reader() as session:
+        return runs.load_run(session, run_id).state.value
+
+
+def execute_run(run_id: str) -> str:
+    """The RQ entry point (``runner.job.execute_run``); returns the run's final state."""
+    return run_job(worker_context(), run_id)

@@ -71,3 +71,8 @@ ensure_docker() {
   nohup dockerd --bridge=none --iptables=false --ip-masq=false >/var/log/dockerd-oz.log 2>&1 &
   wait_until 60 docker info || { log "the Docker engine did not start (see /var/log/dockerd-oz.log)"; return 1; }
 }
+
+ensure_test_tools() {  # what the tests build their local images from
+  [ -x /bin/busybox ] || apt_install busybox-static
+  command -v git >/dev/null || apt_install git
+}

@@ -1,32 +1,31 @@
 """The scheduler process: periodic sweeps that keep accepted runs moving.
 
-Today one sweep: QUEUED runs with no live job are enqueued again (they were accepted
-while Redis was down).  Each sweep's failure is logged and the loop goes on.
+The composition root hands in the sweeps (callables); each one's failure is logged and the
+loop goes on, as RQ's registry cleanup does.
 """
 
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from collections.abc import Callable, Sequence
 
 import structlog
 
-from core.queue import RunQueue, requeue_orphans
-from core.store import Store
-
 log = structlog.get_logger(__name__)
 
-
-def sweep_once(store: Store, queue: RunQueue, grace_seconds: float) -> list[str]:
-    try:
-        return requeue_orphans(store, queue, grace=timedelta(seconds=grace_seconds))
-    except Exception:
-        log.exception("sweeper.failed")
-        return []
+Sweep = Callable[[], object]
 
 
-def sweep_forever(store: Store, queue: RunQueue, interval: float, grace_seconds: float, stop: threading.Event) -> None:
-    log.info("sweeper.started", interval_s=interval)
+def sweep_once(sweeps: Sequence[Sweep]) -> None:
+    for sweep in sweeps:
+        try:
+            sweep()
+        except Exception:
+            log.exception("sweeper.failed", sweep=getattr(sweep, "__name__", repr(sweep)))
+
+
+def sweep_forever(sweeps: Sequence[Sweep], interval: float, stop: threading.Event) -> None:
+    log.info("sweeper.started", interval_s=interval, sweeps=len(sweeps))
     while not stop.is_set():
-        sweep_once(store, queue, grace_seconds)
+        sweep_once(sweeps)
         stop.wait(interval)

@@ -127,6 +127,8 @@ class Environment(Record):
     repos: list[RepoRef] = []
     setup_commands: list[str] = []
     working_dir: str | None = None
+    network_mode: Literal["none", "host", "bridge"] | None = None
+    """Container network; ``None`` uses the gateway's default (``OZGW_CONTAINER_NETWORK``)."""
     description: Annotated[str, Field(max_length=ENVIRONMENT_DESCRIPTION_MAX)] | None = None
     creator_uid: str | None = None
     last_editor_uid: str | None = None
@@ -223,3 +225,4 @@ class Run(Record):
     started_at: datetime | None = None
     execution_started_at: datetime | None = None
     finished_at: datetime | None = None
+    heartbeat_at: datetime | None = None

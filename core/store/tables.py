@@ -110,6 +110,7 @@ class EnvironmentRow(Base):
     repos: Mapped[list] = mapped_column(JSON, default=list)
     setup_commands: Mapped[list] = mapped_column(JSON, default=list)
     working_dir: Mapped[str | None] = mapped_column(String(500))
+    network_mode: Mapped[str | None] = mapped_column(String(32))
     description: Mapped[str | None] = mapped_column(String(240))
     creator_uid: Mapped[str | None] = mapped_column(String(32))
     last_editor_uid: Mapped[str | None] = mapped_column(String(32))
@@ -158,6 +159,8 @@ class RunRow(Base):
     started_at: Mapped[datetime | None]
     execution_started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    """Pushed forward by the executing job; a run whose heartbeat stops was abandoned."""
 
     __table_args__ = (
         UniqueConstraint("team_uid", "idempotency_key", name="uq_runs_team_idempotency"),
@@ -173,6 +176,7 @@ class RunRow(Base):
         Index("ix_runs_team_source", "team_uid", "source", "updated_at"),
         Index("ix_runs_team_environment", "team_uid", "environment_id", "updated_at"),
         Index("ix_runs_state_updated", "state", "updated_at"),
+        Index("ix_runs_state_heartbeat", "state", "heartbeat_at"),
     )
 
 
@@ -215,3 +219,30 @@ class ArtifactRow(Base):
     content: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime]
     __table_args__ = (Index("ix_artifacts_run_type", "run_id", "artifact_type"),)
+
+
+class RunEventRow(Base):
+    """The run's transcript: every typed event the harness produced, secrets masked."""
+
+    __tablename__ = "run_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+    __table_args__ = (UniqueConstraint("run_id", "seq", name="uq_run_events_seq"),)
+
+
+class GitHubAuthorizationRow(Base):
+    """A person's GitHub user token, encrypted at rest (``core.secrets``)."""
+
+    __tablename__ = "github_authorizations"
+    account_uid: Mapped[str] = mapped_column(ForeignKey("accounts.uid", ondelete="CASCADE"), primary_key=True)
+    login: Mapped[str] = mapped_column(String(100))
+    token_encrypted: Mapped[str] = mapped_column(Text)
+    refresh_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]
+    stale: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -1,0 +1,26 @@
+"""An operator-given command line.  The prompt travels in ``$OZ_PROMPT`` and the file
+``$OZ_PROMPT_FILE`` (never in argv, where long prompts and quoting go wrong); its output is
+parsed as whichever harness format the operator says it prints."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+
+from runner.harness.base import Driver, Invocation, StreamParser
+
+
+class CommandDriver(Driver):
+    name = "command"
+
+    def __init__(self, command_line: str, parser_factory: Callable[[], StreamParser]) -> None:
+        self.argv = shlex.split(command_line)
+        if not self.argv:
+            raise ValueError("the command harness needs a command line (OZGW_COMMAND_HARNESS)")
+        self._parser_factory = parser_factory
+
+    def command(self, invocation: Invocation) -> list[str]:
+        return list(self.argv)
+
+    def parser(self) -> StreamParser:
+        return self._parser_factory()

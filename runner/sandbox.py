@@ -1,0 +1,168 @@
+"""The run's container: created from the environment's image with limits and no privileges,
+kept alive while setup commands and the agent run in it by ``exec``, always removed.
+
+Every container carries the label ``oz.run_id`` so a sweep can find and remove the ones a
+dead worker left behind.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import structlog
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.models.containers import Container
+from docker.types import Mount
+
+from core.errors import ErrorCode, OzError
+
+log = structlog.get_logger(__name__)
+
+RUN_LABEL = "oz.run_id"
+WORKSPACE = "/workspace"
+PROMPT_DIR = "/oz"
+KEEPALIVE = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
+# Docker's default set minus raw sockets, mknod, chroot, setpcap, setfcap, audit and binding
+# low ports: enough for package managers in setup commands, nothing to escape with.
+CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID"]
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    image: str
+    workspace: Path
+    prompt_dir: Path
+    network_mode: str
+    memory: str
+    cpus: float
+    pids: int
+    user: str | None = None
+    pull: bool = True
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def docker_client() -> docker.DockerClient:
+    try:
+        return docker.from_env(timeout=120)
+    except DockerException as exc:
+        raise OzError(ErrorCode.RESOURCE_UNAVAILABLE, f"the Docker engine cannot be reached: {exc}") from None
+
+
+def _ensure_image(client: docker.DockerClient, image: str, pull: bool) -> None:
+    try:
+        client.images.get(image)
+        return
+    except ImageNotFound:
+        if not pull:
+            raise _missing_image(image) from None
+    try:
+        client.images.pull(image)
+    except (ImageNotFound, APIError) as exc:
+        raise _missing_image(image, str(exc)) from None
+
+
+def _missing_image(image: str, detail: str | None = None) -> OzError:
+    return OzError(
+        ErrorCode.ENVIRONMENT_SETUP_FAILED,
+        detail or "the image is not on this host and pulling images is off",
+        title=f"Docker image {image!r} not found",
+    )
+
+
+class Sandbox:
+    def __init__(self, client: docker.DockerClient, container: Container) -> None:
+        self.client = client
+        self.container = container
+
+    @classmethod
+    def start(cls, client: docker.DockerClient, run_id: str, spec: SandboxSpec) -> Sandbox:
+        _ensure_image(client, spec.image, spec.pull)
+        try:
+            container = client.containers.run(
+                spec.image,
+                entrypoint=KEEPALIVE[:1],
+                command=KEEPALIVE[1:],
+                detach=True,
+                labels={RUN_LABEL: run_id},
+                mounts=[
+                    Mount(WORKSPACE, str(spec.workspace), type="bind"),
+                    Mount(PROMPT_DIR, str(spec.prompt_dir), type="bind", read_only=True),
+                ],
+                network_mode=spec.network_mode,
+                cap_drop=["ALL"],
+                cap_add=CAPABILITIES,
+                security_opt=["no-new-privileges:true"],
+                privileged=False,
+                mem_limit=spec.memory,
+                nano_cpus=int(spec.cpus * 1e9),
+                pids_limit=spec.pids,
+                user=spec.user,
+                environment=spec.env,
+                init=True,
+            )
+        except APIError as exc:
+            raise OzError(ErrorCode.ENVIRONMENT_SETUP_FAILED, exc.explanation or str(exc),
+                          title=f"The container for image {spec.image!r} could not start") from None
+        log.info("sandbox.started", run_id=run_id, container=container.short_id, image=spec.image)
+        return cls(client, container)
+
+    def directory_exists(self, path: str) -> bool:
+        return self.exec(["test", "-d", path], workdir="/", on_output=lambda _t: None) == 0
+
+    def exec(self, argv: list[str], *, workdir: str, on_output: Callable[[str], None],
+             env: dict[str, str] | None = None) -> int | None:
+        """Run a process in the container, streaming its merged output as text; its exit code,
+        or ``None`` when the container went away under it (killed for a cancel or timeout)."""
+        api = self.client.api
+        try:
+            exec_id = api.exec_create(self.container.id, argv, workdir=workdir, environment=env or {},
+                                      stdout=True, stderr=True)["Id"]
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            for chunk in api.exec_start(exec_id, stream=True):
+                on_output(decoder.decode(chunk))
+            on_output(decoder.decode(b"", final=True))
+            return api.exec_inspect(exec_id).get("ExitCode")
+        except (APIError, NotFound) as exc:
+            log.info("sandbox.exec_interrupted", container=self.container.short_id, reason=str(exc)[:200])
+            return None
+
+    def kill(self) -> None:
+        try:
+            self.container.kill()
+        except (APIError, NotFound):
+            pass
+
+    def remove(self) -> None:
+        try:
+            self.container.remove(force=True)
+            log.info("sandbox.removed", container=self.container.short_id)
+        except NotFound:
+            pass
+        except APIError as exc:
+            log.warning("sandbox.remove_failed", container=self.container.short_id, reason=str(exc)[:200])
+
+
+def containers_of(client: docker.DockerClient, run_id: str | None = None) -> list[Container]:
+    label = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
+    return client.containers.list(all=True, filters={"label": label})
+
+
+def remove_containers(client: docker.DockerClient, keep: Callable[[str], bool]) -> list[str]:
+    """Remove every run container whose run ``keep`` says is not being executed; returns run ids."""
+    removed = []
+    for container in containers_of(client):
+        run_id = container.labels.get(RUN_LABEL, "")
+        if keep(run_id):
+            continue
+        try:
+            container.remove(force=True)
+            removed.append(run_id)
+        except (APIError, NotFound):
+            continue
+    if removed:
+        log.info("sandbox.orphans_removed", run_ids=removed)
+    return removed

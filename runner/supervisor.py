@@ -1,0 +1,68 @@
+"""Watches one executing run from a side thread: pushes its heartbeat, notices a cancel in
+the store, enforces the maximum runtime — and kills the sandbox when either of the last two
+happens, so the blocked ``exec`` stream in the job returns at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import structlog
+
+from core import runs
+from core.models import RunState
+from runner.context import WorkerContext
+from runner.sandbox import Sandbox
+
+log = structlog.get_logger(__name__)
+
+CANCELLED = "cancelled"
+TIMED_OUT = "timed_out"
+
+
+class Supervisor(threading.Thread):
+    def __init__(self, ctx: WorkerContext, run_id: str, max_runtime: float) -> None:
+        super().__init__(name=f"supervise-{run_id[:8]}", daemon=True)
+        self.ctx = ctx
+        self.run_id = run_id
+        self.deadline = time.monotonic() + max_runtime
+        self.reason: str | None = None
+        self.sandbox: Sandbox | None = None
+        self._done = threading.Event()
+        settings = ctx.settings
+        self._tick = min(settings.heartbeat_seconds, settings.cancel_poll_seconds, 1.0)
+        self._next_beat = 0.0
+
+    def attach(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        if self.reason:
+            sandbox.kill()
+
+    def finish(self) -> None:
+        self._done.set()
+        self.join(10)
+
+    def run(self) -> None:
+        while not self._done.wait(self._tick):
+            try:
+                self._check()
+            except Exception:  # a store hiccup must not kill the watch; try again next tick
+                log.exception("supervisor.check_failed", run_id=self.run_id)
+
+    def _check(self) -> None:
+        now = time.monotonic()
+        with self.ctx.store.session() as session:
+            if now >= self._next_beat:
+                runs.heartbeat(session, self.run_id)
+                self._next_beat = now + self.ctx.settings.heartbeat_seconds
+            state = runs.load_run(session, self.run_id).state
+        if self.reason is None and state == RunState.CANCELLED:
+            self._halt(CANCELLED)
+        elif self.reason is None and now >= self.deadline:
+            self._halt(TIMED_OUT)
+
+    def _halt(self, reason: str) -> None:
+        self.reason = reason
+        log.info("supervisor.stopping", run_id=self.run_id, reason=reason)
+        if self.sandbox is not None:
+            self.sandbox.kill()

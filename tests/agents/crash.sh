@@ -1,0 +1,4 @@
+#!/bin/sh
+echo "Starting work"
+echo "fatal: model quota exhausted" >&2
+exit 3

@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "Thinking very hard"
+sleep 600

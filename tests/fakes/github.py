@@ -1,0 +1,184 @@
+"""A small GitHub REST API on 127.0.0.1 for PyGithub: repos with per-user permissions, pull
+requests, and a GitHub App whose JWTs are verified and whose installations mint tokens.
+
+It records every call (with the caller's identity) so tests can assert which credential
+was used, and what was created.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from aiohttp import web
+
+from tests.live_server import LiveServer
+
+PERMISSIONS = {
+    "admin": {"admin": True, "maintain": True, "push": True, "triage": True, "pull": True},
+    "write": {"admin": False, "maintain": False, "push": True, "triage": True, "pull": True},
+    "read": {"admin": False, "maintain": False, "push": False, "triage": False, "pull": True},
+}
+
+
+@dataclass
+class FakeRepo:
+    owner: str
+    name: str
+    default_branch: str = "main"
+    private: bool = True
+    collaborators: dict[str, str] = field(default_factory=dict)
+    installation_id: int | None = None
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+
+@dataclass
+class Caller:
+    login: str | None = None
+    installation_id: int | None = None
+    app: bool = False
+
+
+class FakeGitHub:
+    def __init__(self, app_id: str | None = None, app_public_key: str | None = None) -> None:
+        self.app_id = app_id
+        self.app_public_key = app_public_key
+        self.user_tokens: dict[str, str] = {}
+        self.installation_tokens: dict[str, int] = {}
+        self.repos: dict[str, FakeRepo] = {}
+        self.pulls: list[dict] = []
+        self.calls: list[tuple[str, str, Caller]] = []
+        self.server = LiveServer(self._app())
+
+    # --- setup ------------------------------------------------------------------------------
+
+    def add_user(self, login: str) -> str:
+        token = "ghu_" + secrets.token_hex(16)
+        self.user_tokens[token] = login
+        return token
+
+    def add_repo(self, owner: str, name: str, **kwargs: object) -> FakeRepo:
+        repo = FakeRepo(owner, name, **kwargs)
+        self.repos[repo.full_name] = repo
+        return repo
+
+    def start(self) -> FakeGitHub:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    # --- HTTP -------------------------------------------------------------------------------
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/user", self._user)
+        app.router.add_get("/repos/{owner}/{repo}", self._get_repo)
+        app.router.add_post("/repos/{owner}/{repo}/pulls", self._create_pull)
+        app.router.add_get("/repos/{owner}/{repo}/installation", self._repo_installation)
+        app.router.add_post("/app/installations/{id}/access_tokens", self._access_token)
+        return app
+
+    def _caller(self, request: web.Request) -> Caller:
+        scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and self.app_public_key and credential.count(".") == 2:
+            try:
+                claims = jwt.decode(credential, self.app_public_key, algorithms=["RS256"])
+            except jwt.PyJWTError:
+                raise web.HTTPUnauthorized(text='{"message": "A JSON web token could not be decoded"}') from None
+            if str(claims.get("iss")) != str(self.app_id):
+                raise web.HTTPUnauthorized(text='{"message": "wrong issuer"}')
+            return Caller(app=True)
+        if credential in self.user_tokens:
+            return Caller(login=self.user_tokens[credential])
+        if credential in self.installation_tokens:
+            return Caller(installation_id=self.installation_tokens[credential])
+        raise web.HTTPUnauthorized(text='{"message": "Bad credentials"}', content_type="application/json")
+
+    def _record(self, request: web.Request) -> Caller:
+        caller = self._caller(request)
+        self.calls.append((request.method, request.path, caller))
+        return caller
+
+    def _permission(self, repo: FakeRepo, caller: Caller) -> dict | None:
+        if caller.installation_id is not None:
+            return PERMISSIONS["write"] if repo.installation_id == caller.installation_id else None
+        level = repo.collaborators.get(caller.login or "")
+        if level:
+            return PERMISSIONS[level]
+        return None if repo.private else PERMISSIONS["read"]
+
+    def _repo_json(self, repo: FakeRepo, permissions: dict) -> dict:
+        api = f"{self.url}/repos/{repo.full_name}"
+        return {"id": abs(hash(repo.full_name)) % 10**8, "name": repo.name, "full_name": repo.full_name,
+                "owner": {"login": repo.owner}, "private": repo.private, "default_branch": repo.default_branch,
+                "url": api, "html_url": f"https://github.test/{repo.full_name}", "permissions": permissions}
+
+    def _find(self, request: web.Request) -> FakeRepo:
+        repo = self.repos.get(f"{request.match_info['owner']}/{request.match_info['repo']}")
+        if repo is None:
+            raise _not_found()
+        return repo
+
+    async def _user(self, request: web.Request) -> web.Response:
+        caller = self._record(request)
+        return web.json_response({"login": caller.login, "id": 1, "type": "User"})
+
+    async def _get_repo(self, request: web.Request) -> web.Response:
+        caller = self._record(request)
+        repo = self._find(request)
+        permissions = self._permission(repo, caller)
+        if permissions is None:
+            raise _not_found()
+        return web.json_response(self._repo_json(repo, permissions))
+
+    async def _create_pull(self, request: web.Request) -> web.Response:
+        caller = self._record(request)
+        repo = self._find(request)
+        permissions = self._permission(repo, caller)
+        if permissions is None:
+            raise _not_found()
+        if not permissions["push"]:
+            return web.json_response({"message": "Resource not accessible by integration"}, status=403)
+        body = await request.json()
+        number = len(self.pulls) + 1
+        pull = {"number": number, "state": "open", "title": body["title"], "body": body.get("body"),
+                "head": {"ref": body["head"]}, "base": {"ref": body["base"]},
+                "url": f"{self.url}/repos/{repo.full_name}/pulls/{number}",
+                "html_url": f"https://github.test/{repo.full_name}/pull/{number}",
+                "user": {"login": caller.login or "oz-app[bot]"}, "repo": repo.full_name}
+        self.pulls.append(pull)
+        return web.json_response(pull, status=201)
+
+    async def _repo_installation(self, request: web.Request) -> web.Response:
+        caller = self._record(request)
+        if not caller.app:
+            raise web.HTTPUnauthorized(text='{"message": "an app JWT is required"}')
+        repo = self._find(request)
+        if repo.installation_id is None:
+            raise _not_found()
+        return web.json_response({"id": repo.installation_id, "app_id": int(self.app_id or 0),
+                                  "account": {"login": repo.owner}, "target_type": "Organization"})
+
+    async def _access_token(self, request: web.Request) -> web.Response:
+        caller = self._record(request)
+        if not caller.app:
+            raise web.HTTPUnauthorized(text='{"message": "an app JWT is required"}')
+        token = "ghs_" + secrets.token_hex(16)
+        self.installation_tokens[token] = int(request.match_info["id"])
+        expires = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return web.json_response({"token": token, "expires_at": expires}, status=201)
+
+
+def _not_found() -> web.HTTPNotFound:
+    return web.HTTPNotFound(text='{"message": "Not Found"}', content_type="application/json")
