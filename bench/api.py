@@ -25,6 +25,9 @@ from pathlib import Path
 import aiohttp
 import psycopg
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from core.logs import configure_logging
+
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get("OZGW_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("OZGW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -172,6 +175,8 @@ def show(label: str, figures: dict) -> None:
 
 
 async def main() -> None:
+    configure_logging("WARNING")
+    configure_logging("WARNING")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)

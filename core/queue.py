@@ -16,7 +16,6 @@ from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
-
 log = structlog.get_logger(__name__)
 
 EXECUTE_RUN = "runner.job.execute_run"

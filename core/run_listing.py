@@ -18,7 +18,7 @@ from sqlalchemy import Select, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from core.errors import invalid
-from core.models import Principal, Run, RunItem, Scope, UserProfile
+from core.models import Principal, Run, RunItem, RunState, Scope, UserProfile
 from core.models.wire import AgentSkill, ListRunsResponse, PageInfo, RunListQuery
 from core.runs import is_cancellable_type, iso_duration, run_from_row, run_time, skill_name, visible_run
 from core.store.tables import AccountRow, AgentRow, ArtifactRow, RunMetadataRow, RunRow
@@ -158,8 +158,9 @@ def _artifacts(session: Session, run_ids: list[str]) -> dict[str, list[dict]]:
     by_run: dict[str, list[dict]] = defaultdict(list)
     if run_ids:
         rows = session.execute(
-            select(ArtifactRow.uid, ArtifactRow.run_id, ArtifactRow.artifact_type, ArtifactRow.created_at,
-                   ArtifactRow.data)  # not the content: a page must not load every file
+            select(
+                ArtifactRow.uid, ArtifactRow.run_id, ArtifactRow.artifact_type, ArtifactRow.created_at, ArtifactRow.data
+            )  # not the content: a page must not load every file
             .where(ArtifactRow.run_id.in_(run_ids))
             .order_by(ArtifactRow.created_at)
         )
@@ -202,6 +203,7 @@ def _item(run: Run, profiles: dict[str, UserProfile], artifacts: list[dict]) -> 
             "executor": profiles.get(run.executor_uid, UserProfile(uid=run.executor_uid, type=run.executor_kind)),
             "execution_location": run.execution_location,
             "is_run_type_cancellable": is_cancellable_type(run),
+            "is_sandbox_running": run.state in (RunState.CLAIMED, RunState.INPROGRESS, RunState.BLOCKED),
             "metadata": run.metadata or None,
             "parent_run_id": run.parent_run_id,
             "run_time": iso_duration(seconds) if seconds or run.started_at else None,

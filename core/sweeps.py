@@ -88,6 +88,10 @@ def executing_run_ids(store: Store, *, fresh_within: timedelta) -> set[str]:
     """Runs being executed by a live worker (heartbeat fresh): their containers must stay."""
     cutoff = utcnow() - fresh_within
     with store.reader() as session:
-        return set(session.scalars(
-            select(RunRow.run_id).where(RunRow.state.in_([s.value for s in EXECUTING]), RunRow.heartbeat_at >= cutoff)
-        ))
+        return set(
+            session.scalars(
+                select(RunRow.run_id).where(
+                    RunRow.state.in_([s.value for s in EXECUTING]), RunRow.heartbeat_at >= cutoff
+                )
+            )
+        )

@@ -36,8 +36,9 @@ class WorkerContext:
     @classmethod
     def build(cls, settings: Settings, store: Store | None = None, queue: RunQueue | None = None) -> WorkerContext:
         store = store or Store(settings.effective_database_url)
-        queue = queue or RunQueue(connect(settings.redis_url or "redis://127.0.0.1:6379/0"), settings.queue_name,
-                                  settings.max_runtime_seconds)
+        queue = queue or RunQueue(
+            connect(settings.redis_url or "redis://127.0.0.1:6379/0"), settings.queue_name, settings.max_runtime_seconds
+        )
         return cls(settings, store, queue, Vault.from_settings(settings), os.getpid())
 
 

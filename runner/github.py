@@ -60,18 +60,30 @@ def resolve(session: Session, vault: Vault, settings: Settings, run: Run, repos:
     authorization = authorization_for(session, vault, person) if person else None
     if authorization is None:
         url = auth_url(settings)
-        raise OzError(ErrorCode.EXTERNAL_AUTHENTICATION_REQUIRED, f"authorize access at {url}",
-                      title="User is not connected to GitHub", provider="github", auth_url=url)
-    return RunCredentials(kind="user", login=authorization.login, account_uid=person,
-                          tokens={r.full_name: authorization.token for r in repos})
+        raise OzError(
+            ErrorCode.EXTERNAL_AUTHENTICATION_REQUIRED,
+            f"authorize access at {url}",
+            title="User is not connected to GitHub",
+            provider="github",
+            auth_url=url,
+        )
+    return RunCredentials(
+        kind="user",
+        login=authorization.login,
+        account_uid=person,
+        tokens={r.full_name: authorization.token for r in repos},
+    )
 
 
 def _app_credentials(settings: Settings, repos: list[RepoRef]) -> RunCredentials:
     key = settings.app_private_key()
     if not settings.github_app_id or not key:
-        raise OzError(ErrorCode.EXTERNAL_AUTHENTICATION_REQUIRED,
-                      title="The team GitHub App is not configured, so agent runs cannot reach GitHub",
-                      provider="github", auth_url=auth_url(settings))
+        raise OzError(
+            ErrorCode.EXTERNAL_AUTHENTICATION_REQUIRED,
+            title="The team GitHub App is not configured, so agent runs cannot reach GitHub",
+            provider="github",
+            auth_url=auth_url(settings),
+        )
     integration = GithubIntegration(auth=Auth.AppAuth(settings.github_app_id, key), base_url=settings.github_api_url)
     tokens: dict[str, str] = {}
     by_installation: dict[int, str] = {}
@@ -92,9 +104,14 @@ def _app_credentials(settings: Settings, repos: list[RepoRef]) -> RunCredentials
 
 def _inaccessible(settings: Settings, names: list[str], lead: str) -> OzError:
     listed = ", ".join(names)
-    return OzError(ErrorCode.EXTERNAL_AUTHENTICATION_REQUIRED, f"inaccessible repos: {listed}",
-                   title=f"{lead} the following repositories in the environment: {listed}",
-                   provider="github", auth_url=auth_url(settings), inaccessible_repos=names)
+    return OzError(
+        ErrorCode.EXTERNAL_AUTHENTICATION_REQUIRED,
+        f"inaccessible repos: {listed}",
+        title=f"{lead} the following repositories in the environment: {listed}",
+        provider="github",
+        auth_url=auth_url(settings),
+        inaccessible_repos=names,
+    )
 
 
 def check_access(session: Session, settings: Settings, credentials: RunCredentials, repos: list[RepoRef]) -> None:
@@ -109,22 +126,29 @@ def check_access(session: Session, settings: Settings, credentials: RunCredentia
         except GithubException as exc:
             if exc.status == 401 and credentials.kind == "user" and credentials.account_uid:
                 mark_stale(session, credentials.account_uid)  # revoked: ask the person again next time
-                raise OzError(ErrorCode.EXTERNAL_AUTHENTICATION_REQUIRED, "GitHub rejected the stored token",
-                              title="Your GitHub authorization has expired or was revoked",
-                              provider="github", auth_url=auth_url(settings)) from None
+                raise OzError(
+                    ErrorCode.EXTERNAL_AUTHENTICATION_REQUIRED,
+                    "GitHub rejected the stored token",
+                    title="Your GitHub authorization has expired or was revoked",
+                    provider="github",
+                    auth_url=auth_url(settings),
+                ) from None
             inaccessible.append(ref.full_name)
     if inaccessible:
         lead = "User does not have access to" if credentials.kind == "user" else "The GitHub App cannot access"
         raise _inaccessible(settings, inaccessible, lead)
 
 
-def open_pull_request(settings: Settings, token: str, ref: RepoRef, *, head: str, base: str, title: str,
-                      body: str) -> str:
+def open_pull_request(
+    settings: Settings, token: str, ref: RepoRef, *, head: str, base: str, title: str, body: str
+) -> str:
     """Open the PR and return its URL; a refusal becomes ``not_authorized`` with GitHub's reason."""
     try:
         repo = _github(settings, token).get_repo(ref.full_name)
         pull = repo.create_pull(base=base, head=head, title=title, body=body, maintainer_can_modify=True)
     except GithubException as exc:
         message = exc.data.get("message") if isinstance(exc.data, dict) else str(exc)
-        raise OzError(ErrorCode.NOT_AUTHORIZED, f"GitHub refused to open the pull request on {ref}: {message}") from None
+        raise OzError(
+            ErrorCode.NOT_AUTHORIZED, f"GitHub refused to open the pull request on {ref}: {message}"
+        ) from None
     return pull.html_url

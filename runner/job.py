@@ -14,6 +14,11 @@ The container and the host workspace are removed on every path.
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import structlog
 
 from core import events, runs
@@ -42,6 +47,31 @@ def claim(ctx: WorkerContext, run_id: str) -> Run | None:
         except runs.StaleState as stale:
             log.info("job.skipped", run_id=run_id, state=stale.current.value)
             return None
+
+
+class Terminated(BaseException):
+    """The worker process was asked to stop (SIGTERM) while executing this run."""
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """In the work horse, turn SIGTERM into :class:`Terminated` so cleanup still runs.
+
+    RQ resets the horse's SIGTERM to the default (die at once), which would leave the
+    container behind; only the main thread may install handlers, so threads skip this.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Stopped(Exception):
@@ -78,7 +108,10 @@ class Execution:
     def execute(self) -> None:
         self.supervisor.start()
         try:
-            self._execute()
+            with sigterm_raises():
+                self._execute()
+        except Terminated:
+            self._on_terminated()
         except Stopped as stop:
             self._on_stopped(stop.reason)
         except runs.StaleState as stale:
@@ -99,19 +132,30 @@ class Execution:
         env = self._environment()
         credentials = self._credentials(env.repos)
         self._checkpoint()
-        self.workspace = Workspace.create(self.settings.effective_work_dir, self.run.run_id,
-                                          self.settings.github_clone_url, self.masker)
+        self.workspace = Workspace.create(
+            self.settings.effective_work_dir, self.run.run_id, self.settings.github_clone_url, self.masker
+        )
         for ref in env.repos:
             self.workspace.clone(ref, credentials.token_for(ref))
             self._checkpoint()
         prompt_file = self.workspace.write_prompt(self._prompt())
         self._transition(S.CLAIMED)
-        self.sandbox = Sandbox.start(self.ctx.docker, self.run.run_id, SandboxSpec(
-            image=env.docker_image, workspace=self.workspace.files, prompt_dir=self.workspace.prompt_dir,
-            network_mode=env.network_mode or self.settings.container_network, memory=self.settings.container_memory,
-            cpus=self.settings.container_cpus, pids=self.settings.container_pids, user=self.settings.container_user,
-            pull=self.settings.pull_images, env={"OZ_RUN_ID": self.run.run_id},
-        ))
+        self.sandbox = Sandbox.start(
+            self.ctx.docker,
+            self.run.run_id,
+            SandboxSpec(
+                image=env.docker_image,
+                workspace=self.workspace.files,
+                prompt_dir=self.workspace.prompt_dir,
+                network_mode=env.network_mode or self.settings.container_network,
+                memory=self.settings.container_memory,
+                cpus=self.settings.container_cpus,
+                pids=self.settings.container_pids,
+                user=self.settings.container_user,
+                pull=self.settings.pull_images,
+                env={"OZ_RUN_ID": self.run.run_id},
+            ),
+        )
         self.supervisor.attach(self.sandbox)
         workdir = self._working_directory(env)
         self._setup(env, workdir)
@@ -124,8 +168,14 @@ class Execution:
             with self.ctx.store.reader() as session:
                 return get_environment(session, self.run.team_uid, self.run.environment_id)
         now = self.run.created_at
-        return Environment(uid="empty", team_uid=self.run.team_uid, name="empty", created_at=now, updated_at=now,
-                           docker_image=self.settings.default_image)
+        return Environment(
+            uid="empty",
+            team_uid=self.run.team_uid,
+            name="empty",
+            created_at=now,
+            updated_at=now,
+            docker_image=self.settings.default_image,
+        )
 
     def _credentials(self, repos: list[RepoRef]) -> github.RunCredentials:
         with self.ctx.store.session() as session:
@@ -148,8 +198,11 @@ class Execution:
     def _working_directory(self, env: Environment) -> str:
         workdir = env.working_dir or (f"{WORKSPACE}/{env.repos[0].repo}" if env.repos else WORKSPACE)
         if not self.sandbox.directory_exists(workdir):
-            raise OzError(ErrorCode.ENVIRONMENT_SETUP_FAILED, f"{workdir} does not exist in the container",
-                          title="Working directory not found")
+            raise OzError(
+                ErrorCode.ENVIRONMENT_SETUP_FAILED,
+                f"{workdir} does not exist in the container",
+                title="Working directory not found",
+            )
         return workdir
 
     def _setup(self, env: Environment, workdir: str) -> None:
@@ -159,15 +212,21 @@ class Execution:
             code = self.sandbox.exec(["/bin/sh", "-c", command], workdir=workdir, on_output=tail.add)
             self._checkpoint()
             if code != 0:
-                raise OzError(ErrorCode.ENVIRONMENT_SETUP_FAILED, self.masker.text(tail.text.strip()) or None,
-                              title=f"Setup command {command!r} exited with {code}")
+                raise OzError(
+                    ErrorCode.ENVIRONMENT_SETUP_FAILED,
+                    self.masker.text(tail.text.strip()) or None,
+                    title=f"Setup command {command!r} exited with {code}",
+                )
 
     def _agent(self, workdir: str, prompt: str) -> StreamParser:
         harness = self.run.config.harness
         driver = driver_for(harness.type if harness else None, self.settings)
-        invocation = Invocation(prompt=prompt, prompt_file=f"{PROMPT_DIR}/prompt.md",
-                                model_id=(harness.model_id if harness and harness.model_id else self.run.model_id),
-                                reasoning_level=harness.reasoning_level if harness else None)
+        invocation = Invocation(
+            prompt=prompt,
+            prompt_file=f"{PROMPT_DIR}/prompt.md",
+            model_id=(harness.model_id if harness and harness.model_id else self.run.model_id),
+            reasoning_level=harness.reasoning_level if harness else None,
+        )
         parser = driver.parser()
         tail = OutputTail(self.settings.output_tail_chars)
         pending = ""
@@ -178,8 +237,12 @@ class Execution:
             *lines, pending = (pending + chunk).split("\n")
             self._record([e for line in lines for e in parser.feed(line)])
 
-        env = {"OZ_PROMPT": prompt, "OZ_PROMPT_FILE": invocation.prompt_file, "OZ_RUN_ID": self.run.run_id,
-               **invocation.env}
+        env = {
+            "OZ_PROMPT": prompt,
+            "OZ_PROMPT_FILE": invocation.prompt_file,
+            "OZ_RUN_ID": self.run.run_id,
+            **invocation.env,
+        }
         code = self.sandbox.exec(driver.command(invocation), workdir=workdir, on_output=on_output, env=env)
         if pending:
             self._record(parser.feed(pending))
@@ -187,17 +250,25 @@ class Execution:
         if code is None:
             raise OzError(ErrorCode.AGENT_PROCESS_FAILED, "the container stopped while the agent was running")
         if code != 0:
-            raise OzError(ErrorCode.AGENT_PROCESS_FAILED,
-                          f"exit code {code}: " + self.masker.text(parser.failure or tail.text.strip()[-1000:]))
+            raise OzError(
+                ErrorCode.AGENT_PROCESS_FAILED,
+                f"exit code {code}: " + self.masker.text(parser.failure or tail.text.strip()[-1000:]),
+            )
         if parser.failure:
             raise OzError(ErrorCode.AGENT_PROCESS_FAILED, self.masker.text(parser.failure))
         return parser
 
     def _finish(self, parser: StreamParser) -> None:
         summary = self.masker.text(parser.summary) if parser.summary else None
-        opened = pulls.publish(self.settings, self.workspace, self.run, summary=summary,
-                               agent=pulls.Author(self.settings.agent_git_name, self.settings.agent_git_email),
-                               coauthor=self._coauthor(), run_url=self._run_url())
+        opened = pulls.publish(
+            self.settings,
+            self.workspace,
+            self.run,
+            summary=summary,
+            agent=pulls.Author(self.settings.agent_git_name, self.settings.agent_git_email),
+            coauthor=self._coauthor(),
+            run_url=self._run_url(),
+        )
         message = summary or "The agent finished without a summary."
         if opened:
             message += "\n" + "\n".join(f"Pull request: {p.url}" for p in opened)
@@ -206,12 +277,18 @@ class Execution:
         with self.ctx.store.session() as session:
             pulls.record_pull_requests(session, self.run.run_id, opened)
             pulls.record_files(session, self.workspace, self.run.run_id)
-            runs.set_status(session, self.run.run_id, S.SUCCEEDED, expected={S.INPROGRESS},
-                            status_message=StatusMessage(message=message))
+            runs.set_status(
+                session,
+                self.run.run_id,
+                S.SUCCEEDED,
+                expected={S.INPROGRESS},
+                status_message=StatusMessage(message=message),
+            )
             reopen = bool(runs.pending_followups(session, self.run.run_id))
             if reopen:  # follow-ups arrived while it worked: carry on in a new execution
-                runs.set_status(session, self.run.run_id, S.QUEUED, expected={S.SUCCEEDED},
-                                attempt=self.run.attempt + 1)
+                runs.set_status(
+                    session, self.run.run_id, S.QUEUED, expected={S.SUCCEEDED}, attempt=self.run.attempt + 1
+                )
         events.announce(self.ctx.queue.connection, self.run.run_id, S.QUEUED.value if reopen else S.SUCCEEDED.value)
         if reopen:
             self.ctx.queue.enqueue(self.run.run_id)
@@ -227,11 +304,25 @@ class Execution:
         if failed is not None:
             events.announce(self.ctx.queue.connection, self.run.run_id, failed.state.value)
 
+    def _on_terminated(self) -> None:
+        """The worker is shutting down: a run whose agent never started goes back to the queue."""
+        log.warning("job.terminated", run_id=self.run.run_id, state=self.run.state.value)
+        if self.run.started_at is None:
+            with self.ctx.store.session() as session:
+                try:
+                    runs.set_status(
+                        session, self.run.run_id, S.QUEUED, expected={S.PENDING, S.CLAIMED}, heartbeat_at=None
+                    )
+                except runs.StaleState:
+                    return
+            self.ctx.queue.enqueue(self.run.run_id)
+            return
+        self._fail(OzError(ErrorCode.AGENT_PROCESS_FAILED, "the worker shut down while the agent was running"))
+
     def _on_stopped(self, reason: str) -> None:
         log.info("job.stopped", run_id=self.run.run_id, reason=reason)
         if reason == TIMED_OUT:
-            self._fail(OzError(ErrorCode.INFRASTRUCTURE_TIMEOUT,
-                               f"the limit is {self.settings.max_runtime_seconds} s"))
+            self._fail(OzError(ErrorCode.INFRASTRUCTURE_TIMEOUT, f"the limit is {self.settings.max_runtime_seconds} s"))
         else:
             assert reason == CANCELLED
             events.announce(self.ctx.queue.connection, self.run.run_id, S.CANCELLED.value)

@@ -62,8 +62,16 @@ def pr_body(run: Run, summary: str | None, run_url: str) -> str:
     return "\n".join(lines)
 
 
-def publish(settings: Settings, ws: Workspace, run: Run, *, summary: str | None, agent: Author,
-            coauthor: Author | None, run_url: str) -> list[PullRequest]:
+def publish(
+    settings: Settings,
+    ws: Workspace,
+    run: Run,
+    *,
+    summary: str | None,
+    agent: Author,
+    coauthor: Author | None,
+    run_url: str,
+) -> list[PullRequest]:
     """Commit, push and open a PR for every repo the agent changed."""
     opened = []
     branch = branch_name(run)
@@ -71,26 +79,45 @@ def publish(settings: Settings, ws: Workspace, run: Run, *, summary: str | None,
         if not has_changes(repo, ws):
             continue
         env = git_env(repo.token, ws.clone_url)
-        env.update(GIT_AUTHOR_NAME=agent.name, GIT_AUTHOR_EMAIL=agent.email,
-                   GIT_COMMITTER_NAME=agent.name, GIT_COMMITTER_EMAIL=agent.email)
+        env.update(
+            GIT_AUTHOR_NAME=agent.name,
+            GIT_AUTHOR_EMAIL=agent.email,
+            GIT_COMMITTER_NAME=agent.name,
+            GIT_COMMITTER_EMAIL=agent.email,
+        )
         try:
             git(["checkout", "-q", "-b", branch], cwd=repo.path, env=env, masker=ws.masker)
             git(["add", "-A"], cwd=repo.path, env=env, masker=ws.masker)
-            git(["commit", "-q", "-m", commit_message(run, summary, coauthor)], cwd=repo.path, env=env,
-                masker=ws.masker)
+            git(
+                ["commit", "-q", "-m", commit_message(run, summary, coauthor)], cwd=repo.path, env=env, masker=ws.masker
+            )
             git(["push", "-q", "origin", f"HEAD:refs/heads/{branch}"], cwd=repo.path, env=env, masker=ws.masker)
         except GitError as exc:
             raise OzError(ErrorCode.NOT_AUTHORIZED, f"pushing {branch} to {repo.ref.full_name} failed: {exc}") from None
-        url = open_pull_request(settings, repo.token or "", repo.ref, head=branch, base=repo.base_branch,
-                                title=run.title, body=pr_body(run, summary, run_url))
+        url = open_pull_request(
+            settings,
+            repo.token or "",
+            repo.ref,
+            head=branch,
+            base=repo.base_branch,
+            title=run.title,
+            body=pr_body(run, summary, run_url),
+        )
         opened.append(PullRequest(repo.ref.full_name, branch, url))
     return opened
 
 
 def record_pull_requests(session: Session, run_id: str, pulls: list[PullRequest]) -> None:
     for pull in pulls:
-        session.add(ArtifactRow(uid=str(uuid.uuid4()), run_id=run_id, artifact_type="PULL_REQUEST",
-                                data={"branch": pull.branch, "url": pull.url}, created_at=utcnow()))
+        session.add(
+            ArtifactRow(
+                uid=str(uuid.uuid4()),
+                run_id=run_id,
+                artifact_type="PULL_REQUEST",
+                data={"branch": pull.branch, "url": pull.url},
+                created_at=utcnow(),
+            )
+        )
 
 
 def record_files(session: Session, ws: Workspace, run_id: str) -> int:
@@ -102,10 +129,20 @@ def record_files(session: Session, ws: Workspace, run_id: str) -> int:
         if count >= MAX_ARTIFACTS or path.stat().st_size > MAX_ARTIFACT_BYTES:
             continue
         relative = path.relative_to(ws.files).as_posix()
-        session.add(ArtifactRow(
-            uid=str(uuid.uuid4()), run_id=run_id, artifact_type="FILE", created_at=utcnow(), content=path.read_bytes(),
-            data={"filename": path.name, "filepath": relative, "size_bytes": path.stat().st_size,
-                  "mime_type": mimetypes.guess_type(path.name)[0] or "application/octet-stream"},
-        ))
+        session.add(
+            ArtifactRow(
+                uid=str(uuid.uuid4()),
+                run_id=run_id,
+                artifact_type="FILE",
+                created_at=utcnow(),
+                content=path.read_bytes(),
+                data={
+                    "filename": path.name,
+                    "filepath": relative,
+                    "size_bytes": path.stat().st_size,
+                    "mime_type": mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+                },
+            )
+        )
         count += 1
     return count

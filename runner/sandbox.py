@@ -8,6 +8,7 @@ dead worker left behind.
 from __future__ import annotations
 
 import codecs
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,22 +106,27 @@ class Sandbox:
                 init=True,
             )
         except APIError as exc:
-            raise OzError(ErrorCode.ENVIRONMENT_SETUP_FAILED, exc.explanation or str(exc),
-                          title=f"The container for image {spec.image!r} could not start") from None
+            raise OzError(
+                ErrorCode.ENVIRONMENT_SETUP_FAILED,
+                exc.explanation or str(exc),
+                title=f"The container for image {spec.image!r} could not start",
+            ) from None
         log.info("sandbox.started", run_id=run_id, container=container.short_id, image=spec.image)
         return cls(client, container)
 
     def directory_exists(self, path: str) -> bool:
         return self.exec(["test", "-d", path], workdir="/", on_output=lambda _t: None) == 0
 
-    def exec(self, argv: list[str], *, workdir: str, on_output: Callable[[str], None],
-             env: dict[str, str] | None = None) -> int | None:
+    def exec(
+        self, argv: list[str], *, workdir: str, on_output: Callable[[str], None], env: dict[str, str] | None = None
+    ) -> int | None:
         """Run a process in the container, streaming its merged output as text; its exit code,
         or ``None`` when the container went away under it (killed for a cancel or timeout)."""
         api = self.client.api
         try:
-            exec_id = api.exec_create(self.container.id, argv, workdir=workdir, environment=env or {},
-                                      stdout=True, stderr=True)["Id"]
+            exec_id = api.exec_create(
+                self.container.id, argv, workdir=workdir, environment=env or {}, stdout=True, stderr=True
+            )["Id"]
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             for chunk in api.exec_start(exec_id, stream=True):
                 on_output(decoder.decode(chunk))
@@ -131,10 +137,8 @@ class Sandbox:
             return None
 
     def kill(self) -> None:
-        try:
+        with contextlib.suppress(APIError, NotFound):
             self.container.kill()
-        except (APIError, NotFound):
-            pass
 
     def remove(self) -> None:
         try:

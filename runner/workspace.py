@@ -39,8 +39,11 @@ def git_env(token: str | None, clone_url: str) -> dict[str, str]:
     env.update(GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true", GIT_CONFIG_NOSYSTEM="1")
     if token:
         basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-        env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0=f"http.{clone_url.rstrip('/')}/.extraheader",
-                   GIT_CONFIG_VALUE_0=f"AUTHORIZATION: basic {basic}")
+        env.update(
+            GIT_CONFIG_COUNT="1",
+            GIT_CONFIG_KEY_0=f"http.{clone_url.rstrip('/')}/.extraheader",
+            GIT_CONFIG_VALUE_0=f"AUTHORIZATION: basic {basic}",
+        )
     return env
 
 
@@ -88,8 +91,9 @@ class Workspace:
             git([*args, self.url_of(ref), str(target)], cwd=self.files, env=env, masker=self.masker)
             branch = git(["rev-parse", "--abbrev-ref", "HEAD"], cwd=target, env=env, masker=self.masker).strip()
         except (GitError, subprocess.TimeoutExpired) as exc:
-            raise OzError(ErrorCode.ENVIRONMENT_SETUP_FAILED, str(exc)[-2000:] or None,
-                          title=f"Failed to clone repository {ref}") from None
+            raise OzError(
+                ErrorCode.ENVIRONMENT_SETUP_FAILED, str(exc)[-2000:] or None, title=f"Failed to clone repository {ref}"
+            ) from None
         # Keep the gateway's own files out of the agent's commits.
         (target / ".git" / "info").mkdir(exist_ok=True)
         with open(target / ".git" / "info" / "exclude", "a") as exclude:

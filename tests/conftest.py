@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import psycopg
 import pytest
 import redis
@@ -22,11 +23,24 @@ from core.models import Account
 from core.queue import RunQueue, connect
 from core.settings import Settings
 from core.store import Store
+from tests.images import busybox_image
 from tests.live_server import LiveServer
 
 PG_ADMIN_URL = os.environ.get("OZGW_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("OZGW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker.DockerClient:
+    client = docker.from_env()
+    client.ping()
+    return client
+
+
+@pytest.fixture(scope="session")
+def test_image(docker_client: docker.DockerClient) -> str:
+    return busybox_image(docker_client)
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +108,8 @@ def settings(tmp_path: Path, database_url: str, queue: RunQueue) -> Settings:
         secret_key="test-signing-key-" + uuid.uuid4().hex,
         agent_limit=3,
         api_threads=8,
+        pull_images=False,  # nothing may leave this machine: images are built locally
+        container_network="none",
     )
 
 

@@ -27,6 +27,7 @@ def _rootfs() -> bytes:
     applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout.split()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
+
         def add_dir(name: str, mode: int = 0o755) -> None:
             info = tarfile.TarInfo(name)
             info.type, info.mode = tarfile.DIRTYPE, mode
@@ -59,6 +60,7 @@ def busybox_image(client: docker.DockerClient) -> str:
         client.images.get(tag)
     except ImageNotFound:
         repository, version = tag.split(":")
-        client.api.import_image_from_data(_rootfs(), repository=repository, tag=version,
-                                          changes=['CMD ["/bin/sh"]', "ENV PATH=/bin"])
+        client.api.import_image_from_data(
+            _rootfs(), repository=repository, tag=version, changes=['CMD ["/bin/sh"]', "ENV PATH=/bin"]
+        )
     return tag

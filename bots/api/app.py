@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
+from redis.asyncio import Redis as AsyncRedis
 
-from bots.api.context import EXECUTOR, KEY_USE, QUEUE, SETTINGS, STORE, public
+from bots.api.context import ASYNC_REDIS, EXECUTOR, KEY_USE, QUEUE, SETTINGS, STORE, public
 from bots.api.middleware import auth_middleware, problem_middleware
 from bots.api.openapi import openapi_document
 from bots.api.routes import ROUTES
@@ -44,7 +45,9 @@ def create_app(settings: Settings, *, store: Store | None = None, queue: RunQueu
         redis_url = settings.redis_url or "redis://127.0.0.1:6379/0"
         app[QUEUE] = queue or RunQueue(connect(redis_url), settings.queue_name, settings.max_runtime_seconds)
         app[EXECUTOR] = ThreadPoolExecutor(settings.api_threads, thread_name_prefix="ozgw-api")
+        app[ASYNC_REDIS] = AsyncRedis.from_url(redis_url, socket_connect_timeout=1.0)
         yield
+        await app[ASYNC_REDIS].aclose()
         app[EXECUTOR].shutdown(wait=True)
         if own_store:
             app[STORE].dispose()

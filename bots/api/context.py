@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 from aiohttp import web
+from redis.asyncio import Redis as AsyncRedis
 
 from core.keys import UseThrottle
 from core.models import Principal
@@ -25,6 +26,7 @@ QUEUE = web.AppKey("queue", RunQueue)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
 KEY_USE = web.AppKey("key_use", UseThrottle)
 PRINCIPAL = web.RequestKey("principal", Principal)
+ASYNC_REDIS = web.AppKey("async_redis", AsyncRedis)
 
 P = ParamSpec("P")
 T = TypeVar("T")

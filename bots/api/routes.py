@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from pydantic import BaseModel
 
-from bots.api import environments, identities, runs
+from bots.api import environments, events, identities, runs
 from core.models.wire import (
     AgentCreateRequest,
     AgentResponse,
@@ -45,6 +45,12 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", f"{API}/agent/run", runs.create_run, "Create a run (legacy path)", RunAgentRequest, RunAgentResponse),
     Route("GET", f"{API}/agent/runs", runs.list_runs, "List runs", response=ListRunsResponse, query=RunListQuery),
     Route("GET", f"{API}/agent/runs/{{run_id}}", runs.get_run, "Retrieve a run", response=RunItem),
+    Route(
+        "GET",
+        f"{API}/agent/runs/{{run_id}}/events",
+        events.run_events,
+        "A run's transcript (JSON, or server-sent events with Accept: text/event-stream)",
+    ),
     Route("POST", f"{API}/agent/runs/{{run_id}}/cancel", runs.cancel_run, "Cancel a run", text_response=True),
     Route("POST", f"{API}/agent/runs/{{run_id}}/followups", runs.submit_followup, "Send a follow-up", FollowupRequest),
     Route(

@@ -34,8 +34,9 @@ class ClaudeParser(JsonLinesParser):
                 if name == "Bash":
                     return RunEvent(kind=EventKind.COMMAND, command=args.get("command", ""), tool=name)
                 if name in FILE_TOOLS:
-                    return RunEvent(kind=EventKind.FILE_EDIT, path=args.get("file_path") or args.get("notebook_path"),
-                                    tool=name)
+                    return RunEvent(
+                        kind=EventKind.FILE_EDIT, path=args.get("file_path") or args.get("notebook_path"), tool=name
+                    )
                 return RunEvent(kind=EventKind.TOOL_CALL, tool=name, data=args)
         return None
 
@@ -44,8 +45,16 @@ class ClaudeDriver(Driver):
     name = "claude"
 
     def command(self, invocation: Invocation) -> list[str]:
-        argv = ["claude", "-p", invocation.prompt, "--output-format", "stream-json", "--verbose",
-                "--permission-mode", "bypassPermissions"]
+        argv = [
+            "claude",
+            "-p",
+            invocation.prompt,
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--permission-mode",
+            "bypassPermissions",
+        ]
         if invocation.model_id:
             argv += ["--model", invocation.model_id]
         return argv

@@ -29,11 +29,14 @@ class CodexParser(JsonLinesParser):
                 self.summary = item.get("text") or self.summary
                 return [RunEvent(kind=EventKind.MESSAGE, text=item.get("text", ""))]
             case "command_execution":
-                return [RunEvent(kind=EventKind.COMMAND, command=item.get("command", ""),
-                                 exit_code=item.get("exit_code"))]
+                return [
+                    RunEvent(kind=EventKind.COMMAND, command=item.get("command", ""), exit_code=item.get("exit_code"))
+                ]
             case "file_change":
-                return [RunEvent(kind=EventKind.FILE_EDIT, path=c.get("path"), data={"change": c.get("kind")})
-                        for c in item.get("changes", [])]
+                return [
+                    RunEvent(kind=EventKind.FILE_EDIT, path=c.get("path"), data={"change": c.get("kind")})
+                    for c in item.get("changes", [])
+                ]
             case "mcp_tool_call":
                 return [RunEvent(kind=EventKind.TOOL_CALL, tool=f"{item.get('server')}.{item.get('tool')}")]
             case "error":

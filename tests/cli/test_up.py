@@ -13,6 +13,7 @@ import httpx
 from oz_agent_sdk import OzAPI
 
 from tests.redis_server import free_port
+from tests.runner.conftest import local_runner_env
 
 
 def wait_for(url: str, timeout: float = 30) -> None:
@@ -27,9 +28,14 @@ def wait_for(url: str, timeout: float = 30) -> None:
     raise AssertionError(f"{url} did not answer within {timeout}s")
 
 
-def test_up_serves_the_api_and_executes_runs(tmp_path: Path):
+def test_up_serves_the_api_and_executes_runs(tmp_path: Path, test_image: str):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OZGW_")}
-    env.update(OZGW_DATA_DIR=str(tmp_path / "data"), OZGW_ORPHAN_GRACE_SECONDS="0", OZGW_SWEEP_INTERVAL_SECONDS="1")
+    env.update(
+        OZGW_DATA_DIR=str(tmp_path / "data"),
+        OZGW_ORPHAN_GRACE_SECONDS="0",
+        OZGW_SWEEP_INTERVAL_SECONDS="1",
+        **local_runner_env(test_image, "noop.sh"),
+    )
     port = free_port()
     up = subprocess.Popen(
         [sys.executable, "-m", "cli", "up", "--port", str(port)],
@@ -59,10 +65,12 @@ def test_up_serves_the_api_and_executes_runs(tmp_path: Path):
         client = OzAPI(api_key=key, base_url=f"http://127.0.0.1:{port}/api/v1", max_retries=0)
         run_id = client.agent.run(prompt="Summarize the repo", config={"name": "nightly"}).run_id
         deadline = time.monotonic() + 60
-        while client.agent.runs.retrieve(run_id).state in ("QUEUED", "PENDING") and time.monotonic() < deadline:
+        while client.agent.runs.retrieve(run_id).state not in ("SUCCEEDED", "FAILED", "ERROR"):
+            assert time.monotonic() < deadline, "the run never finished"
             time.sleep(0.2)
         run = client.agent.runs.retrieve(run_id)
-        assert run.state not in ("QUEUED", "PENDING"), "the worker never picked the run up"
+        assert run.state == "SUCCEEDED", run.status_message
+        assert run.status_message.message.startswith("Nothing needed changing.")
     finally:
         up.send_signal(signal.SIGTERM)
         up.wait(30)

@@ -120,9 +120,17 @@ class FakeGitHub:
 
     def _repo_json(self, repo: FakeRepo, permissions: dict) -> dict:
         api = f"{self.url}/repos/{repo.full_name}"
-        return {"id": abs(hash(repo.full_name)) % 10**8, "name": repo.name, "full_name": repo.full_name,
-                "owner": {"login": repo.owner}, "private": repo.private, "default_branch": repo.default_branch,
-                "url": api, "html_url": f"https://github.test/{repo.full_name}", "permissions": permissions}
+        return {
+            "id": abs(hash(repo.full_name)) % 10**8,
+            "name": repo.name,
+            "full_name": repo.full_name,
+            "owner": {"login": repo.owner},
+            "private": repo.private,
+            "default_branch": repo.default_branch,
+            "url": api,
+            "html_url": f"https://github.test/{repo.full_name}",
+            "permissions": permissions,
+        }
 
     def _find(self, request: web.Request) -> FakeRepo:
         repo = self.repos.get(f"{request.match_info['owner']}/{request.match_info['repo']}")
@@ -152,11 +160,18 @@ class FakeGitHub:
             return web.json_response({"message": "Resource not accessible by integration"}, status=403)
         body = await request.json()
         number = len(self.pulls) + 1
-        pull = {"number": number, "state": "open", "title": body["title"], "body": body.get("body"),
-                "head": {"ref": body["head"]}, "base": {"ref": body["base"]},
-                "url": f"{self.url}/repos/{repo.full_name}/pulls/{number}",
-                "html_url": f"https://github.test/{repo.full_name}/pull/{number}",
-                "user": {"login": caller.login or "oz-app[bot]"}, "repo": repo.full_name}
+        pull = {
+            "number": number,
+            "state": "open",
+            "title": body["title"],
+            "body": body.get("body"),
+            "head": {"ref": body["head"]},
+            "base": {"ref": body["base"]},
+            "url": f"{self.url}/repos/{repo.full_name}/pulls/{number}",
+            "html_url": f"https://github.test/{repo.full_name}/pull/{number}",
+            "user": {"login": caller.login or "oz-app[bot]"},
+            "repo": repo.full_name,
+        }
         self.pulls.append(pull)
         return web.json_response(pull, status=201)
 
@@ -167,8 +182,14 @@ class FakeGitHub:
         repo = self._find(request)
         if repo.installation_id is None:
             raise _not_found()
-        return web.json_response({"id": repo.installation_id, "app_id": int(self.app_id or 0),
-                                  "account": {"login": repo.owner}, "target_type": "Organization"})
+        return web.json_response(
+            {
+                "id": repo.installation_id,
+                "app_id": int(self.app_id or 0),
+                "account": {"login": repo.owner},
+                "target_type": "Organization",
+            }
+        )
 
     async def _access_token(self, request: web.Request) -> web.Response:
         caller = self._record(request)

@@ -25,31 +25,36 @@ from core.store import Store
 from runner.context import WorkerContext
 from runner.sandbox import containers_of
 from tests.fakes.github import FakeGitHub
-from tests.images import busybox_image
 
 APP_ID = "424242"
 
 
-@pytest.fixture(scope="session")
-def docker_client() -> docker.DockerClient:
-    client = docker.from_env()
-    client.ping()
-    return client
-
-
-@pytest.fixture(scope="session")
-def test_image(docker_client: docker.DockerClient) -> str:
-    return busybox_image(docker_client)
+def local_runner_env(image: str, agent: str) -> dict[str, str]:
+    """Environment for a gateway process that runs a scripted agent in the local test image,
+    with no network and no image pulls (nothing may leave this machine)."""
+    return {
+        "OZGW_DEFAULT_IMAGE": image,
+        "OZGW_PULL_IMAGES": "false",
+        "OZGW_CONTAINER_NETWORK": "none",
+        "OZGW_DEFAULT_HARNESS": "command",
+        "OZGW_COMMAND_HARNESS": f"/bin/sh /opt/agents/{agent}",
+        "OZGW_COMMAND_HARNESS_FORMAT": "text",
+        "OZGW_CONTAINER_MEMORY": "256m",
+    }
 
 
 @pytest.fixture(scope="session")
 def app_key() -> tuple[str, str]:
     """A GitHub App key pair generated for the test session (never committed)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
 
 
@@ -103,33 +108,39 @@ def remotes(tmp_path: Path) -> Remotes:
 
 
 @pytest.fixture
-def runner_settings(settings: Settings, tmp_path: Path, github: FakeGitHub, remotes: Remotes,
-                    app_key: tuple[str, str]) -> Settings:
-    return settings_with(settings, **{
-        "work_dir": tmp_path / "work",
-        "default_harness": "command",
-        "command_harness": "/bin/sh /opt/agents/edit.sh",
-        "command_harness_format": "claude",
-        "container_network": "none",
-        "container_memory": "256m",
-        "container_cpus": 1.0,
-        "pull_images": False,
-        "github_api_url": github.url,
-        "github_clone_url": remotes.url,
-        "github_app_id": APP_ID,
-        "github_app_private_key": app_key[0],
-        "heartbeat_seconds": 0.3,
-        "cancel_poll_seconds": 0.2,
-        "abandoned_after_seconds": 2.0,
-        "encryption_keys": Fernet.generate_key().decode(),
-        "public_url": "http://gateway.test",
-        "max_runtime_seconds": 120,
-    })
+def runner_settings(
+    settings: Settings, tmp_path: Path, github: FakeGitHub, remotes: Remotes, app_key: tuple[str, str], test_image: str
+) -> Settings:
+    return settings_with(
+        settings,
+        **{
+            "work_dir": tmp_path / "work",
+            "default_image": test_image,
+            "default_harness": "command",
+            "command_harness": "/bin/sh /opt/agents/edit.sh",
+            "command_harness_format": "claude",
+            "container_network": "none",
+            "container_memory": "256m",
+            "container_cpus": 1.0,
+            "pull_images": False,
+            "github_api_url": github.url,
+            "github_clone_url": remotes.url,
+            "github_app_id": APP_ID,
+            "github_app_private_key": app_key[0],
+            "heartbeat_seconds": 0.3,
+            "cancel_poll_seconds": 0.2,
+            "abandoned_after_seconds": 2.0,
+            "encryption_keys": Fernet.generate_key().decode(),
+            "public_url": "http://gateway.test",
+            "max_runtime_seconds": 120,
+        },
+    )
 
 
 @pytest.fixture
-def ctx(runner_settings: Settings, store: Store, queue: RunQueue, docker_client: docker.DockerClient,
-        test_image: str) -> Iterator[WorkerContext]:
+def ctx(
+    runner_settings: Settings, store: Store, queue: RunQueue, docker_client: docker.DockerClient, test_image: str
+) -> Iterator[WorkerContext]:
     context = WorkerContext.build(runner_settings, store, queue)
     yield context
     for container in containers_of(docker_client):
@@ -159,18 +170,26 @@ def alice(store: Store, ctx: WorkerContext, github: FakeGitHub) -> Person:
     token = github.add_user("alice-gh")
     with store.session() as session:
         save_authorization(session, ctx.vault, account.uid, "alice-gh", token)
-    return Person(Principal(kind="user", uid=account.uid, team_uid=account.team_uid, email=account.email),
-                  "alice-gh", token)
+    return Person(
+        Principal(kind="user", uid=account.uid, team_uid=account.team_uid, email=account.email), "alice-gh", token
+    )
 
 
 @pytest.fixture
 def make_env(store: Store, alice: Person, test_image: str) -> Callable[..., str]:
-    def make(repos: list[str] = (), setup: list[str] = (), image: str | None = None,
-             working_dir: str | None = None) -> str:
+    def make(
+        repos: list[str] = (), setup: list[str] = (), image: str | None = None, working_dir: str | None = None
+    ) -> str:
         with store.session() as session:
             env = environments.create_environment(
-                session, alice.principal, name="env", docker_image=image or test_image, repos=list(repos),
-                setup_commands=list(setup), working_dir=working_dir)
+                session,
+                alice.principal,
+                name="env",
+                docker_image=image or test_image,
+                repos=list(repos),
+                setup_commands=list(setup),
+                working_dir=working_dir,
+            )
         return env.uid
 
     return make

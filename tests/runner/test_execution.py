@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import docker
-import pytest
 
 from core import runs
 from core.events import transcript
@@ -22,12 +21,12 @@ from tests.fakes.github import FakeGitHub
 from tests.runner.conftest import Person, Remotes, with_settings
 
 
-def final(store: Store, run_id: str):  # noqa: ANN201 - the stored Run
+def final(store: Store, run_id: str):
     with store.reader() as session:
         return runs.load_run(session, run_id)
 
 
-def events_of(store: Store, run_id: str):  # noqa: ANN201
+def events_of(store: Store, run_id: str):
     with store.reader() as session:
         return transcript(session, run_id)
 
@@ -37,12 +36,23 @@ def artifacts_of(store: Store, run_id: str) -> list[ArtifactRow]:
         return list(session.query(ArtifactRow).filter(ArtifactRow.run_id == run_id).order_by(ArtifactRow.artifact_type))
 
 
-def test_success_opens_a_pull_request(ctx: WorkerContext, alice: Person, make_env, start_run, remotes: Remotes,  # noqa: ANN001
-                                      github: FakeGitHub, store: Store, docker_client: docker.DockerClient):
+def test_success_opens_a_pull_request(
+    ctx: WorkerContext,
+    alice: Person,
+    make_env,
+    start_run,
+    remotes: Remotes,
+    github: FakeGitHub,
+    store: Store,
+    docker_client: docker.DockerClient,
+):
     remotes.create("acme", "api")
     github.add_repo("acme", "api", collaborators={"alice-gh": "write"})
-    run_id = start_run(alice.principal, make_env(repos=["acme/api"], setup=["echo ready > /tmp/setup-done"]),
-                       prompt="Fix the README typo\nplease")
+    run_id = start_run(
+        alice.principal,
+        make_env(repos=["acme/api"], setup=["echo ready > /tmp/setup-done"]),
+        prompt="Fix the README typo\nplease",
+    )
 
     assert run_job(ctx, run_id) == "SUCCEEDED"
 
@@ -76,8 +86,9 @@ def test_success_opens_a_pull_request(ctx: WorkerContext, alice: Person, make_en
     assert not (ctx.settings.effective_work_dir / run_id).exists()
 
 
-def test_success_without_changes_opens_no_pr(ctx: WorkerContext, alice: Person, make_env, start_run,  # noqa: ANN001
-                                             remotes: Remotes, github: FakeGitHub, store: Store):
+def test_success_without_changes_opens_no_pr(
+    ctx: WorkerContext, alice: Person, make_env, start_run, remotes: Remotes, github: FakeGitHub, store: Store
+):
     remotes.create("acme", "api")
     github.add_repo("acme", "api", collaborators={"alice-gh": "write"})
     ctx = with_settings(ctx, command_harness="/bin/sh /opt/agents/noop.sh", command_harness_format="text")
@@ -89,8 +100,9 @@ def test_success_without_changes_opens_no_pr(ctx: WorkerContext, alice: Person, 
     assert remotes.branches("acme", "api") == ["main"]
 
 
-def test_setup_failure_names_the_command_and_stops(ctx: WorkerContext, alice: Person, make_env, start_run,  # noqa: ANN001
-                                                   store: Store, docker_client: docker.DockerClient):
+def test_setup_failure_names_the_command_and_stops(
+    ctx: WorkerContext, alice: Person, make_env, start_run, store: Store, docker_client: docker.DockerClient
+):
     env_id = make_env(setup=["echo preparing", "echo 'no such package' >&2; exit 7", "echo never"])
     run_id = start_run(alice.principal, env_id)
     assert run_job(ctx, run_id) == "FAILED"
@@ -98,11 +110,13 @@ def test_setup_failure_names_the_command_and_stops(ctx: WorkerContext, alice: Pe
     assert status.error_code == "environment_setup_failed"
     assert status.message == "Setup command \"echo 'no such package' >&2; exit 7\" exited with 7 (no such package)"
     assert [e.text for e in events_of(store, run_id)] == [
-        "Setup: echo preparing", "Setup: echo 'no such package' >&2; exit 7"]
+        "Setup: echo preparing",
+        "Setup: echo 'no such package' >&2; exit 7",
+    ]
     assert containers_of(docker_client, run_id) == []
 
 
-def test_missing_image(ctx: WorkerContext, alice: Person, make_env, start_run, store: Store):  # noqa: ANN001
+def test_missing_image(ctx: WorkerContext, alice: Person, make_env, start_run, store: Store):
     run_id = start_run(alice.principal, make_env(image="oz-test/not-built:1"))
     assert run_job(ctx, run_id) == "FAILED"
     status = final(store, run_id).status_message
@@ -110,7 +124,7 @@ def test_missing_image(ctx: WorkerContext, alice: Person, make_env, start_run, s
     assert status.message.startswith("Docker image 'oz-test/not-built:1' not found")
 
 
-def test_working_directory_must_exist(ctx: WorkerContext, alice: Person, make_env, start_run, store: Store):  # noqa: ANN001
+def test_working_directory_must_exist(ctx: WorkerContext, alice: Person, make_env, start_run, store: Store):
     run_id = start_run(alice.principal, make_env(working_dir="/workspace/nope"))
     assert run_job(ctx, run_id) == "FAILED"
     status = final(store, run_id).status_message
@@ -118,8 +132,9 @@ def test_working_directory_must_exist(ctx: WorkerContext, alice: Person, make_en
     assert status.message == "Working directory not found (/workspace/nope does not exist in the container)"
 
 
-def test_inaccessible_repo_fails_before_cloning(ctx: WorkerContext, alice: Person, make_env, start_run,  # noqa: ANN001
-                                                remotes: Remotes, github: FakeGitHub, store: Store):
+def test_inaccessible_repo_fails_before_cloning(
+    ctx: WorkerContext, alice: Person, make_env, start_run, remotes: Remotes, github: FakeGitHub, store: Store
+):
     for name in ("api", "secret"):
         remotes.create("acme", name)
     github.add_repo("acme", "api", collaborators={"alice-gh": "write"})
@@ -128,13 +143,16 @@ def test_inaccessible_repo_fails_before_cloning(ctx: WorkerContext, alice: Perso
     assert run_job(ctx, run_id) == "FAILED"
     status = final(store, run_id).status_message
     assert status.error_code == "external_authentication_required"
-    assert status.message == ("User does not have access to the following repositories in the environment: "
-                              "acme/secret (inaccessible repos: acme/secret)")
+    assert status.message == (
+        "User does not have access to the following repositories in the environment: "
+        "acme/secret (inaccessible repos: acme/secret)"
+    )
     assert not (ctx.settings.effective_work_dir / run_id).exists()
 
 
-def test_person_without_github_authorization_is_asked_to_authorize(ctx: WorkerContext, store: Store, make_env,  # noqa: ANN001
-                                                                   start_run, remotes: Remotes, github: FakeGitHub):
+def test_person_without_github_authorization_is_asked_to_authorize(
+    ctx: WorkerContext, store: Store, make_env, start_run, remotes: Remotes, github: FakeGitHub
+):
     from core.accounts import create_account
     from core.models import Principal
 
@@ -149,7 +167,7 @@ def test_person_without_github_authorization_is_asked_to_authorize(ctx: WorkerCo
     assert "http://gateway.test/auth/github" in status.message
 
 
-def test_agent_crash_is_agent_process_failed(ctx: WorkerContext, alice: Person, make_env, start_run, store: Store):  # noqa: ANN001
+def test_agent_crash_is_agent_process_failed(ctx: WorkerContext, alice: Person, make_env, start_run, store: Store):
     ctx = with_settings(ctx, command_harness="/bin/sh /opt/agents/crash.sh", command_harness_format="text")
     run_id = start_run(alice.principal, make_env())
     assert run_job(ctx, run_id) == "ERROR"
@@ -158,10 +176,12 @@ def test_agent_crash_is_agent_process_failed(ctx: WorkerContext, alice: Person, 
     assert "exit code 3" in status.message and "model quota exhausted" in status.message
 
 
-def test_maximum_runtime_kills_the_container(ctx: WorkerContext, alice: Person, make_env, start_run, store: Store,  # noqa: ANN001
-                                             docker_client: docker.DockerClient):
-    ctx = with_settings(ctx, command_harness="/bin/sh /opt/agents/sleep.sh", command_harness_format="text",
-                        max_runtime_seconds=3)
+def test_maximum_runtime_kills_the_container(
+    ctx: WorkerContext, alice: Person, make_env, start_run, store: Store, docker_client: docker.DockerClient
+):
+    ctx = with_settings(
+        ctx, command_harness="/bin/sh /opt/agents/sleep.sh", command_harness_format="text", max_runtime_seconds=3
+    )
     run_id = start_run(alice.principal, make_env())
     started = time.monotonic()
     assert run_job(ctx, run_id) == "ERROR"
@@ -179,8 +199,9 @@ def wait_for_state(store: Store, run_id: str, state: RunState, timeout: float = 
         time.sleep(0.05)
 
 
-def test_cancel_stops_the_container_within_five_seconds(ctx: WorkerContext, alice: Person, make_env, start_run,  # noqa: ANN001
-                                                        store: Store, docker_client: docker.DockerClient):
+def test_cancel_stops_the_container_within_five_seconds(
+    ctx: WorkerContext, alice: Person, make_env, start_run, store: Store, docker_client: docker.DockerClient
+):
     ctx = with_settings(ctx, command_harness="/bin/sh /opt/agents/sleep.sh", command_harness_format="text")
     run_id = start_run(alice.principal, make_env())
     result: list[str] = []
@@ -197,8 +218,9 @@ def test_cancel_stops_the_container_within_five_seconds(ctx: WorkerContext, alic
     assert final(store, run_id).status_message.message == "Cancelled by alice@example.com"
 
 
-def test_agent_key_runs_use_the_app_installation_token(ctx: WorkerContext, alice: Person, make_env, store: Store,  # noqa: ANN001
-                                                       remotes: Remotes, github: FakeGitHub):
+def test_agent_key_runs_use_the_app_installation_token(
+    ctx: WorkerContext, alice: Person, make_env, store: Store, remotes: Remotes, github: FakeGitHub
+):
     from core.agents import default_agent
     from core.models import Principal
     from core.models.wire import RunAgentRequest
@@ -209,26 +231,36 @@ def test_agent_key_runs_use_the_app_installation_token(ctx: WorkerContext, alice
         agent = default_agent(session, alice.principal.team_uid)
     bot = Principal(kind="service_account", uid=agent.uid, team_uid=agent.team_uid)
     env_id = make_env(repos=["acme/api"])
-    run_id = runs.create(store, None, bot, RunAgentRequest(prompt="nightly fix", config={"environment_id": env_id})
-                         ).run.run_id
+    run_id = runs.create(
+        store, None, bot, RunAgentRequest(prompt="nightly fix", config={"environment_id": env_id})
+    ).run.run_id
     assert run_job(ctx, run_id) == "SUCCEEDED"
     assert github.pulls[0]["user"]["login"] == "oz-app[bot]"
-    repo_calls = [caller for method, path, caller in github.calls if path.startswith("/repos/acme/api")
-                  and not path.endswith("/installation")]
+    repo_calls = [
+        caller
+        for method, path, caller in github.calls
+        if path.startswith("/repos/acme/api") and not path.endswith("/installation")
+    ]
     assert repo_calls and all(c.installation_id == 77 and c.login is None for c in repo_calls)
     assert all(c.login != "alice-gh" for _m, _p, c in github.calls)
     log = remotes.log("acme", "api", github.pulls[0]["head"]["ref"])
     assert "Co-authored-by" not in log  # nobody to credit: an agent started it
 
 
-def test_the_token_never_enters_the_container_or_the_transcript(ctx: WorkerContext, alice: Person, make_env,  # noqa: ANN001
-                                                                start_run, remotes: Remotes, github: FakeGitHub,
-                                                                store: Store, docker_client: docker.DockerClient,
-                                                                tmp_path: Path):
+def test_the_token_never_enters_the_container_or_the_transcript(
+    ctx: WorkerContext,
+    alice: Person,
+    make_env,
+    start_run,
+    remotes: Remotes,
+    github: FakeGitHub,
+    store: Store,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+):
     remotes.create("acme", "api")
     github.add_repo("acme", "api", collaborators={"alice-gh": "write"})
-    ctx = with_settings(ctx, command_harness="/bin/sh -c '/opt/agents/env.sh; sleep 2'",
-                        command_harness_format="text")
+    ctx = with_settings(ctx, command_harness="/bin/sh -c '/opt/agents/env.sh; sleep 2'", command_harness_format="text")
     run_id = start_run(alice.principal, make_env(repos=["acme/api"]))
     inspected: list[str] = []
 

@@ -69,7 +69,10 @@ def test_gemini_joins_deltas_and_types_tools():
 def test_text_output_and_banners_between_json_lines():
     parser = TextParser()
     assert kinds([e for line in ["Looking around", "", "All done.", "Opened a fix."] for e in parser.feed(line)]) == [
-        "message", "message", "message"]
+        "message",
+        "message",
+        "message",
+    ]
     assert parser.summary == "All done.\nOpened a fix."
     assert kinds(ClaudeParser().feed("Warning: something odd")) == ["message"]
 

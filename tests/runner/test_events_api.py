@@ -1,0 +1,94 @@
+"""The transcript over the API: JSON, and a live server-sent-event tail while the run works."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import httpx
+from oz_agent_sdk import OzAPI
+
+from core.accounts import account_by_email
+from core.keys import create_key
+from core.store import Store
+from runner.context import WorkerContext
+from runner.job import run_job
+from tests.live_server import LiveServer
+from tests.runner.conftest import Person, with_settings
+
+
+def key_for(store: Store, person: Person) -> str:
+    with store.session() as session:
+        return create_key(session, account_by_email(session, person.principal.email), "events")[1]
+
+
+def test_live_tail_then_json_transcript(
+    ctx: WorkerContext,
+    alice: Person,
+    make_env,
+    start_run,
+    store: Store,
+    gateway: LiveServer,
+):
+    ctx = with_settings(ctx, command_harness="/bin/sh /opt/agents/slow.sh", command_harness_format="text")
+    key = key_for(store, alice)
+    client = OzAPI(api_key=key, base_url=gateway.api_url, max_retries=0)
+    run_id = start_run(alice.principal, make_env())
+    url = f"{gateway.api_url}/agent/runs/{run_id}/events"
+    headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
+    received: list[tuple[str, dict]] = []
+    progress: list[str] = []
+
+    def follow() -> None:
+        with httpx.stream("GET", url, headers=headers, timeout=60) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            kind = None
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    kind = line[len("event: ") :]
+                elif line.startswith("data: "):
+                    received.append((kind, json.loads(line[len("data: ") :])))
+                    if kind == "message" and not progress:
+                        item = client.agent.runs.retrieve(run_id)  # seen while it works
+                        progress.append(f"{item.state}|{item.status_message.message}|{item.is_sandbox_running}")
+                    if kind == "end":
+                        return
+
+    tail = threading.Thread(target=follow)
+    tail.start()
+    assert run_job(ctx, run_id) == "SUCCEEDED"
+    tail.join(30)
+
+    texts = [data.get("text") for kind, data in received if kind == "message"]
+    assert texts == ["step one: reading", "step two: editing", "All done."]
+    assert received[-1] == ("end", {"state": "SUCCEEDED"})
+    assert progress == ["INPROGRESS|Working: step one: reading|True"]
+
+    page = httpx.get(url, headers={"Authorization": f"Bearer {key}"}).json()
+    assert page["state"] == "SUCCEEDED"
+    assert [e["kind"] for e in page["events"]] == ["message", "message", "message"]
+    assert [e["seq"] for e in page["events"]] == [1, 2, 3]
+    later = httpx.get(url, params={"after": 2}, headers={"Authorization": f"Bearer {key}"}).json()
+    assert [e["text"] for e in later["events"]] == ["All done."]
+    assert client.agent.runs.retrieve(run_id).is_sandbox_running is False
+
+
+def test_someone_elses_transcript_is_not_found(
+    ctx: WorkerContext,
+    alice: Person,
+    start_run,
+    store: Store,
+    gateway: LiveServer,
+):
+    from core.accounts import create_account
+
+    run_id = start_run(alice.principal, None)
+    with store.session() as session:
+        outsider = create_account(session, "eve@example.com", "other")
+        _, key = create_key(session, outsider, "k")
+    for accept in ("application/json", "text/event-stream"):
+        response = httpx.get(
+            f"{gateway.api_url}/agent/runs/{run_id}/events",
+            headers={"Authorization": f"Bearer {key}", "Accept": accept},
+        )
+        assert response.status_code == 404

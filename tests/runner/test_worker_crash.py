@@ -1,0 +1,159 @@
+"""A worker killed with SIGKILL mid-run leaves no run stuck and no container behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import docker
+
+from core import runs, sweeps
+from core.models import RunState
+from core.models.wire import RunAgentRequest
+from core.queue import RunQueue
+from core.store import Store, utcnow
+from runner.context import WorkerContext
+from runner.job import run_job
+from runner.recovery import reap_containers
+from runner.sandbox import containers_of
+from tests.conftest import REDIS_URL
+from tests.runner.conftest import Person, local_runner_env
+from tests.runner.test_execution import final, wait_for_state
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (RQ's work horse calls setsid, so a process group misses it)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        current = frontier.pop()
+        children = [p for p, parent in parents.items() if parent == current]
+        found += children
+        frontier += children
+    return found
+
+
+def test_kill_9_mid_run_ends_the_run_and_removes_the_container(
+    ctx: WorkerContext,
+    alice: Person,
+    store: Store,
+    queue: RunQueue,
+    database_url: str,
+    tmp_path: Path,
+    test_image: str,
+    docker_client: docker.DockerClient,
+):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OZGW_")}
+    env.update(
+        OZGW_DATABASE_URL=database_url,
+        OZGW_REDIS_URL=REDIS_URL,
+        OZGW_QUEUE_NAME=queue.queue.name,
+        OZGW_DATA_DIR=str(tmp_path / "worker"),
+        OZGW_HEARTBEAT_SECONDS="0.3",
+        **local_runner_env(test_image, "sleep.sh"),
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "cli", "worker"],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        run_id = runs.create(store, queue, alice.principal, RunAgentRequest(prompt="long job")).run.run_id
+        wait_for_state(store, run_id, RunState.INPROGRESS, timeout=60)
+        assert len(containers_of(docker_client, run_id)) == 1
+    finally:
+        for pid in [worker.pid, *descendants(worker.pid)]:  # worker and work horse, without a goodbye
+            os.kill(pid, signal.SIGKILL)
+        worker.wait(10)
+
+    assert final(store, run_id).state == RunState.INPROGRESS  # nobody is left to finish it
+    time.sleep(ctx.settings.abandoned_after_seconds + 0.5)
+    requeued, failed = sweeps.recover_abandoned(
+        store, queue, after=timedelta(seconds=ctx.settings.abandoned_after_seconds)
+    )
+    assert (requeued, failed) == ([], [run_id])
+    run = final(store, run_id)
+    assert run.state == RunState.ERROR
+    assert run.status_message.error_code == "agent_process_failed"
+    assert run.status_message.message == (
+        "The agent process exited unexpectedly. (the worker executing this run stopped unexpectedly)"
+    )
+    assert reap_containers(ctx) == [run_id]
+    assert containers_of(docker_client, run_id) == []
+
+
+def test_a_run_abandoned_before_its_agent_started_is_queued_again(
+    ctx: WorkerContext,
+    alice: Person,
+    store: Store,
+    queue: RunQueue,
+):
+    run_id = runs.create(store, queue, alice.principal, RunAgentRequest(prompt="again")).run.run_id
+    queue.queue.empty()
+    with store.session() as session:  # a worker claimed it, then died before the agent started
+        runs.set_status(session, run_id, RunState.PENDING)
+        runs.set_status(session, run_id, RunState.CLAIMED, heartbeat_at=utcnow() - timedelta(minutes=5))
+    fresh = runs.create(store, queue, alice.principal, RunAgentRequest(prompt="busy")).run.run_id
+    with store.session() as session:  # this one's worker is alive
+        runs.set_status(session, fresh, RunState.PENDING, heartbeat_at=utcnow())
+
+    requeued, failed = sweeps.recover_abandoned(store, queue, after=timedelta(seconds=60))
+    assert (requeued, failed) == ([run_id], [])
+    assert final(store, run_id).state == RunState.QUEUED
+    assert run_id in queue.queue.get_job_ids()
+    assert run_job(ctx, run_id) == "SUCCEEDED"  # and the next worker runs it through
+
+
+def test_sigterm_to_the_work_horse_still_removes_the_container(
+    ctx: WorkerContext,
+    alice: Person,
+    store: Store,
+    queue: RunQueue,
+    database_url: str,
+    tmp_path: Path,
+    test_image: str,
+    docker_client: docker.DockerClient,
+):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OZGW_")}
+    env.update(
+        OZGW_DATABASE_URL=database_url,
+        OZGW_REDIS_URL=REDIS_URL,
+        OZGW_QUEUE_NAME=queue.queue.name,
+        OZGW_DATA_DIR=str(tmp_path / "worker"),
+        **local_runner_env(test_image, "sleep.sh"),
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "cli", "worker", "--burst"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        run_id = runs.create(store, queue, alice.principal, RunAgentRequest(prompt="long job")).run.run_id
+        wait_for_state(store, run_id, RunState.INPROGRESS, timeout=60)
+        horses = descendants(worker.pid)
+        assert horses, "the work horse was not found"
+        for pid in horses:
+            os.kill(pid, signal.SIGTERM)
+        worker.wait(30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    run = final(store, run_id)
+    assert run.state == RunState.ERROR
+    assert "worker shut down" in run.status_message.message
+    assert containers_of(docker_client, run_id) == []
