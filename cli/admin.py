@@ -10,7 +10,7 @@ from core import accounts, environments, keys
 from core.models import Environment
 from core.models.domain import KEY_EXPIRIES
 
-ENV_COLUMNS = ("uid", "name", "docker_image", "repos", "setup_commands", "description")
+ENV_COLUMNS = ("uid", "name", "docker_image", "repos", "setup_commands", "secret_names", "description")
 
 
 @click.group()
@@ -75,9 +75,12 @@ def _env_view(env: Environment) -> dict:
 @click.option("--setup-command", "-c", "setup_commands", multiple=True, help="Runs in the order given; repeatable.")
 @click.option("--description", default=None, help="At most 240 characters.")
 @click.option("--working-dir", default=None, help="Directory the agent starts in (must exist in the container).")
+@click.option("--secret", "secrets", multiple=True, help="A managed secret runs receive as a variable; repeatable.")
 @email_option
 @click.pass_obj
-def environment_create(ctx, name, docker_image, repos, setup_commands, description, working_dir, email) -> None:
+def environment_create(
+    ctx, name, docker_image, repos, setup_commands, description, working_dir, secrets, email
+) -> None:
     with store_session(ctx.settings) as session:
         env = environments.create_environment(
             session,
@@ -88,6 +91,7 @@ def environment_create(ctx, name, docker_image, repos, setup_commands, descripti
             setup_commands=list(setup_commands),
             description=description,
             working_dir=working_dir,
+            secret_names=list(secrets),
         )
     emit(_env_view(env), ctx.output_format, ("uid",))
 
@@ -121,6 +125,8 @@ def environment_get(ctx, uid: str, email: str | None) -> None:
 @click.option("--remove-setup-command", "remove_setup_commands", multiple=True, help="Must match exactly.")
 @click.option("--description", default=None, help="Empty string clears it.")
 @click.option("--working-dir", default=None)
+@click.option("--secret", "secrets", multiple=True, help="Add a managed secret.")
+@click.option("--remove-secret", "remove_secrets", multiple=True)
 @email_option
 @click.pass_obj
 def environment_update(
@@ -134,6 +140,8 @@ def environment_update(
     remove_setup_commands,
     description,
     working_dir,
+    secrets,
+    remove_secrets,
     email,
 ) -> None:
     with store_session(ctx.settings) as session:
@@ -149,6 +157,8 @@ def environment_update(
             remove_repos=list(remove_repos),
             add_setup_commands=list(setup_commands),
             remove_setup_commands=list(remove_setup_commands),
+            add_secrets=list(secrets),
+            remove_secrets=list(remove_secrets),
         )
     emit(_env_view(env), ctx.output_format, ENV_COLUMNS)
 

@@ -122,6 +122,7 @@ def up(ctx: Context, port: int | None) -> None:
     """Run everything on one machine: store migrations, a private Redis if none is configured,
     then the web, worker and scheduler processes until interrupted."""
     from cli.services import start_private_redis
+    from core.secrets import Vault
     from core.store import Store
 
     settings = ctx.settings
@@ -134,7 +135,8 @@ def up(ctx: Context, port: int | None) -> None:
         env["OZGW_REDIS_URL"] = url
     if port is not None:
         env["OZGW_PORT"] = str(port)
-    settings.signing_key()  # generate the shared key once, before three processes race for it
+    settings.signing_key()  # generate the shared keys once, before three processes read them
+    Vault.from_settings(settings)
     Store(settings.effective_database_url).migrate()
     command = [sys.executable, "-m", "cli"]
     for name in ("serve", "worker", "scheduler"):
@@ -172,12 +174,14 @@ def _redis_url(settings: Settings) -> str:
 
 
 def _register_commands() -> None:
-    from cli import admin, run_commands
+    from cli import admin, credentials, run_commands
 
     main.add_command(admin.account)
     main.add_command(admin.key)
     main.add_command(admin.environment)
     main.add_command(run_commands.run)
+    main.add_command(credentials.github)
+    main.add_command(credentials.secret)
 
 
 _register_commands()

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import ErrorCode, OzError, invalid, not_found
 from core.ids import new_uid
+from core.managed_secrets import check_name
 from core.models import Environment, Principal, RepoRef, UserProfile
 from core.models.wire import CloudEnvironment, CloudEnvironmentConfig, GitHubRepo, Scope
 from core.store.tables import AccountRow, EnvironmentRow, RunRow, utcnow
@@ -45,6 +46,7 @@ def create_environment(
     setup_commands: list[str] = (),
     description: str | None = None,
     working_dir: str | None = None,
+    secret_names: list[str] = (),
 ) -> Environment:
     now = utcnow()
     env = _validated(
@@ -57,6 +59,7 @@ def create_environment(
             "setup_commands": list(setup_commands),
             "description": description,
             "working_dir": working_dir,
+            "secret_names": [check_name(n) for n in secret_names],
             "creator_uid": principal.uid,
             "last_editor_uid": principal.uid,
             "created_at": now,
@@ -106,6 +109,8 @@ def update_environment(
     remove_repos: list[str] = (),
     add_setup_commands: list[str] = (),
     remove_setup_commands: list[str] = (),
+    add_secrets: list[str] = (),
+    remove_secrets: list[str] = (),
 ) -> Environment:
     row = _row(session, principal.team_uid, uid)
     env = _to_environment(row)
@@ -127,7 +132,10 @@ def update_environment(
             raise invalid(f"setup command {command!r} is not in environment {uid} (it must match exactly)")
         commands.remove(command)
     commands.extend(add_setup_commands)
+    names = [n for n in env.secret_names if n not in remove_secrets]
+    names += [check_name(n) for n in add_secrets if n not in names]
     changes = {
+        "secret_names": names,
         "repos": repos,
         "setup_commands": commands,
         "last_editor_uid": principal.uid,

@@ -7,11 +7,9 @@ and :meth:`Vault.rotate` re-encrypts a value under the newest key.
 
 from __future__ import annotations
 
-import os
-
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from core.settings import Settings
+from core.settings import Settings, persistent_secret
 
 
 class Vault:
@@ -25,13 +23,7 @@ class Vault:
         if settings.encryption_keys is not None:
             keys = [k.strip().encode() for k in settings.encryption_keys.get_secret_value().split(",") if k.strip()]
             return cls(keys)
-        path = settings.data_dir / "encryption_key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(Fernet.generate_key())
-        return cls([path.read_bytes().strip()])
+        return cls([persistent_secret(settings.data_dir / "encryption_key", Fernet.generate_key)])
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -81,6 +82,14 @@ class Settings(BaseSettings):
     github_app_private_key: SecretStr | None = None
     """The GitHub App's PEM private key (or ``@/path/to/key.pem``)."""
 
+    github_web_url: str | None = None
+    """Where people sign in to GitHub (OAuth); derived from the API URL when unset."""
+
+    github_oauth_client_id: str | None = None
+    github_oauth_client_secret: SecretStr | None = None
+    github_webhook_secret: SecretStr | None = None
+    """The App's webhook secret: ``/github/webhook`` refuses deliveries it did not sign."""
+
     agent_git_name: str = "Oz Agent"
     agent_git_email: str = "oz-agent@users.noreply.github.com"
 
@@ -107,17 +116,33 @@ class Settings(BaseSettings):
         """The secret key, or one generated once and kept (0600) in ``data_dir``."""
         if self.secret_key is not None:
             return self.secret_key.get_secret_value().encode()
-        path = self.data_dir / "secret_key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_urlsafe(48))
-        return path.read_text().strip().encode()
+        return persistent_secret(self.data_dir / "secret_key", lambda: secrets.token_urlsafe(48).encode())
 
     @property
     def effective_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def persistent_secret(path: Path, generate: Callable[[], bytes]) -> bytes:
+    """Read a generated secret from ``path``, creating it first if needed.
+
+    Several processes start at once (``up``): the file is written under a temporary name and
+    hard-linked into place, so a reader never sees half a key and a second creator simply
+    reads the first one's.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(generate())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process won; use its key
+        finally:
+            temporary.unlink(missing_ok=True)
+    return path.read_bytes().strip()
 
 
 @lru_cache(maxsize=1)

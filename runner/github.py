@@ -8,13 +8,16 @@ GitHub App installation token (unless the run asks for the CREATOR strategy).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from github import Auth, Github, GithubException, GithubIntegration
 from sqlalchemy.orm import Session
 
+from core import github_oauth, github_orgs
 from core.errors import ErrorCode, OzError
-from core.github_auth import authorization_for, mark_stale
+from core.github_auth import authorization_for
+from core.github_oauth import authorize_link
 from core.models import RepoRef, Run
 from core.secrets import Vault
 from core.settings import Settings
@@ -39,8 +42,37 @@ class RunCredentials:
         return list(self.tokens.values())
 
 
-def auth_url(settings: Settings, public_url: str | None = None) -> str:
-    return f"{(public_url or settings.effective_public_url).rstrip('/')}/auth/github"
+def auth_url(settings: Settings, account_uid: str | None = None) -> str:
+    """Where to fix a GitHub problem: the person's own signed authorize link when we know them."""
+    if account_uid:
+        return authorize_link(settings, account_uid)
+    return f"{settings.effective_public_url}/auth/github"
+
+
+_TOKEN_MARGIN = timedelta(minutes=5)
+_installation_tokens: dict[tuple[str, int], tuple[str, datetime]] = {}
+"""Installation tokens minted by this process, reused until shortly before they expire."""
+
+
+def _installation_token(integration: GithubIntegration, settings: Settings, installation_id: int) -> str:
+    key = (settings.github_api_url, installation_id)
+    cached = _installation_tokens.get(key)
+    if cached and cached[1] - _TOKEN_MARGIN > datetime.now(UTC):
+        return cached[0]
+    grant = integration.get_access_token(installation_id)
+    _installation_tokens[key] = (grant.token, grant.expires_at.astimezone(UTC))
+    return grant.token
+
+
+def _refresher(settings: Settings):
+    if not settings.github_oauth_client_id:
+        return None
+
+    def refresh(refresh_token: str) -> tuple[str, str | None, datetime | None]:
+        grant = github_oauth.refresh(settings, refresh_token)
+        return grant.token, grant.refresh_token, grant.expires_at
+
+    return refresh
 
 
 def _github(settings: Settings, token: str) -> Github:
@@ -55,11 +87,13 @@ def resolve(session: Session, vault: Vault, settings: Settings, run: Run, repos:
     if not repos:
         return RunCredentials(kind="none")
     if uses_app(run):
-        return _app_credentials(settings, repos)
+        return _app_credentials(session, settings, run.team_uid, repos)
     person = run.creator_uid if run.creator_kind == "user" else None
-    authorization = authorization_for(session, vault, person) if person else None
+    authorization = authorization_for(session, vault, person, _refresher(settings)) if person else None
     if authorization is None:
-        url = auth_url(settings)
+        if _all_public(settings, repos):  # readable by anyone; nothing will be pushed
+            return RunCredentials(kind="anonymous", account_uid=person)
+        url = auth_url(settings, person)
         raise OzError(
             ErrorCode.EXTERNAL_AUTHENTICATION_REQUIRED,
             f"authorize access at {url}",
@@ -75,7 +109,17 @@ def resolve(session: Session, vault: Vault, settings: Settings, run: Run, repos:
     )
 
 
-def _app_credentials(settings: Settings, repos: list[RepoRef]) -> RunCredentials:
+def _all_public(settings: Settings, repos: list[RepoRef]) -> bool:
+    client = Github(base_url=settings.github_api_url, retry=None, timeout=30)
+    try:
+        return all(not client.get_repo(r.full_name).private for r in repos)
+    except GithubException:
+        return False
+
+
+def _app_credentials(session: Session, settings: Settings, team_uid: str, repos: list[RepoRef]) -> RunCredentials:
+    """Installation tokens, only for repos in GitHub orgs the team enabled (the Admin Panel's
+    "Enabled GitHub Orgs") and inside the installation's current scope."""
     key = settings.app_private_key()
     if not settings.github_app_id or not key:
         raise OzError(
@@ -84,9 +128,18 @@ def _app_credentials(settings: Settings, repos: list[RepoRef]) -> RunCredentials
             provider="github",
             auth_url=auth_url(settings),
         )
+    not_enabled = [r.full_name for r in repos if not github_orgs.org_enabled(session, team_uid, r.owner)]
+    if not_enabled:
+        raise _inaccessible(settings, not_enabled, "GitHub orgs not enabled for this team hold")
+    out_of_scope = []
+    for ref in repos:
+        known = github_orgs.installation_for(session, ref.owner)
+        if known is not None and not github_orgs.installation_covers(known, ref.full_name):
+            out_of_scope.append(ref.full_name)
+    if out_of_scope:
+        raise _inaccessible(settings, out_of_scope, "The GitHub App installation does not include")
     integration = GithubIntegration(auth=Auth.AppAuth(settings.github_app_id, key), base_url=settings.github_api_url)
     tokens: dict[str, str] = {}
-    by_installation: dict[int, str] = {}
     missing = []
     for ref in repos:
         try:
@@ -94,28 +147,41 @@ def _app_credentials(settings: Settings, repos: list[RepoRef]) -> RunCredentials
         except GithubException:
             missing.append(ref.full_name)
             continue
-        if installation.id not in by_installation:
-            by_installation[installation.id] = integration.get_access_token(installation.id).token
-        tokens[ref.full_name] = by_installation[installation.id]
+        tokens[ref.full_name] = _installation_token(integration, settings, installation.id)
     if missing:
         raise _inaccessible(settings, missing, "The GitHub App is not installed on")
     return RunCredentials(kind="app", tokens=tokens)
 
 
-def _inaccessible(settings: Settings, names: list[str], lead: str) -> OzError:
+def _inaccessible(settings: Settings, names: list[str], lead: str, account_uid: str | None = None) -> OzError:
     listed = ", ".join(names)
     return OzError(
         ErrorCode.EXTERNAL_AUTHENTICATION_REQUIRED,
         f"inaccessible repos: {listed}",
         title=f"{lead} the following repositories in the environment: {listed}",
         provider="github",
-        auth_url=auth_url(settings),
+        auth_url=auth_url(settings, account_uid),
         inaccessible_repos=names,
     )
 
 
-def check_access(session: Session, settings: Settings, credentials: RunCredentials, repos: list[RepoRef]) -> None:
-    """Every repo must be readable with its token before anything is cloned."""
+class Revoked(Exception):
+    """GitHub rejected a person's stored token: their authorization must be marked stale."""
+
+    def __init__(self, account_uid: str, error: OzError) -> None:
+        super().__init__(error.message)
+        self.account_uid = account_uid
+        self.error = error
+
+
+def check_access(settings: Settings, credentials: RunCredentials, repos: list[RepoRef]) -> None:
+    """Every repo must be readable with its token before anything is cloned.
+
+    Raises :class:`Revoked` when GitHub refuses a person's token, so the caller can record
+    that in a transaction of its own (this one is about to fail).
+    """
+    if credentials.kind == "anonymous":
+        return  # resolve() already found every repo public
     inaccessible = []
     for ref in repos:
         token = credentials.token_for(ref)
@@ -125,18 +191,21 @@ def check_access(session: Session, settings: Settings, credentials: RunCredentia
                 inaccessible.append(ref.full_name)
         except GithubException as exc:
             if exc.status == 401 and credentials.kind == "user" and credentials.account_uid:
-                mark_stale(session, credentials.account_uid)  # revoked: ask the person again next time
-                raise OzError(
-                    ErrorCode.EXTERNAL_AUTHENTICATION_REQUIRED,
-                    "GitHub rejected the stored token",
-                    title="Your GitHub authorization has expired or was revoked",
-                    provider="github",
-                    auth_url=auth_url(settings),
+                url = auth_url(settings, credentials.account_uid)
+                raise Revoked(
+                    credentials.account_uid,
+                    OzError(
+                        ErrorCode.EXTERNAL_AUTHENTICATION_REQUIRED,
+                        f"GitHub rejected the stored token; authorize again at {url}",
+                        title="Your GitHub authorization has expired or was revoked",
+                        provider="github",
+                        auth_url=url,
+                    ),
                 ) from None
             inaccessible.append(ref.full_name)
     if inaccessible:
         lead = "User does not have access to" if credentials.kind == "user" else "The GitHub App cannot access"
-        raise _inaccessible(settings, inaccessible, lead)
+        raise _inaccessible(settings, inaccessible, lead, credentials.account_uid)
 
 
 def open_pull_request(

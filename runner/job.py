@@ -22,9 +22,12 @@ from contextlib import contextmanager
 import structlog
 
 from core import events, runs
+from core.agents import get_agent
 from core.environments import get_environment
 from core.errors import ErrorCode, OzError
 from core.events import EventKind, Masker, RunEvent
+from core.github_auth import mark_stale
+from core.managed_secrets import resolve_secrets
 from core.models import Environment, RepoRef, Run, RunState, StatusMessage
 from core.store import utcnow
 from core.store.tables import AccountRow
@@ -131,6 +134,7 @@ class Execution:
     def _execute(self) -> None:
         env = self._environment()
         credentials = self._credentials(env.repos)
+        secrets = self._secrets(env)
         self._checkpoint()
         self.workspace = Workspace.create(
             self.settings.effective_work_dir, self.run.run_id, self.settings.github_clone_url, self.masker
@@ -153,7 +157,7 @@ class Execution:
                 pids=self.settings.container_pids,
                 user=self.settings.container_user,
                 pull=self.settings.pull_images,
-                env={"OZ_RUN_ID": self.run.run_id},
+                env={**secrets, "OZ_RUN_ID": self.run.run_id},
             ),
         )
         self.supervisor.attach(self.sandbox)
@@ -178,12 +182,37 @@ class Execution:
         )
 
     def _credentials(self, repos: list[RepoRef]) -> github.RunCredentials:
-        with self.ctx.store.session() as session:
+        with self.ctx.store.session() as session:  # may refresh and save an expired user token
             credentials = github.resolve(session, self.ctx.vault, self.settings, self.run, repos)
-            for secret in credentials.secrets:
-                self.masker.add(secret)
-            github.check_access(session, self.settings, credentials, repos)
+        for secret in credentials.secrets:
+            self.masker.add(secret)
+        try:
+            github.check_access(self.settings, credentials, repos)
+        except github.Revoked as revoked:
+            with self.ctx.store.session() as session:
+                mark_stale(session, revoked.account_uid)  # the next run asks the person again
+            raise revoked.error from None
         return credentials
+
+    def _secrets(self, env: Environment) -> dict[str, str]:
+        """The managed secrets the environment and the executing agent name, for this container only."""
+        names = list(env.secret_names)
+        if self.run.agent_uid:
+            with self.ctx.store.reader() as session:
+                agent = get_agent(session, self.run.team_uid, self.run.agent_uid)
+            names += [s["name"] for s in agent.settings.get("secrets", []) if s["name"] not in names]
+        person = self.run.creator_uid if self.run.creator_kind == "user" else None
+        with self.ctx.store.reader() as session:
+            values, missing = resolve_secrets(session, self.ctx.vault, self.run.team_uid, person, names)
+        if missing:
+            raise OzError(
+                ErrorCode.ENVIRONMENT_SETUP_FAILED,
+                "create them with `oz-gateway secret create NAME --team` (or --personal)",
+                title=f"Secrets not defined: {', '.join(missing)}",
+            )
+        for value in values.values():
+            self.masker.add(value)
+        return values
 
     def _prompt(self) -> str:
         with self.ctx.store.session() as session:
@@ -270,9 +299,16 @@ class Execution:
             run_url=self._run_url(),
         )
         message = summary or "The agent finished without a summary."
+        read_only = pulls.unpublished(self.workspace)
         if opened:
             message += "\n" + "\n".join(f"Pull request: {p.url}" for p in opened)
-        elif self.workspace.repos:
+        if read_only:
+            message += (
+                f"\nChanges in {', '.join(read_only)} were not pushed: the run could only read them. "
+                f"Authorize GitHub to let runs open pull requests: "
+                f"{github.auth_url(self.settings, self.run.creator_uid)}"
+            )
+        elif not opened and self.workspace.repos:
             message += "\nNo changes were made, so no pull request was opened."
         with self.ctx.store.session() as session:
             pulls.record_pull_requests(session, self.run.run_id, opened)

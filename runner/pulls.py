@@ -76,7 +76,7 @@ def publish(
     opened = []
     branch = branch_name(run)
     for repo in ws.repos:
-        if not has_changes(repo, ws):
+        if not has_changes(repo, ws) or repo.token is None:  # no token: read-only, never pushed
             continue
         env = git_env(repo.token, ws.clone_url)
         env.update(
@@ -105,6 +105,11 @@ def publish(
         )
         opened.append(PullRequest(repo.ref.full_name, branch, url))
     return opened
+
+
+def unpublished(ws: Workspace) -> list[str]:
+    """Repos with changes that could not be pushed because the run could only read them."""
+    return [r.ref.full_name for r in ws.repos if r.token is None and has_changes(r, ws)]
 
 
 def record_pull_requests(session: Session, run_id: str, pulls: list[PullRequest]) -> None:

@@ -12,12 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 from redis.asyncio import Redis as AsyncRedis
 
-from bots.api.context import ASYNC_REDIS, EXECUTOR, KEY_USE, QUEUE, SETTINGS, STORE, public
+from bots.api.context import ASYNC_REDIS, EXECUTOR, KEY_USE, QUEUE, SETTINGS, STORE, VAULT, public
 from bots.api.middleware import auth_middleware, problem_middleware
 from bots.api.openapi import openapi_document
 from bots.api.routes import ROUTES
 from core.keys import UseThrottle
 from core.queue import RunQueue, connect
+from core.secrets import Vault
 from core.settings import Settings
 from core.store import Store
 
@@ -46,6 +47,7 @@ def create_app(settings: Settings, *, store: Store | None = None, queue: RunQueu
         app[QUEUE] = queue or RunQueue(connect(redis_url), settings.queue_name, settings.max_runtime_seconds)
         app[EXECUTOR] = ThreadPoolExecutor(settings.api_threads, thread_name_prefix="ozgw-api")
         app[ASYNC_REDIS] = AsyncRedis.from_url(redis_url, socket_connect_timeout=1.0)
+        app[VAULT] = Vault.from_settings(settings)
         yield
         await app[ASYNC_REDIS].aclose()
         app[EXECUTOR].shutdown(wait=True)

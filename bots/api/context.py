@@ -17,6 +17,7 @@ from redis.asyncio import Redis as AsyncRedis
 from core.keys import UseThrottle
 from core.models import Principal
 from core.queue import RunQueue
+from core.secrets import Vault
 from core.settings import Settings
 from core.store import Store
 
@@ -27,6 +28,7 @@ EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
 KEY_USE = web.AppKey("key_use", UseThrottle)
 PRINCIPAL = web.RequestKey("principal", Principal)
 ASYNC_REDIS = web.AppKey("async_redis", AsyncRedis)
+VAULT = web.AppKey("vault", Vault)
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -75,7 +75,7 @@ def openapi_document() -> dict[str, Any]:
     pairs = [(m, "validation" if any(r.body is m for r in ROUTES) else "serialization") for m in models]
     _, schema = models_json_schema(sorted(pairs, key=lambda p: p[0].__name__), ref_template=_REF)
     paths: dict[str, dict] = {}
-    for route in ROUTES:
+    for route in (r for r in ROUTES if r.path.startswith("/api/v1/")):
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
     return {
         "openapi": "3.1.0",

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from aiohttp import web
 from pydantic import BaseModel
 
-from bots.api import environments, events, identities, runs
+from bots.api import environments, events, identities, runs, secrets
+from bots.github import authorize, webhook
 from core.models.wire import (
     AgentCreateRequest,
     AgentResponse,
@@ -110,4 +111,18 @@ ROUTES: tuple[Route, ...] = (
         environments.download_artifact,
         "Download an artifact (signed link)",
     ),
+    Route("GET", f"{API}/secrets", secrets.list_secrets, "List managed secrets (names only)"),
+    Route(
+        "POST",
+        f"{API}/secrets",
+        secrets.put_secret,
+        "Create or replace a managed secret",
+        secrets.SecretCreate,
+        response_status=201,
+    ),
+    Route("DELETE", f"{API}/secrets/{{name}}", secrets.delete_secret, "Delete a managed secret", response_status=204),
+    # Outside the Oz API (no bearer key; not in the OpenAPI document):
+    Route("GET", "/auth/github", authorize.start, "Start GitHub authorization (signed link or personal key)"),
+    Route("GET", "/auth/github/callback", authorize.callback, "GitHub OAuth callback"),
+    Route("POST", "/github/webhook", webhook.receive, "GitHub App webhook"),
 )

@@ -128,6 +128,8 @@ class Environment(Record):
     setup_commands: list[str] = []
     working_dir: str | None = None
     network_mode: Literal["none", "host", "bridge"] | None = None
+    secret_names: list[str] = []
+    """Managed secrets injected into this environment's containers (as environment variables)."""
     """Container network; ``None`` uses the gateway's default (``OZGW_CONTAINER_NETWORK``)."""
     description: Annotated[str, Field(max_length=ENVIRONMENT_DESCRIPTION_MAX)] | None = None
     creator_uid: str | None = None

@@ -111,6 +111,7 @@ class EnvironmentRow(Base):
     setup_commands: Mapped[list] = mapped_column(JSON, default=list)
     working_dir: Mapped[str | None] = mapped_column(String(500))
     network_mode: Mapped[str | None] = mapped_column(String(32))
+    secret_names: Mapped[list] = mapped_column(JSON, default=list)
     description: Mapped[str | None] = mapped_column(String(240))
     creator_uid: Mapped[str | None] = mapped_column(String(32))
     last_editor_uid: Mapped[str | None] = mapped_column(String(32))
@@ -246,3 +247,38 @@ class GitHubAuthorizationRow(Base):
     stale: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class EnabledGitHubOrgRow(Base):
+    """An organization whose GitHub App installation the team's agent runs may use."""
+
+    __tablename__ = "team_github_orgs"
+    team_uid: Mapped[str] = mapped_column(ForeignKey("teams.uid", ondelete="CASCADE"), primary_key=True)
+    org: Mapped[str] = mapped_column(String(100), primary_key=True)
+    created_at: Mapped[datetime]
+
+
+class GitHubInstallationRow(Base):
+    """The App's installations as its webhooks describe them, so the scope stays current."""
+
+    __tablename__ = "github_installations"
+    installation_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    account_login: Mapped[str] = mapped_column(String(100), index=True)
+    repository_selection: Mapped[str] = mapped_column(String(16))
+    repositories: Mapped[list] = mapped_column(JSON, default=list)
+    suspended: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime]
+
+
+class ManagedSecretRow(Base):
+    """A team secret (``account_uid`` empty) or a person's own; the value is encrypted."""
+
+    __tablename__ = "managed_secrets"
+    uid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    team_uid: Mapped[str] = mapped_column(ForeignKey("teams.uid", ondelete="CASCADE"))
+    account_uid: Mapped[str] = mapped_column(String(32), default="")
+    name: Mapped[str] = mapped_column(String(128))
+    value_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    __table_args__ = (UniqueConstraint("team_uid", "account_uid", "name", name="uq_managed_secret_name"),)

@@ -13,7 +13,7 @@ import httpx
 from oz_agent_sdk import OzAPI
 
 from tests.redis_server import free_port
-from tests.runner.conftest import local_runner_env
+from tests.runner_support import local_runner_env
 
 
 def wait_for(url: str, timeout: float = 30) -> None:

@@ -53,6 +53,12 @@ class FakeGitHub:
         self.repos: dict[str, FakeRepo] = {}
         self.pulls: list[dict] = []
         self.calls: list[tuple[str, str, Caller]] = []
+        # OAuth: who is "signed in" in the browser, the OAuth app, codes and refresh tokens issued.
+        self.browser_login: str | None = None
+        self.oauth_client: tuple[str, str] | None = None
+        self.token_lifetime: int | None = None
+        self.codes: dict[str, str] = {}
+        self.refresh_tokens: dict[str, str] = {}
         self.server = LiveServer(self._app())
 
     # --- setup ------------------------------------------------------------------------------
@@ -61,6 +67,18 @@ class FakeGitHub:
         token = "ghu_" + secrets.token_hex(16)
         self.user_tokens[token] = login
         return token
+
+    def revoke(self, token: str) -> None:
+        self.user_tokens.pop(token, None)
+
+    def _issue(self, login: str) -> dict:
+        token = self.add_user(login)
+        grant = {"access_token": token, "token_type": "bearer", "scope": "repo"}
+        if self.token_lifetime is not None:
+            refresh = "ghr_" + secrets.token_hex(16)
+            self.refresh_tokens[refresh] = login
+            grant.update(expires_in=self.token_lifetime, refresh_token=refresh, refresh_token_expires_in=15897600)
+        return grant
 
     def add_repo(self, owner: str, name: str, **kwargs: object) -> FakeRepo:
         repo = FakeRepo(owner, name, **kwargs)
@@ -87,7 +105,33 @@ class FakeGitHub:
         app.router.add_post("/repos/{owner}/{repo}/pulls", self._create_pull)
         app.router.add_get("/repos/{owner}/{repo}/installation", self._repo_installation)
         app.router.add_post("/app/installations/{id}/access_tokens", self._access_token)
+        app.router.add_get("/login/oauth/authorize", self._oauth_authorize)
+        app.router.add_post("/login/oauth/access_token", self._oauth_token)
         return app
+
+    async def _oauth_authorize(self, request: web.Request) -> web.Response:
+        """The person approves at once (as if already signed in) and is sent back with a code."""
+        if self.oauth_client is None or request.query.get("client_id") != self.oauth_client[0]:
+            return web.Response(status=404, text="unknown client_id")
+        if self.browser_login is None:
+            raise web.HTTPFound(f"{request.query['redirect_uri']}?error=access_denied&state={request.query['state']}")
+        code = secrets.token_hex(10)
+        self.codes[code] = self.browser_login
+        raise web.HTTPFound(f"{request.query['redirect_uri']}?code={code}&state={request.query['state']}")
+
+    async def _oauth_token(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.content_type == "application/json" else dict(await request.post())
+        if self.oauth_client is None or (body.get("client_id"), body.get("client_secret")) != self.oauth_client:
+            return web.json_response({"error": "incorrect_client_credentials"})
+        if body.get("grant_type") == "refresh_token":
+            login = self.refresh_tokens.pop(body.get("refresh_token", ""), None)  # rotating: single use
+            if login is None:
+                return web.json_response({"error": "bad_refresh_token"})
+            return web.json_response(self._issue(login))
+        login = self.codes.pop(body.get("code", ""), None)
+        if login is None:
+            return web.json_response({"error": "bad_verification_code"})
+        return web.json_response(self._issue(login))
 
     def _caller(self, request: web.Request) -> Caller:
         scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
@@ -99,6 +143,8 @@ class FakeGitHub:
             if str(claims.get("iss")) != str(self.app_id):
                 raise web.HTTPUnauthorized(text='{"message": "wrong issuer"}')
             return Caller(app=True)
+        if not credential:
+            return Caller()  # anonymous: public repos only
         if credential in self.user_tokens:
             return Caller(login=self.user_tokens[credential])
         if credential in self.installation_tokens:

@@ -14,7 +14,7 @@ from core.store import Store
 from runner.context import WorkerContext
 from runner.job import run_job
 from tests.live_server import LiveServer
-from tests.runner.conftest import Person, with_settings
+from tests.runner_support import Person, with_settings
 
 
 def key_for(store: Store, person: Person) -> str:

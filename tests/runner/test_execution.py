@@ -18,7 +18,7 @@ from runner.context import WorkerContext
 from runner.job import run_job
 from runner.sandbox import containers_of
 from tests.fakes.github import FakeGitHub
-from tests.runner.conftest import Person, Remotes, with_settings
+from tests.runner_support import Person, Remotes, with_settings
 
 
 def final(store: Store, run_id: str):
@@ -222,6 +222,7 @@ def test_agent_key_runs_use_the_app_installation_token(
     ctx: WorkerContext, alice: Person, make_env, store: Store, remotes: Remotes, github: FakeGitHub
 ):
     from core.agents import default_agent
+    from core.github_orgs import enable_org
     from core.models import Principal
     from core.models.wire import RunAgentRequest
 
@@ -229,6 +230,7 @@ def test_agent_key_runs_use_the_app_installation_token(
     github.add_repo("acme", "api", installation_id=77)
     with store.session() as session:
         agent = default_agent(session, alice.principal.team_uid)
+        enable_org(session, alice.principal.team_uid, "acme")
     bot = Principal(kind="service_account", uid=agent.uid, team_uid=agent.team_uid)
     env_id = make_env(repos=["acme/api"])
     run_id = runs.create(

@@ -22,7 +22,7 @@ from core.store import Store
 from core.sweeps import requeue_orphans
 from tests.live_server import LiveServer
 from tests.redis_server import RedisServer
-from tests.runner.conftest import local_runner_env
+from tests.runner_support import local_runner_env
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ from runner.job import run_job
 from runner.recovery import reap_containers
 from runner.sandbox import containers_of
 from tests.conftest import REDIS_URL
-from tests.runner.conftest import Person, local_runner_env
 from tests.runner.test_execution import final, wait_for_state
+from tests.runner_support import Person, local_runner_env
 
 
 def descendants(pid: int) -> list[int]:

@@ -1,0 +1,136 @@
+"""``/github/webhook``: the team GitHub App's deliveries.
+
+Verified (``X-Hub-Signature-256``, HMAC-SHA256 of the raw body, constant-time compare),
+deduplicated on ``X-GitHub-Delivery``, answered at once.  Handled events keep the App's
+installation scope current; known events we do not act on answer 200 and are listed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+
+import structlog
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
+
+from bots.api.context import ASYNC_REDIS, SETTINGS, in_session, public
+from core import github_orgs
+
+log = structlog.get_logger(__name__)
+DEDUPE_SECONDS = 24 * 3600
+
+
+class Account(BaseModel):
+    login: str
+
+
+class Repository(BaseModel):
+    full_name: str
+
+
+class Installation(BaseModel):
+    id: int
+    account: Account
+    repository_selection: str = "selected"
+    suspended_at: object | None = None
+
+
+class InstallationEvent(BaseModel):
+    action: str
+    installation: Installation
+    repositories: list[Repository] | None = None
+
+
+class InstallationRepositoriesEvent(BaseModel):
+    action: str
+    installation: Installation
+    repository_selection: str = "selected"
+    repositories_added: list[Repository] = []
+    repositories_removed: list[Repository] = []
+
+
+def on_installation(session: Session, payload: dict) -> str:
+    event = InstallationEvent.model_validate(payload)
+    inst = event.installation
+    if event.action == "deleted":
+        github_orgs.delete_installation(session, inst.id)
+    else:
+        repos = [r.full_name for r in event.repositories] if event.repositories is not None else None
+        github_orgs.save_installation(
+            session,
+            inst.id,
+            inst.account.login,
+            inst.repository_selection,
+            repos,
+            suspended=event.action == "suspend" or (inst.suspended_at is not None and event.action != "unsuspend"),
+        )
+    return f"installation {event.action}"
+
+
+def on_installation_repositories(session: Session, payload: dict) -> str:
+    event = InstallationRepositoriesEvent.model_validate(payload)
+    github_orgs.change_repositories(
+        session,
+        event.installation.id,
+        event.repository_selection,
+        [r.full_name for r in event.repositories_added],
+        [r.full_name for r in event.repositories_removed],
+    )
+    return f"installation_repositories {event.action}"
+
+
+EVENT_HANDLERS: dict[str, Callable[[Session, dict], str]] = {
+    "installation": on_installation,
+    "installation_repositories": on_installation_repositories,
+}
+IGNORED_EVENTS = frozenset(
+    {
+        "ping",
+        "github_app_authorization",
+        "installation_target",
+        "push",
+        "pull_request",
+        "issues",
+        "issue_comment",
+        "pull_request_review_comment",
+        "check_suite",
+        "check_run",
+    }
+)
+
+
+def signature_valid(secret: bytes, body: bytes, header: str | None) -> bool:
+    expected = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return bool(header) and hmac.compare_digest(expected, header)
+
+
+@public
+async def receive(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    if settings.github_webhook_secret is None:
+        return web.json_response({"error": "the GitHub App webhook secret is not configured"}, status=503)
+    body = await request.read()
+    secret = settings.github_webhook_secret.get_secret_value().encode()
+    if not signature_valid(secret, body, request.headers.get("X-Hub-Signature-256")):
+        log.warning("github.webhook_bad_signature", delivery=request.headers.get("X-GitHub-Delivery"))
+        return web.json_response({"error": "signature does not match"}, status=401)
+    event = request.headers.get("X-GitHub-Event", "")
+    delivery = request.headers.get("X-GitHub-Delivery", "")
+    if event not in EVENT_HANDLERS:
+        if event in IGNORED_EVENTS:
+            return web.json_response({"ok": True, "ignored": event})
+        return web.json_response({"error": f"unsupported event {event!r}"}, status=400)
+    if delivery and not await request.app[ASYNC_REDIS].set(f"oz:gh-delivery:{delivery}", 1, nx=True, ex=DEDUPE_SECONDS):
+        return web.json_response({"ok": True, "duplicate": delivery})
+    try:
+        payload = json.loads(body)
+        result = await in_session(request, EVENT_HANDLERS[event], payload)
+    except (json.JSONDecodeError, ValidationError) as exc:
+        await request.app[ASYNC_REDIS].delete(f"oz:gh-delivery:{delivery}")
+        return web.json_response({"error": f"malformed {event} payload: {str(exc)[:300]}"}, status=400)
+    log.info("github.webhook", github_event=event, delivery=delivery, result=result)
+    return web.json_response({"ok": True, "handled": result})

@@ -1,0 +1,165 @@
+"""Authorize GitHub: the OAuth web flow, tokens encrypted at rest, refresh, and revocation."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+from sqlalchemy import text
+
+from core.accounts import create_account
+from core.github_auth import status
+from core.github_oauth import authorize_link
+from core.models import Principal
+from core.settings import Settings
+from core.store import Store
+from runner.context import WorkerContext
+from runner.job import run_job
+from tests.fakes.github import FakeGitHub
+from tests.live_server import LiveServer
+from tests.runner.test_execution import final
+from tests.runner_support import Remotes
+
+
+def follow(url: str, limit: int = 5) -> httpx.Response:
+    """A browser's redirects, hop by hop (the gateway and the fake GitHub are both on loopback)."""
+    response = httpx.get(url)
+    for _ in range(limit):
+        if response.status_code not in (301, 302, 303, 307):
+            return response
+        response = httpx.get(response.headers["location"])
+    return response
+
+
+def make_person(store: Store, email: str = "carol@example.com") -> Principal:
+    with store.session() as session:
+        account = create_account(session, email, "acme")
+    return Principal(kind="user", uid=account.uid, team_uid=account.team_uid, email=account.email)
+
+
+def test_authorize_stores_the_token_encrypted(
+    web: LiveServer, web_settings: Settings, github: FakeGitHub, store: Store, database_url: str
+):
+    carol = make_person(store)
+    github.browser_login = "carol-gh"
+    link = authorize_link(web_settings, carol.uid, public_url=web.url)
+    first = httpx.get(link)
+    assert first.status_code == 302
+    authorize = urlparse(first.headers["location"])
+    assert authorize.path == "/login/oauth/authorize"
+    assert parse_qs(authorize.query)["client_id"] == [web_settings.github_oauth_client_id]
+    page = follow(link)
+    assert page.status_code == 200 and "Runs you start will use GitHub as carol-gh" in page.text
+
+    with store.reader() as session:
+        assert status(session, carol.uid)["login"] == "carol-gh"
+        stored = session.execute(text("SELECT token_encrypted FROM github_authorizations")).scalar_one()
+    token = next(t for t, login in github.user_tokens.items() if login == "carol-gh")
+    assert token not in stored
+    if database_url.startswith("sqlite"):
+        db_file = Path(database_url.removeprefix("sqlite:///"))
+        for path in (db_file, Path(f"{db_file}-wal")):
+            if path.exists():
+                assert token.encode() not in path.read_bytes(), f"the raw token is in {path.name}"
+
+
+def test_state_is_single_use_and_unforgeable(web: LiveServer, web_settings: Settings, github: FakeGitHub, store: Store):
+    carol = make_person(store)
+    github.browser_login = "carol-gh"
+    to_github = httpx.get(authorize_link(web_settings, carol.uid, public_url=web.url)).headers["location"]
+    callback = httpx.get(to_github).headers["location"]
+    assert httpx.get(callback).status_code == 200
+    replay = httpx.get(callback)
+    assert replay.status_code == 403 and "already used" in replay.text
+    forged = httpx.get(f"{web.url}/auth/github/callback", params={"code": "x", "state": "forged.state"})
+    assert forged.status_code == 403
+    tampered_link = authorize_link(web_settings, carol.uid, public_url=web.url)[:-3] + "abc"
+    assert httpx.get(tampered_link).status_code == 403
+
+
+def test_a_personal_key_can_start_the_flow_and_nothing_else_can(web: LiveServer, github: FakeGitHub, store: Store):
+    from core.keys import create_key
+
+    with store.session() as session:
+        account = create_account(session, "dan@example.com", "acme")
+        _, key = create_key(session, account, "laptop")
+    github.browser_login = "dan-gh"
+    start = httpx.get(f"{web.url}/auth/github", headers={"Authorization": f"Bearer {key}"})
+    assert start.status_code == 302
+    assert follow(start.headers["location"]).status_code == 200
+    with store.reader() as session:
+        assert status(session, account.uid)["login"] == "dan-gh"
+    assert httpx.get(f"{web.url}/auth/github").status_code == 401
+
+
+def test_expired_tokens_are_refreshed_with_rotating_refresh_tokens(
+    web: LiveServer,
+    web_settings: Settings,
+    ctx: WorkerContext,
+    github: FakeGitHub,
+    store: Store,
+    remotes: Remotes,
+    make_env,
+    start_run,
+):
+    ctx = dataclasses.replace(ctx, settings=web_settings)
+    carol = make_person(store)
+    github.browser_login = "carol-gh"
+    github.token_lifetime = 1  # seconds: GitHub's expiring user tokens, shortened
+    assert follow(authorize_link(web_settings, carol.uid, public_url=web.url)).status_code == 200
+    first_refresh = next(iter(github.refresh_tokens))
+    remotes.create("acme", "api")
+    github.add_repo("acme", "api", collaborators={"carol-gh": "write"})
+    time.sleep(1.1)
+    run_id = start_run(carol, make_env(repos=["acme/api"]))
+    assert run_job(ctx, run_id) == "SUCCEEDED"
+    assert first_refresh not in github.refresh_tokens  # used once, replaced
+    with store.reader() as session:
+        assert status(session, carol.uid)["authorized"] is True
+
+
+def test_a_revoked_token_marks_the_authorization_stale(
+    ctx: WorkerContext,
+    alice,
+    github: FakeGitHub,
+    store: Store,
+    remotes: Remotes,
+    make_env,
+    start_run,
+):
+    remotes.create("acme", "api")
+    github.add_repo("acme", "api", collaborators={"alice-gh": "write"})
+    env_id = make_env(repos=["acme/api"])
+    github.revoke(alice.github_token)
+    run_id = start_run(alice.principal, env_id)
+    assert run_job(ctx, run_id) == "FAILED"
+    message = final(store, run_id).status_message.message
+    assert message.startswith("Your GitHub authorization has expired or was revoked")
+    assert "/auth/github?token=" in message  # the person's own link to fix it
+    with store.reader() as session:
+        assert status(session, alice.principal.uid)["stale"] is True
+    again = start_run(alice.principal, env_id)
+    assert run_job(ctx, again) == "FAILED"
+    assert final(store, again).status_message.message.startswith("User is not connected to GitHub")
+
+
+def test_public_repos_are_read_without_authorization_but_never_written(
+    ctx: WorkerContext,
+    github: FakeGitHub,
+    store: Store,
+    remotes: Remotes,
+    make_env,
+    start_run,
+):
+    erin = make_person(store, "erin@example.com")
+    remotes.create("acme", "docs")
+    github.add_repo("acme", "docs", private=False)
+    run_id = start_run(erin, make_env(repos=["acme/docs"]))
+    assert run_job(ctx, run_id) == "SUCCEEDED"
+    assert github.pulls == []
+    assert remotes.branches("acme", "docs") == ["main"]
+    message = final(store, run_id).status_message.message
+    assert "Changes in acme/docs were not pushed" in message and "/auth/github?token=" in message
