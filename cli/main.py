@@ -173,6 +173,14 @@ def _redis_url(settings: Settings) -> str:
     return settings.redis_url or "redis://127.0.0.1:6379/0"
 
 
+@main.command("github-action")
+def github_action() -> None:
+    """Run as a GitHub Actions step (reads GITHUB_EVENT_PATH; see manifests/github-action)."""
+    from cli.github_action import main as action_main
+
+    sys.exit(action_main())
+
+
 def _register_commands() -> None:
     from cli import admin, credentials, run_commands
 

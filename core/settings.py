@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     github_clone_url: str = "https://github.com"
     """Base of clone URLs: ``{github_clone_url}/{owner}/{repo}.git``."""
 
+    github_token: SecretStr | None = None
+    """One token for every repo (the workflow's ``GITHUB_TOKEN`` in the Action's local mode);
+    when set it replaces per-person and App credentials."""
+
     github_app_id: str | None = None
     github_app_private_key: SecretStr | None = None
     """The GitHub App's PEM private key (or ``@/path/to/key.pem``)."""

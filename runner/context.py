@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 import docker
+import redis
 
 from core.queue import RunQueue, connect
 from core.secrets import Vault
@@ -22,7 +23,8 @@ from runner.sandbox import docker_client
 class WorkerContext:
     settings: Settings
     store: Store
-    queue: RunQueue
+    queue: RunQueue | None
+    """``None`` where no Redis exists (the GitHub Action's local mode): nothing is published."""
     vault: Vault
     pid: int
     _docker: docker.DockerClient | None = None
@@ -33,12 +35,21 @@ class WorkerContext:
             self._docker = docker_client()
         return self._docker
 
+    @property
+    def redis(self) -> redis.Redis | None:
+        return self.queue.connection if self.queue is not None else None
+
     @classmethod
-    def build(cls, settings: Settings, store: Store | None = None, queue: RunQueue | None = None) -> WorkerContext:
+    def build(
+        cls, settings: Settings, store: Store | None = None, queue: RunQueue | None = None, *, with_queue: bool = True
+    ) -> WorkerContext:
         store = store or Store(settings.effective_database_url)
-        queue = queue or RunQueue(
-            connect(settings.redis_url or "redis://127.0.0.1:6379/0"), settings.queue_name, settings.max_runtime_seconds
-        )
+        if queue is None and with_queue:
+            queue = RunQueue(
+                connect(settings.redis_url or "redis://127.0.0.1:6379/0"),
+                settings.queue_name,
+                settings.max_runtime_seconds,
+            )
         return cls(settings, store, queue, Vault.from_settings(settings), os.getpid())
 
 

@@ -86,6 +86,9 @@ def uses_app(run: Run) -> bool:
 def resolve(session: Session, vault: Vault, settings: Settings, run: Run, repos: list[RepoRef]) -> RunCredentials:
     if not repos:
         return RunCredentials(kind="none")
+    if settings.github_token is not None:
+        token = settings.github_token.get_secret_value()
+        return RunCredentials(kind="token", tokens={r.full_name: token for r in repos})
     if uses_app(run):
         return _app_credentials(session, settings, run.team_uid, repos)
     person = run.creator_uid if run.creator_kind == "user" else None
@@ -180,8 +183,8 @@ def check_access(settings: Settings, credentials: RunCredentials, repos: list[Re
     Raises :class:`Revoked` when GitHub refuses a person's token, so the caller can record
     that in a transaction of its own (this one is about to fail).
     """
-    if credentials.kind == "anonymous":
-        return  # resolve() already found every repo public
+    if credentials.kind in ("anonymous", "token"):
+        return  # all public (checked in resolve), or a token GitHub itself scoped to the repo
     inaccessible = []
     for ref in repos:
         token = credentials.token_for(ref)

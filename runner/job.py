@@ -325,8 +325,8 @@ class Execution:
                 runs.set_status(
                     session, self.run.run_id, S.QUEUED, expected={S.SUCCEEDED}, attempt=self.run.attempt + 1
                 )
-        events.announce(self.ctx.queue.connection, self.run.run_id, S.QUEUED.value if reopen else S.SUCCEEDED.value)
-        if reopen:
+        events.announce(self.ctx.redis, self.run.run_id, S.QUEUED.value if reopen else S.SUCCEEDED.value)
+        if reopen and self.ctx.queue is not None:
             self.ctx.queue.enqueue(self.run.run_id)
 
     # --- helpers --------------------------------------------------------------------------
@@ -338,7 +338,7 @@ class Execution:
     def _fail(self, error: OzError) -> None:
         failed = runs.record_failure(self.ctx.store, self.run.run_id, error)
         if failed is not None:
-            events.announce(self.ctx.queue.connection, self.run.run_id, failed.state.value)
+            events.announce(self.ctx.redis, self.run.run_id, failed.state.value)
 
     def _on_terminated(self) -> None:
         """The worker is shutting down: a run whose agent never started goes back to the queue."""
@@ -351,7 +351,8 @@ class Execution:
                     )
                 except runs.StaleState:
                     return
-            self.ctx.queue.enqueue(self.run.run_id)
+            if self.ctx.queue is not None:
+                self.ctx.queue.enqueue(self.run.run_id)
             return
         self._fail(OzError(ErrorCode.AGENT_PROCESS_FAILED, "the worker shut down while the agent was running"))
 
@@ -361,13 +362,13 @@ class Execution:
             self._fail(OzError(ErrorCode.INFRASTRUCTURE_TIMEOUT, f"the limit is {self.settings.max_runtime_seconds} s"))
         else:
             assert reason == CANCELLED
-            events.announce(self.ctx.queue.connection, self.run.run_id, S.CANCELLED.value)
+            events.announce(self.ctx.redis, self.run.run_id, S.CANCELLED.value)
 
     def _transition(self, to: RunState, **changes: object) -> None:
         self._checkpoint()
         with self.ctx.store.session() as session:
             self.run = runs.set_status(session, self.run.run_id, to, **changes)
-        events.announce(self.ctx.queue.connection, self.run.run_id, to.value)
+        events.announce(self.ctx.redis, self.run.run_id, to.value)
 
     def _record(self, new: list[RunEvent]) -> None:
         if not new:
@@ -377,7 +378,7 @@ class Execution:
             latest = next((e for e in reversed(stored) if e.kind != EventKind.STATUS), None)
             if latest is not None:
                 runs.note_progress(session, self.run.run_id, f"Working: {latest.headline()}")
-        events.publish(self.ctx.queue.connection, self.run.run_id, stored)
+        events.publish(self.ctx.redis, self.run.run_id, stored)
 
     def _coauthor(self) -> pulls.Author | None:
         if self.run.creator_kind != "user":

@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 from bots.api.context import QUEUE, STORE, blocking, principal, reading
 from bots.api.middleware import read_json
 from core import run_listing, runs
-from core.models import Principal, RunSourceType
+from core.errors import invalid
+from core.models import Origin, Principal, RunSourceType
 from core.models.wire import FollowupRequest, RunAgentRequest, RunAgentResponse, RunItem, RunListQuery
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -19,8 +20,23 @@ def json_response(model: object, status: int = 200) -> web.Response:
     return web.json_response(model.wire(), status=status)  # type: ignore[attr-defined]
 
 
+CLIENT_SOURCES = {"API": RunSourceType.API, "GITHUB_ACTION": RunSourceType.GITHUB_ACTION}
+"""Sources a client may declare (``X-Oz-Source``); integrations' own sources cannot be claimed."""
+
+
+def _origin(request: web.Request) -> Origin:
+    declared = request.headers.get("X-Oz-Source", "API").upper()
+    if declared not in CLIENT_SOURCES:
+        raise invalid(f"X-Oz-Source must be one of {', '.join(CLIENT_SOURCES)}")
+    trigger_url = request.headers.get("X-Oz-Trigger-Url")
+    if trigger_url and not trigger_url.startswith(("https://", "http://")):
+        raise invalid("X-Oz-Trigger-Url must be an http(s) URL")
+    return Origin(source=CLIENT_SOURCES[declared], trigger_url=trigger_url)
+
+
 async def create_run(request: web.Request) -> web.Response:
     body = RunAgentRequest.model_validate(await read_json(request))
+    origin = _origin(request)
     created = await blocking(
         request,
         runs.create,
@@ -28,7 +44,8 @@ async def create_run(request: web.Request) -> web.Response:
         request.app[QUEUE],
         principal(request),
         body,
-        source=RunSourceType.API,
+        source=origin.source,
+        origin=origin,
         idempotency_key=request.headers.get(IDEMPOTENCY_HEADER),
     )
     run = created.run

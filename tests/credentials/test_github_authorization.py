@@ -163,3 +163,30 @@ def test_public_repos_are_read_without_authorization_but_never_written(
     assert remotes.branches("acme", "docs") == ["main"]
     message = final(store, run_id).status_message.message
     assert "Changes in acme/docs were not pushed" in message and "/auth/github?token=" in message
+
+
+def test_cli_status_shows_who_is_authorized_as_which_login(alice, database_url: str, tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OZGW_")}
+    env.update(OZGW_DATABASE_URL=database_url, OZGW_DATA_DIR=str(tmp_path))
+    shown = subprocess.run(
+        [sys.executable, "-m", "cli", "--output-format", "text", "github", "status", "--email", "alice@example.com"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert shown.stdout.strip() == "alice@example.com\tTrue\talice-gh"
+    link = subprocess.run(
+        [sys.executable, "-m", "cli", "--output-format", "text", "github", "authorize", "--email", "alice@example.com"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert "/auth/github?token=" in link.stdout

@@ -59,6 +59,13 @@ class FakeGitHub:
         self.token_lifetime: int | None = None
         self.codes: dict[str, str] = {}
         self.refresh_tokens: dict[str, str] = {}
+        # Issues and pull requests of the Actions tests: (repo, number) → issue JSON, comments.
+        self.issues: dict[tuple[str, int], dict] = {}
+        self.comments: dict[tuple[str, int], list[dict]] = {}
+        self.comment_edits: dict[int, list[str]] = {}
+        self.pull_files: dict[tuple[str, int], list[str]] = {}
+        self.review_comments: dict[int, dict] = {}
+        self._next_comment_id = 1000
         self.server = LiveServer(self._app())
 
     # --- setup ------------------------------------------------------------------------------
@@ -71,7 +78,7 @@ class FakeGitHub:
     def revoke(self, token: str) -> None:
         self.user_tokens.pop(token, None)
 
-    def _issue(self, login: str) -> dict:
+    def _grant_for(self, login: str) -> dict:
         token = self.add_user(login)
         grant = {"access_token": token, "token_type": "bearer", "scope": "repo"}
         if self.token_lifetime is not None:
@@ -79,6 +86,28 @@ class FakeGitHub:
             self.refresh_tokens[refresh] = login
             grant.update(expires_in=self.token_lifetime, refresh_token=refresh, refresh_token_expires_in=15897600)
         return grant
+
+    def add_issue(self, repo: str, issue: dict, comments: list[dict] = (), files: list[str] | None = None) -> None:
+        number = issue["number"]
+        api = f"{self.url}/repos/{repo}/issues/{number}"
+        self.issues[(repo, number)] = {**issue, "url": api, "comments_url": f"{api}/comments"}
+        self.comments[(repo, number)] = [self._comment_json(repo, c["user"], c["body"]) for c in comments]
+        if files is not None:
+            self.pull_files[(repo, number)] = files
+
+    def _comment_json(self, repo: str, user: dict, body: str) -> dict:
+        self._next_comment_id += 1
+        comment_id = self._next_comment_id
+        return {
+            "id": comment_id,
+            "body": body,
+            "user": {"type": "User", **user},
+            "url": f"{self.url}/repos/{repo}/issues/comments/{comment_id}",
+            "html_url": f"https://github.test/{repo}/issues#issuecomment-{comment_id}",
+        }
+
+    def comments_on(self, repo: str, number: int) -> list[dict]:
+        return self.comments.get((repo, number), [])
 
     def add_repo(self, owner: str, name: str, **kwargs: object) -> FakeRepo:
         repo = FakeRepo(owner, name, **kwargs)
@@ -105,9 +134,80 @@ class FakeGitHub:
         app.router.add_post("/repos/{owner}/{repo}/pulls", self._create_pull)
         app.router.add_get("/repos/{owner}/{repo}/installation", self._repo_installation)
         app.router.add_post("/app/installations/{id}/access_tokens", self._access_token)
+        app.router.add_get("/repos/{owner}/{repo}/collaborators/{login}/permission", self._permission_of)
+        app.router.add_get("/repos/{owner}/{repo}/issues/{number:\\d+}", self._get_issue)
+        app.router.add_get("/repos/{owner}/{repo}/issues/{number:\\d+}/comments", self._list_comments)
+        app.router.add_post("/repos/{owner}/{repo}/issues/{number:\\d+}/comments", self._add_comment)
+        app.router.add_patch("/repos/{owner}/{repo}/issues/comments/{id}", self._edit_comment)
+        app.router.add_get("/repos/{owner}/{repo}/pulls/{number:\\d+}", self._get_pull)
+        app.router.add_get("/repos/{owner}/{repo}/pulls/{number:\\d+}/files", self._pull_files)
+        app.router.add_get("/repos/{owner}/{repo}/pulls/comments/{id}", self._review_comment)
         app.router.add_get("/login/oauth/authorize", self._oauth_authorize)
         app.router.add_post("/login/oauth/access_token", self._oauth_token)
         return app
+
+    def _readable(self, request: web.Request) -> tuple[FakeRepo, Caller]:
+        caller = self._record(request)
+        repo = self._find(request)
+        if self._permission(repo, caller) is None:
+            raise _not_found()
+        return repo, caller
+
+    async def _permission_of(self, request: web.Request) -> web.Response:
+        repo, _caller = self._readable(request)
+        login = request.match_info["login"]
+        level = repo.collaborators.get(login, "none")
+        return web.json_response({"permission": level, "user": {"login": login, "type": "User"}})
+
+    def _issue(self, request: web.Request) -> tuple[str, int]:
+        repo, _caller = self._readable(request)
+        key = (repo.full_name, int(request.match_info["number"]))
+        if key not in self.issues:
+            raise _not_found()
+        return key
+
+    async def _get_issue(self, request: web.Request) -> web.Response:
+        return web.json_response(self.issues[self._issue(request)])
+
+    async def _list_comments(self, request: web.Request) -> web.Response:
+        return web.json_response(self.comments[self._issue(request)])
+
+    async def _add_comment(self, request: web.Request) -> web.Response:
+        key = self._issue(request)
+        caller = self.calls[-1][2]
+        body = (await request.json())["body"]
+        login = caller.login or "oz-app[bot]"
+        comment = self._comment_json(key[0], {"login": login, "type": "Bot" if "[bot]" in login else "User"}, body)
+        self.comments[key].append(comment)
+        return web.json_response(comment, status=201)
+
+    async def _edit_comment(self, request: web.Request) -> web.Response:
+        self._readable(request)
+        comment_id = int(request.match_info["id"])
+        for comments in self.comments.values():
+            for comment in comments:
+                if comment["id"] == comment_id:
+                    comment["body"] = (await request.json())["body"]
+                    self.comment_edits.setdefault(comment_id, []).append(comment["body"])
+                    return web.json_response(comment)
+        raise _not_found()
+
+    async def _get_pull(self, request: web.Request) -> web.Response:
+        key = self._issue(request)
+        issue = self.issues[key]
+        api = f"{self.url}/repos/{key[0]}/pulls/{key[1]}"
+        return web.json_response({**issue, "url": api, "head": {"ref": "feature"}, "base": {"ref": "main"}})
+
+    async def _pull_files(self, request: web.Request) -> web.Response:
+        key = self._issue(request)
+        return web.json_response([{"filename": f, "status": "modified"} for f in self.pull_files.get(key, [])])
+
+    async def _review_comment(self, request: web.Request) -> web.Response:
+        self._readable(request)
+        comment = self.review_comments.get(int(request.match_info["id"]))
+        if comment is None:
+            raise _not_found()
+        return web.json_response(comment)
 
     async def _oauth_authorize(self, request: web.Request) -> web.Response:
         """The person approves at once (as if already signed in) and is sent back with a code."""
@@ -127,11 +227,11 @@ class FakeGitHub:
             login = self.refresh_tokens.pop(body.get("refresh_token", ""), None)  # rotating: single use
             if login is None:
                 return web.json_response({"error": "bad_refresh_token"})
-            return web.json_response(self._issue(login))
+            return web.json_response(self._grant_for(login))
         login = self.codes.pop(body.get("code", ""), None)
         if login is None:
             return web.json_response({"error": "bad_verification_code"})
-        return web.json_response(self._issue(login))
+        return web.json_response(self._grant_for(login))
 
     def _caller(self, request: web.Request) -> Caller:
         scheme, _, credential = request.headers.get("Authorization", "").partition(" ")

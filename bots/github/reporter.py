@@ -1,0 +1,89 @@
+"""One sticky comment per run on the issue or PR, rendered from the run's current state.
+
+It renders state rather than replaying deltas, so polling twice, retrying, or skipping an
+update is harmless; the comment is only edited when its text would change.  A hidden marker
+finds the comment again, so a restarted step edits the same comment instead of adding one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from github.Issue import Issue
+from github.IssueComment import IssueComment
+
+from core.models import RunItem, RunState
+
+MARKER = "<!-- oz-gateway-run:{run_id} -->"
+S = RunState
+ICONS = {S.SUCCEEDED: "✅", S.FAILED: "❌", S.ERROR: "⚠️", S.CANCELLED: "🚫"}
+STEPS = (("Queued", (S.QUEUED,)), ("Setting up", (S.PENDING, S.CLAIMED)), ("Working", (S.INPROGRESS, S.BLOCKED)))
+
+
+def _elapsed(run: RunItem, now: datetime) -> str:
+    end = run.updated_at if run.state in ICONS else now
+    seconds = max(0, int((end - run.created_at).total_seconds()))
+    minutes, secs = divmod(seconds, 60)
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def pull_request_urls(run: RunItem) -> list[str]:
+    return [a.data.url for a in run.artifacts or [] if a.artifact_type == "PULL_REQUEST"]
+
+
+def render(run: RunItem, now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    lines = [MARKER.format(run_id=run.run_id)]
+    link = f" · [run]({run.session_link})" if run.session_link else ""
+    message = run.status_message.message if run.status_message else ""
+    if run.state in ICONS:
+        verdict = {
+            S.SUCCEEDED: "finished",
+            S.FAILED: "failed",
+            S.ERROR: "stopped on an error",
+            S.CANCELLED: "was cancelled",
+        }[run.state]
+        lines.append(f"{ICONS[run.state]} **Oz {verdict}** after {_elapsed(run, now)}{link}")
+        if message:
+            lines += ["", message]
+        if run.status_message and run.status_message.error_code:
+            lines += ["", f"Error code: `{run.status_message.error_code}`"]
+        for url in pull_request_urls(run):
+            lines += ["", f"**Pull request:** {url}"]
+        return "\n".join(lines)
+    lines.append(f"⏳ **Oz is on it** · {_elapsed(run, now)}{link}")
+    lines.append("")
+    current = next(i for i, (_l, states) in enumerate(STEPS) if run.state in states)
+    for index, (label, _states) in enumerate(STEPS):
+        done = "x" if index < current else " "
+        detail = f" — {message.removeprefix('Working: ')}" if index == current and message and index == 2 else ""
+        lines.append(f"- [{done}] {label}{detail}")
+    lines.append("- [ ] Done")
+    return "\n".join(lines)
+
+
+class StickyComment:
+    """The run's comment on one issue or PR: created on first show, edited after."""
+
+    def __init__(self, issue: Issue, run_id: str) -> None:
+        self.issue = issue
+        self.marker = MARKER.format(run_id=run_id)
+        self.comment: IssueComment | None = next(
+            (c for c in issue.get_comments() if self.marker in (c.body or "")), None
+        )
+        self.body = self.comment.body if self.comment else None
+        self.edits = 0
+
+    def show(self, body: str) -> None:
+        if body == self.body:
+            return
+        if self.comment is None:
+            self.comment = self.issue.create_comment(body)
+        else:
+            self.comment.edit(body)
+            self.edits += 1
+        self.body = body
+
+    @property
+    def url(self) -> str | None:
+        return self.comment.html_url if self.comment else None
