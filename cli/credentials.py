@@ -49,17 +49,21 @@ def _team_uid(session, team: str | None, email: str | None) -> str:
     return acting_principal(session, email).team_uid
 
 
+def _change_org(ctx, change, name: str, team: str | None, email: str | None) -> None:
+    with store_session(ctx.settings) as session:
+        team_uid = _team_uid(session, team, email)
+        change(session, team_uid, name)
+        orgs = github_orgs.enabled_orgs(session, team_uid)
+    emit({"enabled_orgs": orgs}, ctx.output_format, ("enabled_orgs",))
+
+
 @org.command("enable")
 @click.argument("name")
 @click.option("--team", default=None)
 @email_option
 @click.pass_obj
 def org_enable(ctx, name: str, team: str | None, email: str | None) -> None:
-    with store_session(ctx.settings) as session:
-        team_uid = _team_uid(session, team, email)
-        github_orgs.enable_org(session, team_uid, name)
-        orgs = github_orgs.enabled_orgs(session, team_uid)
-    emit({"enabled_orgs": orgs}, ctx.output_format, ("enabled_orgs",))
+    _change_org(ctx, github_orgs.enable_org, name, team, email)
 
 
 @org.command("disable")
@@ -68,11 +72,7 @@ def org_enable(ctx, name: str, team: str | None, email: str | None) -> None:
 @email_option
 @click.pass_obj
 def org_disable(ctx, name: str, team: str | None, email: str | None) -> None:
-    with store_session(ctx.settings) as session:
-        team_uid = _team_uid(session, team, email)
-        github_orgs.disable_org(session, team_uid, name)
-        orgs = github_orgs.enabled_orgs(session, team_uid)
-    emit({"enabled_orgs": orgs}, ctx.output_format, ("enabled_orgs",))
+    _change_org(ctx, github_orgs.disable_org, name, team, email)
 
 
 @org.command("list")

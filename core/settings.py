@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from collections.abc import Callable
@@ -99,6 +100,14 @@ class Settings(BaseSettings):
 
     encryption_keys: SecretStr | None = None
     """Comma-separated Fernet keys, newest first; older keys still decrypt (rotation)."""
+
+    gateway_id: str | None = None
+    """Names this gateway's containers (label ``oz.gateway``) so sweeps never touch another
+    gateway's on a shared Docker engine; derived from the store's URL when unset."""
+
+    @property
+    def effective_gateway_id(self) -> str:
+        return self.gateway_id or hashlib.sha256(self.effective_database_url.encode()).hexdigest()[:16]
 
     @property
     def effective_work_dir(self) -> Path:

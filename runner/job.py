@@ -157,6 +157,7 @@ class Execution:
                 pids=self.settings.container_pids,
                 user=self.settings.container_user,
                 pull=self.settings.pull_images,
+                gateway=self.settings.effective_gateway_id,
                 env={**secrets, "OZ_RUN_ID": self.run.run_id},
             ),
         )
@@ -226,7 +227,11 @@ class Execution:
 
     def _working_directory(self, env: Environment) -> str:
         workdir = env.working_dir or (f"{WORKSPACE}/{env.repos[0].repo}" if env.repos else WORKSPACE)
-        if not self.sandbox.directory_exists(workdir):
+        exists = self.sandbox.directory_exists(workdir)
+        self._checkpoint()
+        if exists is None:
+            raise OzError(ErrorCode.RESOURCE_UNAVAILABLE, "the run's container stopped during setup")
+        if not exists:
             raise OzError(
                 ErrorCode.ENVIRONMENT_SETUP_FAILED,
                 f"{workdir} does not exist in the container",

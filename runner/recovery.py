@@ -12,4 +12,4 @@ from runner.sandbox import remove_containers
 
 def reap_containers(ctx: WorkerContext) -> list[str]:
     live = executing_run_ids(ctx.store, fresh_within=timedelta(seconds=ctx.settings.abandoned_after_seconds))
-    return remove_containers(ctx.docker, keep=lambda run_id: run_id in live)
+    return remove_containers(ctx.docker, ctx.settings.effective_gateway_id, keep=lambda run_id: run_id in live)

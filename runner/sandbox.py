@@ -24,6 +24,7 @@ from core.errors import ErrorCode, OzError
 log = structlog.get_logger(__name__)
 
 RUN_LABEL = "oz.run_id"
+GATEWAY_LABEL = "oz.gateway"
 WORKSPACE = "/workspace"
 PROMPT_DIR = "/oz"
 KEEPALIVE = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
@@ -43,6 +44,7 @@ class SandboxSpec:
     pids: int
     user: str | None = None
     pull: bool = True
+    gateway: str = ""
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -88,7 +90,7 @@ class Sandbox:
                 entrypoint=KEEPALIVE[:1],
                 command=KEEPALIVE[1:],
                 detach=True,
-                labels={RUN_LABEL: run_id},
+                labels={RUN_LABEL: run_id, GATEWAY_LABEL: spec.gateway},
                 mounts=[
                     Mount(WORKSPACE, str(spec.workspace), type="bind"),
                     Mount(PROMPT_DIR, str(spec.prompt_dir), type="bind", read_only=True),
@@ -114,8 +116,10 @@ class Sandbox:
         log.info("sandbox.started", run_id=run_id, container=container.short_id, image=spec.image)
         return cls(client, container)
 
-    def directory_exists(self, path: str) -> bool:
-        return self.exec(["test", "-d", path], workdir="/", on_output=lambda _t: None) == 0
+    def directory_exists(self, path: str) -> bool | None:
+        """Whether ``path`` is a directory in the container; ``None`` if the container is gone."""
+        code = self.exec(["test", "-d", path], workdir="/", on_output=lambda _t: None)
+        return None if code is None else code == 0
 
     def exec(
         self, argv: list[str], *, workdir: str, on_output: Callable[[str], None], env: dict[str, str] | None = None
@@ -150,15 +154,20 @@ class Sandbox:
             log.warning("sandbox.remove_failed", container=self.container.short_id, reason=str(exc)[:200])
 
 
-def containers_of(client: docker.DockerClient, run_id: str | None = None) -> list[Container]:
-    label = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
-    return client.containers.list(all=True, filters={"label": label})
+def containers_of(
+    client: docker.DockerClient, run_id: str | None = None, gateway: str | None = None
+) -> list[Container]:
+    labels = [f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL]
+    if gateway:
+        labels.append(f"{GATEWAY_LABEL}={gateway}")
+    return client.containers.list(all=True, filters={"label": labels})
 
 
-def remove_containers(client: docker.DockerClient, keep: Callable[[str], bool]) -> list[str]:
-    """Remove every run container whose run ``keep`` says is not being executed; returns run ids."""
+def remove_containers(client: docker.DockerClient, gateway: str, keep: Callable[[str], bool]) -> list[str]:
+    """Remove this gateway's run containers whose run ``keep`` says is not being executed;
+    returns their run ids."""
     removed = []
-    for container in containers_of(client):
+    for container in containers_of(client, gateway=gateway):
         run_id = container.labels.get(RUN_LABEL, "")
         if keep(run_id):
             continue

@@ -25,11 +25,11 @@ from core.settings import Settings
 from core.store import Store
 from tests.images import busybox_image
 from tests.live_server import LiveServer
+from tests.redis_server import REDIS_URL
 
 pytest_plugins = ["tests.runner_support"]
 
 PG_ADMIN_URL = os.environ.get("OZGW_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("OZGW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BACKENDS = ["sqlite", "postgres"]
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import time
 
 import redis
+
+REDIS_URL = os.environ.get("OZGW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+"""The shared Redis the suite uses (each test takes a queue name of its own)."""
 
 
 def free_port() -> int:

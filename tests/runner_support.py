@@ -4,6 +4,7 @@ locally built image, bare git remotes on disk, a fake GitHub, and a worker conte
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import select
 
 from core import environments, runs
 from core.accounts import create_account
@@ -22,9 +24,11 @@ from core.models.wire import RunAgentRequest
 from core.queue import RunQueue
 from core.settings import Settings
 from core.store import Store
+from core.store.tables import RunRow
 from runner.context import WorkerContext
-from runner.sandbox import containers_of
+from runner.sandbox import RUN_LABEL, containers_of
 from tests.fakes.github import FakeGitHub
+from tests.redis_server import REDIS_URL
 
 APP_ID = "424242"
 
@@ -41,6 +45,22 @@ def local_runner_env(image: str, agent: str) -> dict[str, str]:
         "OZGW_COMMAND_HARNESS_FORMAT": "text",
         "OZGW_CONTAINER_MEMORY": "256m",
     }
+
+
+def worker_env(
+    database_url: str, queue_name: str, data_dir: Path, image: str, agent: str, **extra: str
+) -> dict[str, str]:
+    """The environment of an ``oz-gateway worker`` subprocess running a scripted agent locally."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OZGW_")}
+    env.update(
+        OZGW_DATABASE_URL=database_url,
+        OZGW_REDIS_URL=REDIS_URL,
+        OZGW_QUEUE_NAME=queue_name,
+        OZGW_DATA_DIR=str(data_dir),
+        **local_runner_env(image, agent),
+        **extra,
+    )
+    return env
 
 
 @pytest.fixture(scope="session")
@@ -143,8 +163,12 @@ def ctx(
 ) -> Iterator[WorkerContext]:
     context = WorkerContext.build(runner_settings, store, queue)
     yield context
+    # Remove only this test's leftovers: another test session may share the engine.
+    with store.reader() as session:
+        mine = set(session.scalars(select(RunRow.run_id)))
     for container in containers_of(docker_client):
-        container.remove(force=True)
+        if container.labels.get(RUN_LABEL) in mine:
+            container.remove(force=True)
 
 
 def settings_with(settings: Settings, **changes: object) -> Settings:

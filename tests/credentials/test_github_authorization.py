@@ -172,21 +172,20 @@ def test_cli_status_shows_who_is_authorized_as_which_login(alice, database_url: 
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("OZGW_")}
     env.update(OZGW_DATABASE_URL=database_url, OZGW_DATA_DIR=str(tmp_path))
-    shown = subprocess.run(
-        [sys.executable, "-m", "cli", "--output-format", "text", "github", "status", "--email", "alice@example.com"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    assert shown.stdout.strip() == "alice@example.com\tTrue\talice-gh"
-    link = subprocess.run(
-        [sys.executable, "-m", "cli", "--output-format", "text", "github", "authorize", "--email", "alice@example.com"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    assert "/auth/github?token=" in link.stdout
+
+    def github_cli(command: str) -> str:
+        argv = [
+            sys.executable,
+            "-m",
+            "cli",
+            "--output-format",
+            "text",
+            "github",
+            command,
+            "--email",
+            "alice@example.com",
+        ]
+        return subprocess.run(argv, env=env, capture_output=True, text=True, check=True, timeout=60).stdout
+
+    assert github_cli("status").strip() == "alice@example.com\tTrue\talice-gh"
+    assert "/auth/github?token=" in github_cli("authorize")

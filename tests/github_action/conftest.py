@@ -16,12 +16,12 @@ import pytest
 from tests.fakes.github import FakeGitHub
 from tests.runner_support import Person, Remotes
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "github"
+FIXTURES = Path(__file__).parent / "fixtures"
 REPO = "Codertocat/Hello-World"
 
 
 def fixture(name: str) -> dict:
-    return json.loads((SHARED / f"{name}.payload.json").read_text())
+    return json.loads((FIXTURES / f"{name}.payload.json").read_text())
 
 
 @pytest.fixture

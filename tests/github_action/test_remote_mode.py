@@ -3,7 +3,6 @@ keeping one sticky comment on the issue, then sets outputs and its exit code."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,11 +19,10 @@ from core.keys import create_key
 from core.queue import RunQueue
 from core.settings import Settings
 from core.store import Store
-from tests.conftest import REDIS_URL
 from tests.fakes.github import FakeGitHub
 from tests.github_action.conftest import REPO, fixture
 from tests.live_server import LiveServer
-from tests.runner_support import APP_ID, Person, Remotes, local_runner_env
+from tests.runner_support import APP_ID, Person, Remotes, worker_env
 
 
 @pytest.fixture
@@ -46,18 +44,17 @@ def environment_id(store: Store, alice: Person, test_image: str) -> str:
 def start_worker(
     tmp_path: Path, database_url: str, queue: RunQueue, runner_settings: Settings, test_image: str, agent: str
 ) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OZGW_")}
-    env.update(
-        OZGW_DATABASE_URL=database_url,
-        OZGW_REDIS_URL=REDIS_URL,
-        OZGW_QUEUE_NAME=queue.queue.name,
-        OZGW_DATA_DIR=str(tmp_path / "worker"),
+    env = worker_env(
+        database_url,
+        queue.queue.name,
+        tmp_path / "worker",
+        test_image,
+        agent,
         OZGW_GITHUB_API_URL=runner_settings.github_api_url,
         OZGW_GITHUB_CLONE_URL=runner_settings.github_clone_url,
         OZGW_GITHUB_APP_ID=APP_ID,
         OZGW_GITHUB_APP_PRIVATE_KEY=runner_settings.github_app_private_key.get_secret_value(),
         OZGW_HEARTBEAT_SECONDS="0.5",
-        **local_runner_env(test_image, agent),
     )
     env["OZGW_COMMAND_HARNESS_FORMAT"] = "claude" if agent == "edit.sh" else "text"
     log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - kept open for the worker's lifetime

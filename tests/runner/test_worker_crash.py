@@ -21,9 +21,8 @@ from runner.context import WorkerContext
 from runner.job import run_job
 from runner.recovery import reap_containers
 from runner.sandbox import containers_of
-from tests.conftest import REDIS_URL
 from tests.runner.test_execution import final, wait_for_state
-from tests.runner_support import Person, local_runner_env
+from tests.runner_support import Person, worker_env
 
 
 def descendants(pid: int) -> list[int]:
@@ -55,14 +54,8 @@ def test_kill_9_mid_run_ends_the_run_and_removes_the_container(
     test_image: str,
     docker_client: docker.DockerClient,
 ):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OZGW_")}
-    env.update(
-        OZGW_DATABASE_URL=database_url,
-        OZGW_REDIS_URL=REDIS_URL,
-        OZGW_QUEUE_NAME=queue.queue.name,
-        OZGW_DATA_DIR=str(tmp_path / "worker"),
-        OZGW_HEARTBEAT_SECONDS="0.3",
-        **local_runner_env(test_image, "sleep.sh"),
+    env = worker_env(
+        database_url, queue.queue.name, tmp_path / "worker", test_image, "sleep.sh", OZGW_HEARTBEAT_SECONDS="0.3"
     )
     worker = subprocess.Popen(
         [sys.executable, "-m", "cli", "worker"],
@@ -128,14 +121,7 @@ def test_sigterm_to_the_work_horse_still_removes_the_container(
     test_image: str,
     docker_client: docker.DockerClient,
 ):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OZGW_")}
-    env.update(
-        OZGW_DATABASE_URL=database_url,
-        OZGW_REDIS_URL=REDIS_URL,
-        OZGW_QUEUE_NAME=queue.queue.name,
-        OZGW_DATA_DIR=str(tmp_path / "worker"),
-        **local_runner_env(test_image, "sleep.sh"),
-    )
+    env = worker_env(database_url, queue.queue.name, tmp_path / "worker", test_image, "sleep.sh")
     worker = subprocess.Popen(
         [sys.executable, "-m", "cli", "worker", "--burst"],
         env=env,
