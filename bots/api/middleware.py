@@ -49,7 +49,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     try:
         return await handler(request)
     except OzError as error:
-        if error.entry.platform:
+        if error.status >= 500:
             log.warning("api.platform_error", path=request.path, code=error.code.value, trace_id=trace_id)
         return problem_response(error, request, trace_id if error.entry.platform else None)
     except ValidationError as exc:

@@ -173,3 +173,22 @@ def test_openapi_document_is_public_and_lists_the_routes(gateway: LiveServer):
     assert "post" in doc["paths"]["/agent/runs/{run_id}/cancel"]
     assert "RunItem" in doc["components"]["schemas"]
     assert "RunAgentRequest" in doc["components"]["schemas"]
+
+
+def test_an_unexpected_failure_is_internal_error_with_a_trace_id(alice: Person, monkeypatch: pytest.MonkeyPatch):
+    """A bug in a handler must not leak a traceback: the SDK sees internal_error, retryable, traced."""
+    from oz_agent_sdk import InternalServerError
+
+    from core import run_listing
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("database exploded: password=hunter2")
+
+    monkeypatch.setattr(run_listing, "list_runs", broken)
+    with pytest.raises(InternalServerError) as err:
+        alice.client.agent.runs.list()
+    body = err.value.body
+    assert_problem(body, "internal_error", 500, True)
+    assert len(body["trace_id"]) == 32
+    assert err.value.response.headers["x-should-retry"] == "true"
+    assert "hunter2" not in str(body) and "exploded" not in str(body)
