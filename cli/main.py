@@ -182,7 +182,7 @@ def github_action() -> None:
 
 
 def _register_commands() -> None:
-    from cli import admin, credentials, run_commands
+    from cli import admin, credentials, integrations, run_commands
 
     main.add_command(admin.account)
     main.add_command(admin.key)
@@ -190,6 +190,7 @@ def _register_commands() -> None:
     main.add_command(run_commands.run)
     main.add_command(credentials.github)
     main.add_command(credentials.secret)
+    main.add_command(integrations.integration)
 
 
 _register_commands()

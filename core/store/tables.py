@@ -282,3 +282,21 @@ class ManagedSecretRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     __table_args__ = (UniqueConstraint("team_uid", "account_uid", "name", name="uq_managed_secret_name"),)
+
+
+class IntegrationRow(Base):
+    """A team's Slack / Linear / GitHub integration and the run defaults it applies."""
+
+    __tablename__ = "integrations"
+    uid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    team_uid: Mapped[str] = mapped_column(ForeignKey("teams.uid", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(16))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    environment_id: Mapped[str | None] = mapped_column(String(32))
+    custom_prompt: Mapped[str | None] = mapped_column(Text)
+    model_id: Mapped[str | None] = mapped_column(String(200))
+    mcp_servers: Mapped[dict] = mapped_column(JSON, default=dict)
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    __table_args__ = (UniqueConstraint("team_uid", "provider", name="uq_integration_team_provider"),)

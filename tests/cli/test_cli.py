@@ -139,3 +139,48 @@ def test_clear_errors_for_bad_input(cli: Cli):
         "environment", "create", "--email", "a@example.com", "-n", "x", "-d", "img", "-r", "not a repo", ok=False
     )
     assert "owner/repo" in bad_repo.stderr
+
+
+def test_integration_commands(cli: Cli, tmp_path: Path):
+    cli("account", "create", "--email", "lead@example.com", "--team", "acme")
+    who = ("--email", "lead@example.com")
+    env = cli.json("environment", "create", *who, "-n", "web", "-d", "node:20")
+    mcp_file = tmp_path / "mcp.json"
+    mcp_file.write_text('{"github": {"url": "https://api.githubcopilot.com/mcp/"}}')
+    created = cli.json(
+        "integration",
+        "create",
+        "slack",
+        *who,
+        "--environment",
+        env["uid"],
+        "--prompt",
+        "Be brief.",
+        "--mcp",
+        str(mcp_file),
+    )
+    assert created["provider"] == "slack" and created["enabled"] is True
+    assert created["mcp_servers"] == {"github": {"url": "https://api.githubcopilot.com/mcp/"}}
+    updated = cli.json(
+        "integration",
+        "update",
+        "slack",
+        *who,
+        "--prompt",
+        "",
+        "--model",
+        "m2",
+        "--mcp",
+        '{"local": {"command": "npx", "args": ["srv"]}}',
+    )
+    assert updated["custom_prompt"] is None and updated["model_id"] == "m2"
+    assert updated["mcp_servers"] == {"local": {"command": "npx", "args": ["srv"]}}
+    assert cli.json("integration", "disable", "slack", *who)["enabled"] is False
+    assert cli.json("integration", "enable", "slack", *who)["enabled"] is True
+    assert cli.json("integration", "update", "slack", *who, "--remove-environment")["environment_id"] is None
+    listed = cli("--output-format", "text", "integration", "list", *who).stdout
+    assert listed.startswith("slack\tTrue\t\tm2\t")
+    bad = cli("integration", "update", "slack", *who, "--mcp", "{not json", ok=False)
+    assert "--mcp must be JSON" in bad.stderr
+    missing = cli("integration", "update", "linear", *who, "--model", "m", ok=False)
+    assert "Linear integration for this team not found" in missing.stderr

@@ -1,0 +1,119 @@
+"""``oz-gateway integration``: the team's Slack / Linear / GitHub integrations (as ``oz integration``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from cli.output import emit
+from cli.session import acting_principal, email_option, store_session
+from core import integrations
+from core.errors import invalid
+from core.models import Integration, IntegrationProvider
+
+PROVIDER = click.Choice([p.value for p in IntegrationProvider])
+COLUMNS = ("provider", "enabled", "environment_id", "model_id", "uid")
+
+
+def _mcp(value: str | None) -> dict | None:
+    """``--mcp`` takes inline JSON or the path of a JSON file, as the Oz CLI does."""
+    if value is None:
+        return None
+    text = Path(value).read_text() if not value.lstrip().startswith("{") and Path(value).is_file() else value
+    try:
+        servers = json.loads(text)
+    except json.JSONDecodeError:
+        raise invalid('--mcp must be JSON (inline or a file): {"name": {"url": ...}}') from None
+    if not isinstance(servers, dict):
+        raise invalid("--mcp must be a JSON object of servers by name")
+    return servers
+
+
+def _view(integration: Integration) -> dict:
+    return integration.model_dump(mode="json")
+
+
+@click.group()
+def integration() -> None:
+    """Integrations: the environment and defaults runs from Slack, Linear or GitHub get."""
+
+
+@integration.command("create")
+@click.argument("provider", type=PROVIDER)
+@click.option("--environment", "environment_id", required=True, help="Environment the runs execute in.")
+@click.option("--prompt", default=None, help="Custom instructions placed before every request.")
+@click.option("--model", "model_id", default=None)
+@click.option("--mcp", default=None, help="MCP servers: inline JSON or a JSON file.")
+@email_option
+@click.pass_obj
+def integration_create(ctx, provider: str, environment_id: str, prompt, model_id, mcp, email) -> None:
+    with store_session(ctx.settings) as session:
+        created = integrations.create_integration(
+            session,
+            acting_principal(session, email),
+            IntegrationProvider(provider),
+            environment_id=environment_id,
+            prompt=prompt,
+            model_id=model_id,
+            mcp_servers=_mcp(mcp),
+        )
+    emit(_view(created), ctx.output_format, COLUMNS)
+
+
+@integration.command("update")
+@click.argument("provider", type=PROVIDER)
+@click.option("--environment", "environment_id", default=None)
+@click.option("--remove-environment", is_flag=True, help="Detach the environment (runs are then refused).")
+@click.option("--prompt", default=None, help="Empty string clears it.")
+@click.option("--model", "model_id", default=None, help="Empty string clears it.")
+@click.option("--mcp", default=None, help="Replaces the MCP servers: inline JSON or a JSON file.")
+@email_option
+@click.pass_obj
+def integration_update(ctx, provider, environment_id, remove_environment, prompt, model_id, mcp, email) -> None:
+    with store_session(ctx.settings) as session:
+        updated = integrations.update_integration(
+            session,
+            acting_principal(session, email),
+            IntegrationProvider(provider),
+            environment_id=environment_id,
+            remove_environment=remove_environment,
+            prompt=prompt,
+            model_id=model_id,
+            mcp_servers=_mcp(mcp),
+        )
+    emit(_view(updated), ctx.output_format, COLUMNS)
+
+
+@integration.command("list")
+@email_option
+@click.pass_obj
+def integration_list(ctx, email: str | None) -> None:
+    with store_session(ctx.settings) as session:
+        found = integrations.list_integrations(session, acting_principal(session, email).team_uid)
+    emit([_view(i) for i in found], ctx.output_format, COLUMNS)
+
+
+def _switch(ctx, provider: str, email: str | None, enabled: bool) -> None:
+    with store_session(ctx.settings) as session:
+        changed = integrations.update_integration(
+            session, acting_principal(session, email), IntegrationProvider(provider), enabled=enabled
+        )
+    emit(_view(changed), ctx.output_format, COLUMNS)
+
+
+@integration.command("disable")
+@click.argument("provider", type=PROVIDER)
+@email_option
+@click.pass_obj
+def integration_disable(ctx, provider: str, email: str | None) -> None:
+    _switch(ctx, provider, email, enabled=False)
+
+
+@integration.command("enable")
+@click.argument("provider", type=PROVIDER)
+@email_option
+@click.pass_obj
+def integration_enable(ctx, provider: str, email: str | None) -> None:
+    _switch(ctx, provider, email, enabled=True)
