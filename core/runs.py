@@ -149,6 +149,8 @@ def set_status(
     values: dict[str, object] = {"state": to.value, "updated_at": now, **changes}
     if status_message is not None:
         values["status_message"] = status_message.wire()
+    elif to == S.QUEUED:  # waiting again: the previous execution's outcome no longer describes it
+        values.update(status_message=None, finished_at=None)
     result = session.execute(
         update(RunRow)
         .where(RunRow.run_id == run_id, RunRow.state.in_([s.value for s in sources]))
@@ -517,17 +519,7 @@ def followup(store: Store, queue: RunQueue | None, principal: Principal, run_id:
         reopened = False
         if run.state in TERMINAL_STATES:
             try:
-                run = set_status(
-                    session,
-                    run_id,
-                    S.QUEUED,
-                    expected=TERMINAL_STATES,
-                    status_message=None,
-                    attempt=run.attempt + 1,
-                    finished_at=None,
-                )
-                session.execute(update(RunRow).where(RunRow.run_id == run_id).values(status_message=None))
-                run = run.model_copy(update={"status_message": None})
+                run = set_status(session, run_id, S.QUEUED, expected=TERMINAL_STATES, attempt=run.attempt + 1)
                 reopened = True
             except StaleState:
                 pass  # it became active again meanwhile: the message waits for that execution

@@ -189,3 +189,17 @@ def test_record_failure_maps_the_catalog_to_failed_or_error(store: Store, person
 @pytest.mark.parametrize(("seconds", "text"), [(0, "PT0S"), (59.6, "PT1M"), (150, "PT2M30S"), (3725, "PT1H2M5S")])
 def test_iso_duration(seconds: float, text: str):
     assert runs.iso_duration(seconds) == text
+
+
+def test_a_run_queued_again_sheds_its_previous_outcome(store: Store, person: Principal):
+    run_id = new_run(store, person)
+    with store.session() as session:
+        for step in (S.PENDING, S.CLAIMED, S.INPROGRESS):
+            runs.set_status(session, run_id, step)
+        done = runs.set_status(session, run_id, S.SUCCEEDED, status_message=runs.StatusMessage(message="Opened PR"))
+        assert done.finished_at is not None and done.status_message.message == "Opened PR"
+        again = runs.set_status(session, run_id, S.QUEUED, expected={S.SUCCEEDED})
+    assert again.status_message is None and again.finished_at is None
+    with store.reader() as session:
+        stored = runs.load_run(session, run_id)
+    assert stored.status_message is None and stored.finished_at is None
