@@ -169,10 +169,6 @@ def up(ctx: Context, port: int | None) -> None:
                 child.kill()
 
 
-def _redis_url(settings: Settings) -> str:
-    return settings.redis_url or "redis://127.0.0.1:6379/0"
-
-
 @main.command("github-action")
 def github_action() -> None:
     """Run as a GitHub Actions step (reads GITHUB_EVENT_PATH; see manifests/github-action)."""

@@ -9,7 +9,7 @@ from cli.session import acting_principal, email_option, store_session
 from core import run_listing, runs
 from core.models import RunSourceType
 from core.models.wire import AmbientAgentConfig, RunAgentRequest, RunListQuery
-from core.queue import RunQueue, connect
+from core.queue import RunQueue
 from core.store import Store
 
 RUN_COLUMNS = ("run_id", "state", "source", "title", "created_at")
@@ -41,9 +41,7 @@ def run(click_ctx: click.Context, prompt, environment_id, name, model_id, skill,
     try:
         with store.session() as session:
             who = acting_principal(session, email)
-        queue = RunQueue(
-            connect(settings.redis_url or "redis://127.0.0.1:6379/0"), settings.queue_name, settings.max_runtime_seconds
-        )
+        queue = RunQueue.from_settings(settings)
         created = runs.create(store, queue, who, request, source=RunSourceType.CLI)
     finally:
         store.dispose()

@@ -62,11 +62,6 @@ def account_by_email(session: Session, email: str) -> Account:
     return Account.model_validate(row)
 
 
-def account_by_uid(session: Session, uid: str) -> Account | None:
-    row = session.get(AccountRow, uid)
-    return None if row is None else Account.model_validate(row)
-
-
 def team_by_uid(session: Session, uid: str) -> Team:
     row = session.get(TeamRow, uid)
     if row is None:

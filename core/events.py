@@ -76,16 +76,20 @@ class Masker:
     """Replaces every occurrence of the given secrets (and their common encodings) by a mask."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        variants: set[str] = set()
+        self._variants: list[str] = []
         for secret in secrets:
-            if secret and len(secret) >= 6:
-                variants.add(secret)
-                variants.add(base64.b64encode(secret.encode()).decode().rstrip("="))
-                variants.add(base64.b64encode(f"x-access-token:{secret}".encode()).decode().rstrip("="))
-        self._variants = sorted(variants, key=len, reverse=True)
+            self.add(secret)
 
     def add(self, secret: str) -> None:
-        self._variants = Masker([*self._variants, secret])._variants
+        if not secret or len(secret) < 6:
+            return
+        new = {
+            secret,
+            base64.b64encode(secret.encode()).decode().rstrip("="),
+            base64.b64encode(f"x-access-token:{secret}".encode()).decode().rstrip("="),
+        }
+        # Longest first, so a secret containing another is masked whole.
+        self._variants = sorted(set(self._variants) | new, key=len, reverse=True)
 
     def text(self, value: str) -> str:
         for variant in self._variants:

@@ -83,13 +83,6 @@ def create_integration(
     return Integration.model_validate(row)
 
 
-def get_integration(session: Session, team_uid: str, provider: IntegrationProvider) -> Integration:
-    row = _row(session, team_uid, provider)
-    if row is None:
-        raise not_found(f"{TITLES[provider]} integration", "for this team")
-    return Integration.model_validate(row)
-
-
 def list_integrations(session: Session, team_uid: str) -> list[Integration]:
     rows = session.scalars(
         select(IntegrationRow).where(IntegrationRow.team_uid == team_uid).order_by(IntegrationRow.provider)

@@ -16,6 +16,8 @@ from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
+from core.settings import Settings
+
 log = structlog.get_logger(__name__)
 
 EXECUTE_RUN = "runner.job.execute_run"
@@ -32,6 +34,10 @@ class RunQueue:
         self.connection = connection
         self.queue = Queue(name, connection=connection)
         self.job_timeout = job_timeout
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunQueue:
+        return cls(connect(settings.effective_redis_url), settings.queue_name, settings.max_runtime_seconds)
 
     def enqueue(self, run_id: str) -> bool:
         """Enqueue the run's job; False (logged, not raised) when Redis cannot be reached."""

@@ -132,6 +132,10 @@ class Settings(BaseSettings):
         return persistent_secret(self.data_dir / "secret_key", lambda: secrets.token_urlsafe(48).encode())
 
     @property
+    def effective_redis_url(self) -> str:
+        return self.redis_url or "redis://127.0.0.1:6379/0"
+
+    @property
     def effective_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import docker
 import redis
 
-from core.queue import RunQueue, connect
+from core.queue import RunQueue
 from core.secrets import Vault
 from core.settings import Settings, get_settings
 from core.store import Store
@@ -45,11 +45,7 @@ class WorkerContext:
     ) -> WorkerContext:
         store = store or Store(settings.effective_database_url)
         if queue is None and with_queue:
-            queue = RunQueue(
-                connect(settings.redis_url or "redis://127.0.0.1:6379/0"),
-                settings.queue_name,
-                settings.max_runtime_seconds,
-            )
+            queue = RunQueue.from_settings(settings)
         return cls(settings, store, queue, Vault.from_settings(settings), os.getpid())
 
 

@@ -198,12 +198,11 @@ class Execution:
     def _secrets(self, env: Environment) -> dict[str, str]:
         """The managed secrets the environment and the executing agent name, for this container only."""
         names = list(env.secret_names)
-        if self.run.agent_uid:
-            with self.ctx.store.reader() as session:
-                agent = get_agent(session, self.run.team_uid, self.run.agent_uid)
-            names += [s["name"] for s in agent.settings.get("secrets", []) if s["name"] not in names]
         person = self.run.creator_uid if self.run.creator_kind == "user" else None
         with self.ctx.store.reader() as session:
+            if self.run.agent_uid:
+                agent = get_agent(session, self.run.team_uid, self.run.agent_uid)
+                names += [s["name"] for s in agent.settings.get("secrets", []) if s["name"] not in names]
             values, missing = resolve_secrets(session, self.ctx.vault, self.run.team_uid, person, names)
         if missing:
             raise OzError(

@@ -17,7 +17,7 @@ from bots.api.middleware import auth_middleware, problem_middleware
 from bots.api.openapi import openapi_document
 from bots.api.routes import ROUTES
 from core.keys import UseThrottle
-from core.queue import RunQueue, connect
+from core.queue import RunQueue
 from core.secrets import Vault
 from core.settings import Settings
 from core.store import Store
@@ -43,10 +43,9 @@ def create_app(settings: Settings, *, store: Store | None = None, queue: RunQueu
         app[STORE] = store or Store(settings.effective_database_url)
         if own_store:
             app[STORE].migrate()
-        redis_url = settings.redis_url or "redis://127.0.0.1:6379/0"
-        app[QUEUE] = queue or RunQueue(connect(redis_url), settings.queue_name, settings.max_runtime_seconds)
+        app[QUEUE] = queue or RunQueue.from_settings(settings)
         app[EXECUTOR] = ThreadPoolExecutor(settings.api_threads, thread_name_prefix="ozgw-api")
-        app[ASYNC_REDIS] = AsyncRedis.from_url(redis_url, socket_connect_timeout=1.0)
+        app[ASYNC_REDIS] = AsyncRedis.from_url(settings.effective_redis_url, socket_connect_timeout=1.0)
         app[VAULT] = Vault.from_settings(settings)
         yield
         await app[ASYNC_REDIS].aclose()

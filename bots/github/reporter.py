@@ -72,7 +72,6 @@ class StickyComment:
             (c for c in issue.get_comments() if self.marker in (c.body or "")), None
         )
         self.body = self.comment.body if self.comment else None
-        self.edits = 0
 
     def show(self, body: str) -> None:
         if body == self.body:
@@ -81,7 +80,6 @@ class StickyComment:
             self.comment = self.issue.create_comment(body)
         else:
             self.comment.edit(body)
-            self.edits += 1
         self.body = body
 
     @property
