@@ -99,6 +99,32 @@ def visible_run(session: Session, principal: Principal, run_id: str) -> Run:
     return run_from_row(row)
 
 
+def latest_for_origin(session: Session, team_uid: str, key: str) -> Run | None:
+    """The newest run started from one conversation (a Slack thread, a Linear session)."""
+    row = session.scalar(
+        select(RunRow)
+        .where(RunRow.origin_key == key, RunRow.team_uid == team_uid)
+        .order_by(RunRow.created_at.desc(), RunRow.run_id.desc())
+        .limit(1)
+    )
+    return None if row is None else run_from_row(row)
+
+
+def active_runs_of(session: Session, creator_uid: str, source: RunSourceType) -> list[Run]:
+    rows = session.scalars(
+        select(RunRow).where(
+            RunRow.creator_uid == creator_uid,
+            RunRow.source == source.value,
+            RunRow.state.in_([s.value for s in ACTIVE_STATES]),
+        )
+    )
+    return [run_from_row(r) for r in rows]
+
+
+def is_active(run: Run) -> bool:
+    return run.state in ACTIVE_STATES
+
+
 def is_cancellable_type(run: Run) -> bool:
     return run.source not in UNCANCELLABLE_SOURCES and run.execution_location != "LOCAL"
 
@@ -397,6 +423,7 @@ def _prepare(
         idempotency_key=idempotency_key,
         origin=origin.model_dump(mode="json"),
         trigger_url=origin.trigger_url,
+        origin_key=origin.key,
         execution_location="REMOTE",
         attempt=0,
         run_time_seconds=0.0,

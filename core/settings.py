@@ -101,9 +101,31 @@ class Settings(BaseSettings):
     encryption_keys: SecretStr | None = None
     """Comma-separated Fernet keys, newest first; older keys still decrypt (rotation)."""
 
+    # --- Slack ----------------------------------------------------------------------------
+    slack_signing_secret: SecretStr | None = None
+    """Verifies Events API deliveries at ``/slack/events`` (mounted only when set)."""
+    slack_bot_token: SecretStr | None = None
+    """Single workspace: the app's bot token (``xoxb-…``)."""
+    slack_app_token: SecretStr | None = None
+    """Socket Mode (no public URL needed): the app-level token (``xapp-…``); the web process connects out."""
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    """Multi-workspace: Slack OAuth install at ``/slack/install``; installations are kept in the store."""
+    slack_api_url: str = "https://slack.com/api/"
+    slack_update_interval_seconds: float = Field(default=1.5, ge=0)
+    """Least time between two edits of a run's status message (bursts of steps are coalesced)."""
+    slack_sweep_seconds: float = Field(default=30.0, gt=0)
+    """How often the reporter re-renders active runs (elapsed time, Slack's 2-minute thread status)."""
+
     gateway_id: str | None = None
     """Names this gateway's containers (label ``oz.gateway``) so sweeps never touch another
     gateway's on a shared Docker engine; derived from the store's URL when unset."""
+
+    @property
+    def redis_prefix(self) -> str:
+        """Namespace of this gateway's own Redis keys (dedupe claims, post-once guards); the queue
+        name tells gateways sharing one Redis apart."""
+        return f"oz:{self.queue_name}:"
 
     @property
     def effective_gateway_id(self) -> str:

@@ -15,7 +15,9 @@ from redis.asyncio import Redis as AsyncRedis
 from bots.api.context import ASYNC_REDIS, EXECUTOR, KEY_USE, QUEUE, SETTINGS, STORE, VAULT, public
 from bots.api.middleware import auth_middleware, problem_middleware
 from bots.api.openapi import openapi_document
-from bots.api.routes import ROUTES
+from bots.api.routes import ROUTES, SLACK_ROUTES
+from bots.slack.app import build_bot, slack_configured, slack_lifecycle
+from bots.slack.linking import RESUMED
 from core.keys import UseThrottle
 from core.queue import RunQueue
 from core.secrets import Vault
@@ -54,7 +56,16 @@ def create_app(settings: Settings, *, store: Store | None = None, queue: RunQueu
             app[STORE].dispose()
 
     app.cleanup_ctx.append(resources)
-    for route in ROUTES:
+    routes = ROUTES
+    if slack_configured(settings):
+        app[RESUMED] = set()
+        app.cleanup_ctx.append(
+            slack_lifecycle(
+                lambda app: build_bot(settings, app[STORE], app[QUEUE], app[ASYNC_REDIS], app[EXECUTOR], app[VAULT])
+            )
+        )
+        routes += SLACK_ROUTES
+    for route in routes:
         app.router.add_route(route.method, route.path, route.handler)
     app.router.add_get("/api/v1/openapi.json", _openapi)
     app.router.add_get("/healthz", _health)

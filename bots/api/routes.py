@@ -10,6 +10,8 @@ from pydantic import BaseModel
 
 from bots.api import environments, events, identities, runs, secrets
 from bots.github import authorize, webhook
+from bots.slack import app as slack
+from bots.slack import linking as slack_linking
 from core.models.wire import (
     AgentCreateRequest,
     AgentResponse,
@@ -125,4 +127,13 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/auth/github", authorize.start, "Start GitHub authorization (signed link or personal key)"),
     Route("GET", "/auth/github/callback", authorize.callback, "GitHub OAuth callback"),
     Route("POST", "/github/webhook", webhook.receive, "GitHub App webhook"),
+)
+
+SLACK_ROUTES: tuple[Route, ...] = (
+    # Mounted when Slack is configured (OZGW_SLACK_*); outside the Oz API like the GitHub routes.
+    Route("POST", "/slack/events", slack.events, "Slack Events API (signed by Slack)"),
+    Route("GET", "/slack/install", slack.install, "Install the Slack app in a workspace (OAuth)"),
+    Route("GET", "/slack/oauth_redirect", slack.oauth_redirect, "Slack OAuth redirect"),
+    Route("GET", "/link/slack", slack_linking.show, "Link a Slack user to an account (signed link)"),
+    Route("POST", "/link/slack", slack_linking.submit, "Link a Slack user to an account"),
 )

@@ -187,6 +187,9 @@ class Origin(Record):
     source: RunSourceType
     trigger_url: str | None = None
     ref: dict[str, str] = {}
+    key: str | None = None
+    """The conversation on the surface (``slack:<team>:<channel>:<thread_ts>``); later messages
+    in it find the run through :func:`core.runs.latest_for_origin`."""
 
 
 class Run(Record):

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -149,6 +151,9 @@ class RunRow(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     origin: Mapped[dict | None] = mapped_column(JSON)
     trigger_url: Mapped[str | None] = mapped_column(String(2000))
+    origin_key: Mapped[str | None] = mapped_column(String(300))
+    """The conversation a run belongs to on its surface (a Slack thread, a Linear agent session),
+    so a later message there finds the run to follow up or cancel."""
     status_message: Mapped[dict | None] = mapped_column(JSON)
     session_id: Mapped[str | None] = mapped_column(String(64))
     session_link: Mapped[str | None] = mapped_column(String(2000))
@@ -178,6 +183,7 @@ class RunRow(Base):
         Index("ix_runs_team_environment", "team_uid", "environment_id", "updated_at"),
         Index("ix_runs_state_updated", "state", "updated_at"),
         Index("ix_runs_state_heartbeat", "state", "heartbeat_at"),
+        Index("ix_runs_origin_key", "origin_key", "created_at"),
     )
 
 
@@ -300,3 +306,44 @@ class IntegrationRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     __table_args__ = (UniqueConstraint("team_uid", "provider", name="uq_integration_team_provider"),)
+
+
+class ExternalIdentityRow(Base):
+    """A person's user on another service (Slack workspace + user id), linked to their account."""
+
+    __tablename__ = "external_identities"
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    external_team: Mapped[str] = mapped_column(String(64), primary_key=True)
+    external_user: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_uid: Mapped[str] = mapped_column(ForeignKey("accounts.uid", ondelete="CASCADE"), index=True)
+    linked_at: Mapped[datetime]
+
+
+class LinkRequestRow(Base):
+    """An unlinked person's request, kept until they link their account (single use, expiring).
+
+    The link handed to them carries only this row's id, signed; the request itself (the
+    surface's event) waits here so it can run once they have proved who they are.
+    """
+
+    __tablename__ = "link_requests"
+    uid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    external_team: Mapped[str] = mapped_column(String(64))
+    external_user: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+# Slack installations (multi-workspace OAuth) in slack-sdk's own schema, so its
+# SQLAlchemy installation and state stores read and write them unchanged.
+SLACK_INSTALLATIONS = SQLAlchemyInstallationStore.build_installations_table(Base.metadata, "slack_installations")
+SLACK_BOTS = SQLAlchemyInstallationStore.build_bots_table(Base.metadata, "slack_bots")
+SLACK_OAUTH_STATES = SQLAlchemyOAuthStateStore.build_oauth_states_table(Base.metadata, "slack_oauth_states")
+# Tokens are stored encrypted (bots.slack.installations), which makes them longer than slack-sdk's 200.
+for _table in (SLACK_INSTALLATIONS, SLACK_BOTS):
+    for _column in _table.c:
+        if _column.name.endswith(("_token", "_refresh_token")):
+            _column.type = String(1000)

@@ -1,0 +1,220 @@
+"""The Slack front door: a slack-bolt ``AsyncApp`` behind the gateway's aiohttp server.
+
+bolt verifies signatures, answers the URL-verification handshake, drops the app's own
+events and acknowledges at once; our listeners run after that acknowledgement
+(``process_before_response=False``), so Slack gets its answer in milliseconds and the slow
+work — identity, thread, run — happens in the background.  The same app serves the HTTP
+Events API (``/slack/events``), Socket Mode (when an app-level token is configured), and
+the OAuth install pages for several workspaces.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import structlog
+from aiohttp import web
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
+from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bots.slack.clients import SlackClients, web_client
+from bots.slack.handler import SlackFrontDoor
+from bots.slack.installations import StoreInstallations, StoreOAuthStates
+from bots.slack.reporter import SlackReporter
+from bots.slack.thread import Names, SlackMessage
+from core.queue import RunQueue
+from core.secrets import Vault
+from core.settings import Settings
+from core.store import Store
+
+log = structlog.get_logger(__name__)
+DEDUPE_TTL = 24 * 3600
+"""Slack retries a delivery for about an hour; a day of memory covers every retry."""
+BOT_SCOPES = [
+    "app_mentions:read",
+    "assistant:write",
+    "channels:history",
+    "chat:write",
+    "files:read",
+    "groups:history",
+    "im:history",
+    "im:write",
+    "reactions:read",
+    "reactions:write",
+    "users:read",
+    "users:read.email",
+]
+REFUSAL = "Something went wrong on our side (`internal_error`); mention me again to retry."
+
+
+def delivery_keys(body: dict, prefix: str = "oz:") -> list[str]:
+    """What makes a delivery a duplicate: its ``event_id`` (Slack's retries of one event), and
+    for a person's message the message itself (the same message over HTTP and Socket Mode,
+    or as both ``app_mention`` and ``message``).  Events we ignore claim nothing."""
+    if body.get("type") != "event_callback":
+        return []
+    event = body.get("event") or {}
+    keys = [f"{prefix}slack:event:{body.get('team_id')}:{body.get('event_id')}"] if body.get("event_id") else []
+    if is_person_message(event):
+        keys.append(f"{prefix}slack:message:{body.get('team_id')}:{event.get('channel')}:{event.get('ts')}")
+    return keys
+
+
+def is_person_message(event: dict) -> bool:
+    if event.get("bot_id") or event.get("subtype") or not event.get("user"):
+        return False
+    return event.get("type") == "app_mention" or (event.get("type") == "message" and event.get("channel_type") == "im")
+
+
+class DeduplicateDeliveries(AsyncMiddleware):
+    """Answers a delivery already seen with a plain 200 and goes no further (claims in Redis)."""
+
+    name = "DeduplicateDeliveries"
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    async def async_process(
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse:
+        for key in delivery_keys(req.body, self.prefix):
+            try:
+                fresh = await self.redis.set(key, "1", nx=True, ex=DEDUPE_TTL)
+            except RedisError as exc:
+                # Without Redis the run's idempotency key still makes one run per message.
+                log.warning("slack.dedupe_unavailable", reason=type(exc).__name__)
+                break
+            if not fresh:
+                log.info("slack.duplicate_delivery", key=key, retry=req.headers.get("x-slack-retry-num"))
+                return BoltResponse(status=200, body="")
+        return await next()
+
+
+@dataclass
+class SlackBot:
+    bolt: AsyncApp
+    front: SlackFrontDoor
+    socket: AsyncSocketModeHandler | None = None
+
+
+def build_bot(
+    settings: Settings, store: Store, queue: RunQueue | None, redis: Redis, executor: Executor, vault: Vault
+) -> SlackBot:
+    installations = None
+    oauth_flow = None
+    client: AsyncWebClient | None = None
+    if settings.slack_client_id and settings.slack_client_secret:
+        installations = StoreInstallations(store, vault, settings.slack_client_id)
+        oauth_flow = AsyncOAuthFlow(
+            client=web_client(settings),
+            settings=AsyncOAuthSettings(
+                client_id=settings.slack_client_id,
+                client_secret=settings.slack_client_secret.get_secret_value(),
+                scopes=BOT_SCOPES,
+                installation_store=installations,
+                state_store=StoreOAuthStates(store),
+                install_path="/slack/install",
+                redirect_uri_path="/slack/oauth_redirect",
+                redirect_uri=f"{settings.effective_public_url}/slack/oauth_redirect",
+            ),
+        )
+    else:
+        token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+        client = web_client(settings, token)
+    bolt = AsyncApp(
+        signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
+        client=client,
+        installation_store=installations,
+        oauth_flow=oauth_flow,
+        process_before_response=False,
+        logger=logging.getLogger("bots.slack.bolt"),
+    )
+    reporter = SlackReporter(SlackClients(settings, installations), redis, settings)
+    front = SlackFrontDoor(settings, store, queue, executor, reporter, Names())
+    bolt.use(DeduplicateDeliveries(redis, settings.redis_prefix))
+    _listen(bolt, front)
+    socket = None
+    if settings.slack_app_token is not None:
+        socket = AsyncSocketModeHandler(
+            bolt, settings.slack_app_token.get_secret_value(), web_client=web_client(settings)
+        )
+    return SlackBot(bolt, front, socket)
+
+
+def _listen(bolt: AsyncApp, front: SlackFrontDoor) -> None:
+    async def on_message(body: dict, event: dict, client: AsyncWebClient, context: dict) -> None:
+        if not is_person_message(event):
+            return  # edits, deletions, other bots, channel chatter: known, and not for us
+        message = SlackMessage.from_event(body["team_id"], event, context.get("enterprise_id"))
+        try:
+            await front.handle_message(message, client, context.get("bot_user_id"))
+        except Exception:
+            log.exception("slack.message_failed", team=message.team, channel=message.channel)
+            await client.chat_postEphemeral(
+                channel=message.channel, user=message.user, text=REFUSAL, thread_ts=message.thread_ts
+            )
+
+    async def on_reaction(body: dict, event: dict, client: AsyncWebClient) -> None:
+        await front.handle_reaction(body["team_id"], event, client)
+
+    bolt.event("app_mention")(on_message)
+    bolt.event("message")(on_message)
+    bolt.event("reaction_added")(on_reaction)
+
+
+# --- aiohttp side -----------------------------------------------------------------------------
+
+SLACK_BOT = web.AppKey("slack_bot", SlackBot)
+
+
+async def events(request: web.Request) -> web.Response:
+    bolt = request.app[SLACK_BOT].bolt
+    return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
+
+
+async def install(request: web.Request) -> web.Response:
+    flow = request.app[SLACK_BOT].bolt.oauth_flow
+    if flow is None:
+        raise web.HTTPNotFound(text="this gateway runs a single-workspace Slack app (no OAuth install)")
+    return await to_aiohttp_response(await flow.handle_installation(await to_bolt_request(request)))
+
+
+async def oauth_redirect(request: web.Request) -> web.Response:
+    flow = request.app[SLACK_BOT].bolt.oauth_flow
+    if flow is None:
+        raise web.HTTPNotFound(text="this gateway runs a single-workspace Slack app (no OAuth install)")
+    return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
+
+
+def slack_configured(settings: Settings) -> bool:
+    return bool(settings.slack_signing_secret or settings.slack_app_token or settings.slack_client_id)
+
+
+def slack_lifecycle(
+    open_bot: Callable[[web.Application], SlackBot],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A ``cleanup_ctx`` entry: build the bot with the app's resources, connect Socket Mode, close it after."""
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        bot = app[SLACK_BOT] = open_bot(app)
+        if bot.socket is not None:
+            await bot.socket.connect_async()
+            log.info("slack.socket_mode_connected")
+        yield
+        if bot.socket is not None:
+            await bot.socket.close_async()
+
+    return lifecycle

@@ -1,0 +1,246 @@
+"""What a message to the app does, after Slack has been answered.
+
+A mention (or a direct message) goes through: who is asking (:mod:`core.identity`) → is it
+about a run already in this thread (stop, or a follow-up) → the integration's defaults →
+:eyes: and an "On it" reply → the thread as a prompt → :func:`core.runs.create`.  Every
+refusal is explained privately to the person who asked, and none of them starts a run.
+A :x: reaction by the requester on the run's messages cancels it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import TypeVar
+
+import structlog
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bots.slack import messages
+from bots.slack.reporter import SlackReporter
+from bots.slack.thread import Names, SlackMessage, conversation, request_text
+from core import identity, integrations, runs
+from core.errors import OzError
+from core.identity import LinkRequired
+from core.models import Account, IntegrationProvider, Origin, Principal, Run, RunSourceType
+from core.models.wire import AmbientAgentConfig, FollowupRequest, RunAgentRequest
+from core.prompts import build_prompt
+from core.queue import RunQueue
+from core.reporting import load_for_report
+from core.settings import Settings
+from core.signing import sign_token
+from core.store import Store
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+SLACK = IntegrationProvider.SLACK
+STOP = re.compile(r"^(stop|cancel|abort)[.!]*$", re.IGNORECASE)
+CANCEL_REACTIONS = frozenset({"x", "octagonal_sign", "no_entry_sign"})
+LINK_PURPOSE = "slack-link"
+TITLE_LIMIT = 80
+
+
+def link_token(settings: Settings, request_uid: str) -> str:
+    return sign_token(settings.signing_key(), LINK_PURPOSE, {"r": request_uid}, identity.LINK_REQUEST_TTL)
+
+
+@dataclass
+class SlackFrontDoor:
+    settings: Settings
+    store: Store
+    queue: RunQueue | None
+    executor: Executor
+    reporter: SlackReporter
+    names: Names
+
+    async def _blocking(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: fn(*args, **kwargs))
+
+    def _in_session(self, fn: Callable[..., T], *args: object) -> Callable[[], T]:
+        def call() -> T:
+            with self.store.session() as session:
+                return fn(session, *args)
+
+        return call
+
+    # --- mentions and direct messages -----------------------------------------------------
+
+    async def handle_message(self, message: SlackMessage, client: AsyncWebClient, bot_user_id: str | None) -> None:
+        text = request_text(message.text, bot_user_id)
+        if not text and not message.files:
+            await self._tell(client, message, "Tell me what to do, e.g. `@Oz fix the flaky test in tests/test_api.py`.")
+            return
+        who = await self._blocking(
+            self._in_session(identity.resolve_linked, SLACK, message.team, message.user, message.as_payload())
+        )
+        if isinstance(who, LinkRequired):
+            await self._ask_to_link(client, message, who)
+            return
+        await self.start(message, client, bot_user_id, who, text)
+
+    async def start(
+        self, message: SlackMessage, client: AsyncWebClient, bot_user_id: str | None, account: Account, text: str
+    ) -> Run | None:
+        """Act for a known person: stop, follow up, or start a run in the thread."""
+        principal = identity.principal_of(account)
+        latest = await self._blocking(self._in_session(runs.latest_for_origin, principal.team_uid, message.origin_key))
+        try:
+            if STOP.match(text):
+                await self._stop(message, client, principal, latest)
+                return None
+            if latest is not None and runs.is_active(latest):
+                await self._follow_up(message, client, principal, latest, text)
+                return latest
+            defaults = await self._blocking(self._in_session(integrations.run_defaults, principal.team_uid, SLACK))
+        except OzError as error:
+            await self._refuse(client, message, error)
+            return None
+        await self._react(client, message, "eyes")
+        posted = await client.chat_postMessage(
+            channel=message.channel, thread_ts=message.root, text="On it", blocks=messages.status_placeholder()
+        )
+        try:
+            run = await self._create(message, client, bot_user_id, principal, text, defaults, latest, posted["ts"])
+        except OzError as error:
+            reply, blocks = messages.refusal(error)
+            await client.chat_update(channel=message.channel, ts=posted["ts"], text=reply, blocks=blocks)
+            return None
+        await self.reporter.report(*await self._blocking(load_for_report, self.store, run.run_id))
+        return run
+
+    async def _create(
+        self,
+        message: SlackMessage,
+        client: AsyncWebClient,
+        bot_user_id: str | None,
+        principal: Principal,
+        text: str,
+        defaults: integrations.RunDefaults,
+        previous: Run | None,
+        status_ts: str,
+    ) -> Run:
+        permalink = await self._permalink(client, message)
+        thread = await conversation(client, self.names, message, bot_user_id, permalink)
+        if previous is not None:
+            outcome = previous.status_message.message if previous.status_message else ""
+            thread.facts.append(
+                ("Earlier run in this thread", f"{previous.title} — {previous.state.value} {outcome}".strip())
+            )
+        requester = await self.names.of(client, message.team, message.user)
+        prompt = build_prompt(text, thread, instructions=defaults.instructions, requester=requester)
+        request = RunAgentRequest(
+            prompt=prompt,
+            title=text if len(text) <= TITLE_LIMIT else text[: TITLE_LIMIT - 1] + "…",
+            conversation_id=previous.conversation_id if previous is not None else None,
+            config=AmbientAgentConfig(
+                environment_id=defaults.environment_id,
+                model_id=defaults.model_id,
+                mcp_servers=defaults.mcp_servers or None,
+            ),
+        )
+        ref = {"team": message.team, "channel": message.channel, "thread_ts": message.root, "status_ts": status_ts}
+        ref |= {"user": message.user, "message_ts": message.ts}
+        if message.enterprise:
+            ref["enterprise"] = message.enterprise
+        origin = Origin(source=RunSourceType.SLACK, trigger_url=permalink, ref=ref, key=message.origin_key)
+        created = await self._blocking(
+            runs.create,
+            self.store,
+            self.queue,
+            principal,
+            request,
+            source=RunSourceType.SLACK,
+            origin=origin,
+            # The message itself is the idempotency key: however often it is delivered, one run.
+            idempotency_key=f"slack:{message.team}:{message.channel}:{message.ts}",
+        )
+        log.info("slack.run_started", run_id=created.run.run_id, team=message.team, channel=message.channel)
+        return created.run
+
+    async def _follow_up(
+        self, message: SlackMessage, client: AsyncWebClient, principal: Principal, run: Run, text: str
+    ) -> None:
+        await self._blocking(
+            runs.followup, self.store, self.queue, principal, run.run_id, FollowupRequest(message=text)
+        )
+        await self._react(client, message, "eyes")
+        await self._tell(client, message, "Added to the run in progress as a follow-up.")
+
+    async def _stop(self, message: SlackMessage, client: AsyncWebClient, principal: Principal, run: Run | None) -> None:
+        if run is None or not runs.is_active(run):
+            await self._tell(client, message, "Nothing is running in this thread.")
+            return
+        await self.cancel(client, message, principal, run)
+
+    async def cancel(self, client: AsyncWebClient, message: SlackMessage, principal: Principal, run: Run) -> None:
+        if run.creator_uid != principal.uid:
+            await self._tell(client, message, "Only the person who started this run can stop it.")
+            return
+        await self._blocking(runs.cancel, self.store, self.queue, principal, run.run_id)
+        log.info("slack.run_cancelled", run_id=run.run_id)
+        await self.reporter.report(*await self._blocking(load_for_report, self.store, run.run_id))
+
+    # --- reactions --------------------------------------------------------------------------
+
+    async def handle_reaction(self, team: str, event: dict, client: AsyncWebClient) -> None:
+        """A cancel reaction by the requester on the request or the run's status message."""
+        item = event.get("item") or {}
+        if event.get("reaction") not in CANCEL_REACTIONS or item.get("type") != "message":
+            return
+        account = await self._blocking(self._in_session(identity.linked_account, SLACK, team, event.get("user", "")))
+        if account is None:
+            return
+        run = await self._blocking(self._in_session(_run_of_message, account.uid, item["channel"], item["ts"]))
+        if run is None:
+            return
+        message = SlackMessage(team=team, channel=item["channel"], user=event["user"], ts=item["ts"])
+        try:
+            await self.cancel(client, message, identity.principal_of(account), run)
+        except OzError as error:
+            await self._refuse(client, message, error)
+
+    # --- replies ----------------------------------------------------------------------------
+
+    async def _ask_to_link(self, client: AsyncWebClient, message: SlackMessage, need: LinkRequired) -> None:
+        url = f"{self.settings.effective_public_url}/link/slack?token={link_token(self.settings, need.request_uid)}"
+        text, blocks = messages.link_account(url)
+        await self._ephemeral(client, message, text, blocks)
+
+    async def _refuse(self, client: AsyncWebClient, message: SlackMessage, error: OzError) -> None:
+        log.info("slack.refused", code=error.code.value, team=message.team, channel=message.channel)
+        await self._ephemeral(client, message, *messages.refusal(error))
+
+    async def _tell(self, client: AsyncWebClient, message: SlackMessage, text: str) -> None:
+        await self._ephemeral(client, message, text, None)
+
+    async def _ephemeral(self, client: AsyncWebClient, message: SlackMessage, text: str, blocks: list | None) -> None:
+        thread = message.thread_ts if message.thread_ts else None
+        await client.chat_postEphemeral(
+            channel=message.channel, user=message.user, text=text, blocks=blocks, thread_ts=thread
+        )
+
+    async def _react(self, client: AsyncWebClient, message: SlackMessage, name: str) -> None:
+        try:
+            await client.reactions_add(channel=message.channel, timestamp=message.ts, name=name)
+        except SlackApiError as exc:
+            if exc.response.get("error") != "already_reacted":
+                raise
+
+    async def _permalink(self, client: AsyncWebClient, message: SlackMessage) -> str | None:
+        try:
+            return (await client.chat_getPermalink(channel=message.channel, message_ts=message.ts))["permalink"]
+        except SlackApiError:
+            return None
+
+
+def _run_of_message(session, account_uid: str, channel: str, ts: str) -> Run | None:
+    """The requester's active Slack run whose request or status message is ``channel``/``ts``."""
+    for run in runs.active_runs_of(session, account_uid, RunSourceType.SLACK):
+        ref = run.origin.ref if run.origin else {}
+        if ref.get("channel") == channel and ts in (ref.get("status_ts"), ref.get("message_ts"), ref.get("thread_ts")):
+            return run
+    return None

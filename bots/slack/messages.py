@@ -1,0 +1,143 @@
+"""Everything the Slack app says, in one place: texts and Block Kit layouts.
+
+Each function returns ``(text, blocks)``: ``text`` is the notification and screen-reader
+fallback Slack asks for, ``blocks`` what people see.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from core.errors import ErrorCode, OzError
+from core.models import RunItem, RunState
+
+S = RunState
+Blocks = list[dict]
+
+FIXES: dict[str, str] = {
+    ErrorCode.INTEGRATION_DISABLED: "An admin can turn it back on with `oz-gateway integration enable slack`.",
+    ErrorCode.INTEGRATION_NOT_CONFIGURED: (
+        "An admin can set it up with `oz-gateway integration create slack --environment <id>`."
+    ),
+    ErrorCode.RESOURCE_NOT_FOUND: "An admin can point the integration at an existing environment "
+    "(`oz-gateway integration update slack --environment <id>`).",
+    ErrorCode.EXTERNAL_AUTHENTICATION_REQUIRED: "Connect the account named above, then mention me again.",
+    ErrorCode.ENVIRONMENT_SETUP_FAILED: "Fix the environment's image or setup commands, then mention me again.",
+    ErrorCode.INFRASTRUCTURE_TIMEOUT: "The run hit the time limit; try a smaller task.",
+    ErrorCode.AGENT_PROCESS_FAILED: "The agent stopped unexpectedly; mention me again to retry.",
+    ErrorCode.NOT_AUTHORIZED: "Ask someone with access to the repository, or get write access.",
+    ErrorCode.FEATURE_NOT_AVAILABLE: "The team's cloud agent is over the plan limit.",
+    ErrorCode.INTERNAL_ERROR: "Something broke on our side; mention me again to retry.",
+    ErrorCode.RESOURCE_UNAVAILABLE: "The gateway is busy; mention me again in a moment.",
+}
+ICONS = {S.SUCCEEDED: ":white_check_mark:", S.FAILED: ":x:", S.ERROR: ":warning:", S.CANCELLED: ":no_entry_sign:"}
+VERDICTS = {S.SUCCEEDED: "Done", S.FAILED: "Failed", S.ERROR: "Stopped on an error", S.CANCELLED: "Cancelled"}
+PHASES = {
+    S.QUEUED: "Queued",
+    S.PENDING: "Setting up",
+    S.CLAIMED: "Setting up",
+    S.INPROGRESS: "Working",
+    S.BLOCKED: "Waiting for you",
+}
+THREAD_STATUS = "is working…"
+
+
+def _section(text: str) -> dict:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}
+
+
+def _context(*parts: str) -> dict:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": p} for p in parts if p]}
+
+
+def explain(code: str | None, message: str) -> str:
+    """A failure in plain words: what happened, its catalog code, and how to fix it."""
+    lines = [message.strip() or "Something went wrong."]
+    if code:
+        fix = FIXES.get(code)
+        lines.append(f"`{code}`" + (f" — {fix}" if fix else ""))
+    return "\n".join(lines)
+
+
+def refusal(error: OzError) -> tuple[str, Blocks]:
+    """Why no run was started (sent privately to the person who asked)."""
+    body = explain(error.code, f"*{error.title}*\n{error.detail or ''}".strip())
+    return f"I can't start a run: {error.title}", [_section(body)]
+
+
+def link_account(url: str) -> tuple[str, Blocks]:
+    text = "Link your account so I can work for you"
+    return text, [
+        _section(
+            "I don't know who you are on this gateway yet. Link your Slack user to your account once — "
+            "your request will then start by itself, no need to ask again."
+        ),
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Link your account"},
+                    "url": url,
+                    "style": "primary",
+                    "action_id": "oz_link_account",
+                }
+            ],
+        },
+        _context("The link works once and expires in 30 minutes."),
+    ]
+
+
+def status_placeholder() -> Blocks:
+    """The first reply, posted before the run exists; the reporter's first render replaces it."""
+    return [_section(":hourglass_flowing_sand: *On it*")]
+
+
+def elapsed(run: RunItem, now: datetime | None = None) -> str:
+    end = run.updated_at if run.state in ICONS else (now or datetime.now(UTC))
+    seconds = max(0, int((end - run.created_at).total_seconds()))
+    minutes, secs = divmod(seconds, 60)
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def pull_requests(run: RunItem) -> list[str]:
+    return [a.data.url for a in run.artifacts or [] if a.artifact_type == "PULL_REQUEST"]
+
+
+def status(run: RunItem, link: str | None, now: datetime | None = None) -> tuple[str, Blocks]:
+    """The run's one status message, rendered from its current state (edited in place)."""
+    message = run.status_message.message if run.status_message else ""
+    run_link = f"<{link}|run {run.run_id[:8]}>" if link else f"run {run.run_id[:8]}"
+    if run.state in ICONS:
+        headline = f"{ICONS[run.state]} *{VERDICTS[run.state]}* · {run.title}"
+        body = [headline]
+        if run.state == S.SUCCEEDED:
+            body.append(message or "Finished.")
+        else:
+            body.append(explain(run.status_message.error_code if run.status_message else None, message))
+        blocks = [_section("\n".join(body))]
+        prs = pull_requests(run)
+        if prs:
+            blocks.append(_section("*Pull request:* " + " ".join(f"<{u}>" for u in prs)))
+        blocks.append(_context(f"{elapsed(run, now)}", run_link))
+        return f"{VERDICTS[run.state]}: {run.title}", blocks
+    phase = PHASES.get(run.state, run.state.value.title())
+    detail = message.removeprefix("Working: ") if run.state == S.INPROGRESS and message else ""
+    line = f":hourglass_flowing_sand: *{phase}*" + (f": {detail}" if detail else "")
+    text = "On it" if run.state == S.QUEUED else f"{phase}" + (f": {detail}" if detail else "")
+    return text, [_section(line), _context(f"On it · {elapsed(run, now)}", run_link)]
+
+
+def final(run: RunItem) -> tuple[str, Blocks]:
+    """The one-off closing post: a short summary and the pull-request link."""
+    prs = pull_requests(run)
+    message = run.status_message.message if run.status_message else ""
+    if run.state == S.SUCCEEDED:
+        summary = message or "Finished."
+        if prs:
+            summary += "\n*Pull request:* " + " ".join(f"<{u}>" for u in prs)
+        text = "Done" + (f": {prs[0]}" if prs else "")
+    else:
+        summary = explain(run.status_message.error_code if run.status_message else None, message)
+        text = f"{VERDICTS.get(run.state, 'Finished')}: {run.title}"
+    return text, [_section(f"{ICONS.get(run.state, '')} {summary}".strip())]

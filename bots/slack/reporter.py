@@ -1,0 +1,98 @@
+"""Renders a run into the Slack thread it came from.
+
+One status message per run (the "On it" reply), edited in place from the run's current
+state — so a render that repeats, arrives late or is skipped is harmless — plus one
+closing post with the summary and pull-request link, guarded in Redis so it is posted
+once per execution however many processes render the run.  While the run works, Slack's
+native "is working…" thread status is shown and re-sent before its two-minute expiry.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bots.slack import messages
+from bots.slack.clients import SlackClients
+from core.models import Run, RunItem
+from core.models.wire import TERMINAL_STATES
+from core.settings import Settings
+
+log = structlog.get_logger(__name__)
+THREAD_STATUS_REFRESH = 90.0
+"""Seconds between re-sends of the thread status, which Slack clears after two minutes."""
+FINAL_GUARD_TTL = 7 * 24 * 3600
+
+
+def run_link(settings: Settings, run: RunItem) -> str:
+    return run.session_link or f"{settings.effective_public_url}/api/v1/agent/runs/{run.run_id}"
+
+
+class SlackReporter:
+    def __init__(self, clients: SlackClients, redis: Redis, settings: Settings) -> None:
+        self.clients = clients
+        self.redis = redis
+        self.settings = settings
+        self._shown: dict[str, str] = {}
+        self._thread_status_at: dict[str, float] = {}
+
+    async def report(self, run: Run, item: RunItem) -> None:
+        ref = run.origin.ref if run.origin else {}
+        if not ref.get("status_ts"):
+            return
+        client = await self.clients.for_team(ref["team"], ref.get("enterprise"))
+        changed = await self._show_status(client, ref, item)
+        if item.state in TERMINAL_STATES:
+            if changed:
+                await self._thread_status(client, ref, run.run_id, working=False)
+            await self._post_final(client, ref, run, item)
+        else:
+            await self._thread_status(client, ref, run.run_id, working=True)
+
+    async def _show_status(self, client: AsyncWebClient, ref: dict[str, str], item: RunItem) -> bool:
+        """Edit the status message if its text would change; True when it did."""
+        text, blocks = messages.status(item, run_link(self.settings, item))
+        rendered = json.dumps([text, blocks])
+        if self._shown.get(item.run_id) == rendered:
+            return False
+        await client.chat_update(channel=ref["channel"], ts=ref["status_ts"], text=text, blocks=blocks)
+        self._shown[item.run_id] = rendered
+        return True
+
+    async def _post_final(self, client: AsyncWebClient, ref: dict[str, str], run: Run, item: RunItem) -> None:
+        guard = f"{self.settings.redis_prefix}slack:final:{run.run_id}:{run.attempt}"
+        try:
+            first = await self.redis.set(guard, "1", nx=True, ex=FINAL_GUARD_TTL)
+        except RedisError as exc:
+            log.warning("slack.final_guard_unavailable", run_id=run.run_id, reason=type(exc).__name__)
+            return  # posting without the guard could post twice; the status message already says it all
+        if not first:
+            return
+        text, blocks = messages.final(item)
+        try:
+            await client.chat_postMessage(channel=ref["channel"], thread_ts=ref["thread_ts"], text=text, blocks=blocks)
+        except Exception:
+            await self.redis.delete(guard)  # let the next render try again
+            raise
+
+    async def _thread_status(self, client: AsyncWebClient, ref: dict[str, str], run_id: str, working: bool) -> None:
+        """Slack's native thread status; only assistant threads have one, elsewhere Slack refuses."""
+        last = self._thread_status_at.get(run_id)
+        if working and last is not None and time.monotonic() - last < THREAD_STATUS_REFRESH:
+            return
+        try:
+            await client.assistant_threads_setStatus(
+                channel_id=ref["channel"], thread_ts=ref["thread_ts"], status=messages.THREAD_STATUS if working else ""
+            )
+        except SlackApiError as exc:
+            log.debug("slack.thread_status_refused", run_id=run_id, error=exc.response.get("error"))
+        if working:
+            self._thread_status_at[run_id] = time.monotonic()
+        else:
+            self._thread_status_at.pop(run_id, None)

@@ -1,0 +1,182 @@
+"""Following runs for the surfaces they came from: the loop behind ``oz-gateway reporter``.
+
+Workers announce every state change and event on :data:`core.events.UPDATES_CHANNEL`.  The
+follower turns that stream into *renders*: for each run at most one per ``interval``, and
+always one after the last announcement (trailing edge), so a chatty agent costs its thread
+one edit every few seconds however fast it prints.  Surface reporters render the run's
+current state, so a render that is skipped, repeated or late is harmless; a periodic
+sweep re-renders active runs so a lost announcement (Redis restart) only delays an update.
+
+Save first, then notify: renders read the store, never the announcement's content.  A
+reporter that raises is logged and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Protocol
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import or_, select
+
+from core.events import UPDATES_CHANNEL
+from core.models import Run, RunItem, RunSourceType
+from core.run_listing import render_item
+from core.runs import ACTIVE_STATES, load_run
+from core.store import Store, utcnow
+from core.store.tables import RunRow
+
+log = structlog.get_logger(__name__)
+RECENTLY_FINISHED = timedelta(minutes=10)
+
+
+class SurfaceReporter(Protocol):
+    """Renders one run's current state back into the surface it came from."""
+
+    async def report(self, run: Run, item: RunItem) -> None: ...
+
+
+class Coalescer:
+    """Calls ``render(key)`` at most once per ``interval`` per key, and always after the last poke.
+
+    A poke while a render is scheduled is absorbed by it (the render reads the newest
+    state); a poke during a render schedules one more, so nothing announced is missed.
+    """
+
+    def __init__(self, render: Callable[[str], Awaitable[None]], interval: float) -> None:
+        self._render = render
+        self.interval = interval
+        self._scheduled: dict[str, asyncio.Task[None]] = {}
+        self._last: dict[str, float] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def poke(self, key: str) -> None:
+        if key in self._scheduled:
+            return
+        delay = max(0.0, self._last.get(key, 0.0) + self.interval - time.monotonic())
+        self._scheduled[key] = asyncio.create_task(self._later(key, delay))
+
+    async def _later(self, key: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._scheduled.pop(key, None)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            self._last[key] = time.monotonic()
+            try:
+                await self._render(key)
+            except Exception:
+                log.exception("reporter.render_failed", run_id=key)
+
+    async def drain(self) -> None:
+        """Wait for every scheduled render (tests and shutdown)."""
+        while self._scheduled:
+            await asyncio.gather(*list(self._scheduled.values()), return_exceptions=True)
+
+    def cancel(self) -> None:
+        for task in self._scheduled.values():
+            task.cancel()
+        self._scheduled.clear()
+
+
+def runs_to_follow(store: Store, sources: Iterable[RunSourceType]) -> list[str]:
+    """Runs a sweep re-renders: active ones, and ones that finished a moment ago."""
+    since = utcnow() - RECENTLY_FINISHED
+    with store.reader() as session:
+        rows = session.scalars(
+            select(RunRow.run_id).where(
+                RunRow.source.in_([s.value for s in sources]),
+                or_(RunRow.state.in_([s.value for s in ACTIVE_STATES]), RunRow.updated_at >= since),
+            )
+        )
+        return list(rows)
+
+
+def load_for_report(store: Store, run_id: str) -> tuple[Run, RunItem]:
+    with store.reader() as session:
+        run = load_run(session, run_id)
+        return run, render_item(session, run)
+
+
+class Follower:
+    """Routes announcements to the surface reporter of each run's source, coalesced."""
+
+    def __init__(
+        self,
+        store: Store,
+        redis: Redis,
+        reporters: dict[RunSourceType, SurfaceReporter],
+        *,
+        interval: float = 1.5,
+        sweep_every: float = 30.0,
+        threads: int = 4,
+    ) -> None:
+        self.store = store
+        self.redis = redis
+        self.reporters = reporters
+        self.sweep_every = sweep_every
+        self.coalescer = Coalescer(self._render, interval)
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="ozgw-reporter")
+
+    async def _blocking(self, fn: Callable, *args: object) -> object:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _render(self, run_id: str) -> None:
+        run, item = await self._blocking(load_for_report, self.store, run_id)  # type: ignore[misc]
+        reporter = self.reporters.get(run.source)
+        if reporter is not None:
+            await reporter.report(run, item)
+
+    def poke(self, run_id: str) -> None:
+        self.coalescer.poke(run_id)
+
+    async def sweep(self) -> None:
+        for run_id in await self._blocking(runs_to_follow, self.store, list(self.reporters)):  # type: ignore[union-attr]
+            self.poke(run_id)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Follow announcements until ``stop`` is set; reconnects when Redis goes away."""
+        sweeper = asyncio.create_task(self._sweep_forever(stop))
+        try:
+            while not stop.is_set():
+                try:
+                    await self._listen(stop)
+                except (RedisError, OSError) as exc:
+                    log.warning("reporter.redis_lost", reason=type(exc).__name__)
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 1.0)
+        finally:
+            sweeper.cancel()
+            await self.coalescer.drain()
+            self._executor.shutdown(wait=False)
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        async with self.redis.pubsub() as pubsub:
+            await pubsub.subscribe(UPDATES_CHANNEL)
+            await self.sweep()  # anything announced while we were not listening
+            while not stop.is_set():
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                if message is None:
+                    continue
+                try:
+                    run_id = json.loads(message["data"])["run_id"]
+                except (ValueError, KeyError, TypeError):
+                    continue
+                self.poke(run_id)
+
+    async def _sweep_forever(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.sweep_every)
+            if not stop.is_set():
+                try:
+                    await self.sweep()
+                except Exception:
+                    log.exception("reporter.sweep_failed")

@@ -1,0 +1,164 @@
+"""Slack scenario fixtures: the real bolt app inside a live gateway, a fake Slack on 127.0.0.1,
+correctly signed deliveries of the recorded payloads, and a person linked to a Slack user."""
+
+from __future__ import annotations
+
+import copy
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import requests
+from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import func, select
+
+from core import environments, identity, integrations
+from core.accounts import create_account
+from core.keys import create_key
+from core.models import IntegrationProvider, Principal, Run
+from core.queue import RunQueue
+from core.runs import run_from_row
+from core.settings import Settings
+from core.store import Store
+from core.store.tables import RunRow
+from tests.fakes.slack import TEAM, FakeSlack, event_fixture
+from tests.live_server import LiveServer
+from tests.runner_support import settings_with
+
+ADA = "U061F7AUR"
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class SlackDelivery:
+    """Posts Events API bodies to the gateway the way Slack does: signed, with retry headers."""
+
+    def __init__(self, url: str, secret: str) -> None:
+        self.url = url
+        self.secret = secret
+
+    def headers(self, raw: str, *, timestamp: int | None = None, retry: int | None = None) -> dict[str, str]:
+        ts = str(timestamp if timestamp is not None else int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": SignatureVerifier(self.secret).generate_signature(timestamp=ts, body=raw),
+        }
+        if retry:
+            headers |= {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
+        return headers
+
+    def post(self, body: dict, **kwargs: object) -> requests.Response:
+        raw = json.dumps(body)
+        return requests.post(self.url, data=raw, headers=self.headers(raw, **kwargs), timeout=10)
+
+
+def event(name: str, **changes: object) -> dict:
+    """A recorded payload with fields of its ``event`` changed (``event_id`` at the top level)."""
+    body = copy.deepcopy(event_fixture(name))
+    if "event_id" in changes:
+        body["event_id"] = changes.pop("event_id")
+    body["event"].update(changes)
+    return body
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def signing_secret() -> str:
+    return secrets.token_hex(16)
+
+
+@pytest.fixture
+def bot_token() -> str:
+    return "xoxb-" + secrets.token_hex(12)
+
+
+@pytest.fixture
+def slack_settings(settings: Settings, fake_slack: FakeSlack, signing_secret: str, bot_token: str) -> Settings:
+    return settings_with(
+        settings,
+        slack_signing_secret=signing_secret,
+        slack_bot_token=bot_token,
+        slack_api_url=fake_slack.api_url,
+        slack_update_interval_seconds=0.2,
+        public_url="http://gateway.test",
+    )
+
+
+@pytest.fixture
+def slack_gateway(slack_settings: Settings, store: Store, queue: RunQueue) -> Iterator[LiveServer]:
+    from bots.api.app import create_app
+
+    server = LiveServer(create_app(slack_settings, store=store, queue=queue))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def deliver(slack_gateway: LiveServer, signing_secret: str) -> SlackDelivery:
+    return SlackDelivery(f"{slack_gateway.url}/slack/events", signing_secret)
+
+
+@pytest.fixture
+def ada(store: Store) -> Principal:
+    """Ada, with an account on the gateway and a personal key (not yet linked to Slack)."""
+    with store.session() as session:
+        account = create_account(session, "ada@acme.dev", "acme", display_name="Ada Lovelace")
+    return identity.principal_of(account)
+
+
+@pytest.fixture
+def ada_key(store: Store, ada: Principal) -> str:
+    from core.accounts import account_by_email
+
+    with store.session() as session:
+        return create_key(session, account_by_email(session, ada.email), "laptop")[1]
+
+
+@pytest.fixture
+def linked_ada(store: Store, ada: Principal) -> Principal:
+    with store.session() as session:
+        identity.link(session, IntegrationProvider.SLACK, TEAM, ADA, ada.uid)
+    return ada
+
+
+@pytest.fixture
+def environment_id(store: Store, ada: Principal, test_image: str) -> str:
+    with store.session() as session:
+        return environments.create_environment(session, ada, name="web", docker_image=test_image).uid
+
+
+@pytest.fixture
+def slack_integration(store: Store, ada: Principal, environment_id: str) -> str:
+    with store.session() as session:
+        integrations.create_integration(
+            session, ada, IntegrationProvider.SLACK, environment_id=environment_id, prompt="Keep changes small."
+        )
+    return environment_id
+
+
+def all_runs(store: Store) -> list[Run]:
+    with store.reader() as session:
+        return [run_from_row(r) for r in session.scalars(select(RunRow).order_by(RunRow.created_at))]
+
+
+def run_count(store: Store) -> int:
+    with store.reader() as session:
+        return session.scalar(select(func.count()).select_from(RunRow)) or 0

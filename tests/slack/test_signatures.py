@@ -1,0 +1,47 @@
+"""Only Slack may talk to /slack/events: bolt checks every delivery's signature and age."""
+
+from __future__ import annotations
+
+import time
+
+from core.queue import RunQueue
+from core.store import Store
+from tests.fakes.slack import FakeSlack
+from tests.slack.conftest import SlackDelivery, event, run_count
+
+
+def test_url_verification_handshake_is_answered(deliver: SlackDelivery) -> None:
+    body = {"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"}
+    response = deliver.post(body)
+    assert response.status_code == 200
+    assert response.json() == {"challenge": body["challenge"]} or response.text == body["challenge"]
+
+
+def test_forged_signature_is_refused_and_nothing_happens(
+    deliver: SlackDelivery, fake_slack: FakeSlack, store: Store, queue: RunQueue, linked_ada, slack_integration
+) -> None:
+    forged = SlackDelivery(deliver.url, "not-the-signing-secret")
+    response = forged.post(event("event.app_mention.thread"))
+    assert response.status_code == 401
+    time.sleep(0.5)  # anything the app would do happens after the answer: give it the chance
+    assert fake_slack.calls == []
+    assert run_count(store) == 0
+    assert queue.queue.count == 0
+
+
+def test_stale_signature_is_refused(
+    deliver: SlackDelivery, fake_slack: FakeSlack, store: Store, linked_ada, slack_integration
+) -> None:
+    response = deliver.post(event("event.app_mention.thread"), timestamp=int(time.time()) - 10 * 60)
+    assert response.status_code == 401
+    time.sleep(0.5)
+    assert fake_slack.calls == []
+    assert run_count(store) == 0
+
+
+def test_missing_signature_is_refused(deliver: SlackDelivery, store: Store) -> None:
+    import requests
+
+    response = requests.post(deliver.url, json=event("event.app_mention.thread"), timeout=10)
+    assert response.status_code == 401
+    assert run_count(store) == 0
