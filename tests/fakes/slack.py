@@ -167,7 +167,8 @@ class FakeSlack:
     def _chat_postMessage(self, params: dict) -> dict:
         body = api_fixture("chat.postMessage")
         ts = self._next_ts()
-        posted = Posted(params["channel"], ts, params.get("text", ""), params.get("blocks") or [], params.get("thread_ts"))
+        text, blocks = params.get("text", ""), params.get("blocks") or []
+        posted = Posted(params["channel"], ts, text, blocks, params.get("thread_ts"))
         with self._lock:
             self.messages[ts] = posted
         message = {**body["message"], "text": posted.text, "ts": ts, "thread_ts": posted.thread_ts}

@@ -6,12 +6,12 @@ import time
 
 from core.queue import RunQueue
 from core.store import Store
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import FakeSlack, event_fixture
 from tests.slack.conftest import SlackDelivery, event, run_count
 
 
 def test_url_verification_handshake_is_answered(deliver: SlackDelivery) -> None:
-    body = {"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"}
+    body = event_fixture("url_verification")
     response = deliver.post(body)
     assert response.status_code == 200
     assert response.json() == {"challenge": body["challenge"]} or response.text == body["challenge"]
