@@ -116,11 +116,53 @@ def scheduler(ctx: Context) -> None:
 
 
 @main.command()
+@pass_ctx
+def reporter(ctx: Context) -> None:
+    """Follow runs and render them back where they came from (Slack threads)."""
+    import asyncio
+
+    asyncio.run(_report(ctx.settings))
+
+
+async def _report(settings: Settings) -> None:
+    import asyncio
+
+    from redis.asyncio import Redis as AsyncRedis
+
+    from bots.slack.app import build_reporter, slack_configured
+    from core.models import RunSourceType
+    from core.reporting import Follower, SurfaceReporter
+    from core.secrets import Vault
+    from core.store import Store
+
+    store = Store(settings.effective_database_url)
+    store.migrate()
+    redis = AsyncRedis.from_url(settings.effective_redis_url, socket_connect_timeout=1.0)
+    reporters: dict[RunSourceType, SurfaceReporter] = {}
+    if slack_configured(settings):
+        reporters[RunSourceType.SLACK] = build_reporter(settings, store, redis, Vault.from_settings(settings))
+    if not reporters:
+        click.echo("no surface to report to is configured (OZGW_SLACK_*); the reporter idles", err=True)
+    follower = Follower(
+        store, redis, reporters, interval=settings.report_interval_seconds, sweep_every=settings.report_sweep_seconds
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await follower.run(stop)
+    finally:
+        await redis.aclose()
+        store.dispose()
+
+
+@main.command()
 @click.option("--port", type=int, default=None, help="Port for the API (default OZGW_PORT or 8080).")
 @pass_ctx
 def up(ctx: Context, port: int | None) -> None:
     """Run everything on one machine: store migrations, a private Redis if none is configured,
-    then the web, worker and scheduler processes until interrupted."""
+    then the web, worker, scheduler and reporter processes until interrupted."""
     from cli.services import start_private_redis
     from core.secrets import Vault
     from core.store import Store
@@ -139,7 +181,7 @@ def up(ctx: Context, port: int | None) -> None:
     Vault.from_settings(settings)
     Store(settings.effective_database_url).migrate()
     command = [sys.executable, "-m", "cli"]
-    for name in ("serve", "worker", "scheduler"):
+    for name in ("serve", "worker", "scheduler", "reporter"):
         children.append(subprocess.Popen([*command, name], env=env))
     api = f"http://{settings.host}:{port or settings.port}/api/v1"
     click.echo(f"oz-gateway is up: API at {api} (store {settings.effective_database_url})", err=True)

@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     encryption_keys: SecretStr | None = None
     """Comma-separated Fernet keys, newest first; older keys still decrypt (rotation)."""
 
+    # --- reporting back (Slack threads, Linear sessions) ------------------------------------
+    report_interval_seconds: float = Field(default=1.5, ge=0)
+    """Least time between two renders of one run (bursts of agent steps are coalesced, so a
+    chatty agent never gets the bot rate-limited)."""
+    report_sweep_seconds: float = Field(default=30.0, gt=0)
+    """How often the reporter re-renders active runs (elapsed time, Slack's 2-minute thread status)."""
+
     # --- Slack ----------------------------------------------------------------------------
     slack_signing_secret: SecretStr | None = None
     """Verifies Events API deliveries at ``/slack/events`` (mounted only when set)."""
@@ -112,11 +119,6 @@ class Settings(BaseSettings):
     slack_client_secret: SecretStr | None = None
     """Multi-workspace: Slack OAuth install at ``/slack/install``; installations are kept in the store."""
     slack_api_url: str = "https://slack.com/api/"
-    slack_update_interval_seconds: float = Field(default=1.5, ge=0)
-    """Least time between two edits of a run's status message (bursts of steps are coalesced)."""
-    slack_sweep_seconds: float = Field(default=30.0, gt=0)
-    """How often the reporter re-renders active runs (elapsed time, Slack's 2-minute thread status)."""
-
     gateway_id: str | None = None
     """Names this gateway's containers (label ``oz.gateway``) so sweeps never touch another
     gateway's on a shared Docker engine; derived from the store's URL when unset."""

@@ -110,14 +110,24 @@ class SlackBot:
     socket: AsyncSocketModeHandler | None = None
 
 
+def installations_of(settings: Settings, store: Store, vault: Vault) -> StoreInstallations | None:
+    if settings.slack_client_id and settings.slack_client_secret:
+        return StoreInstallations(store, vault, settings.slack_client_id)
+    return None
+
+
+def build_reporter(settings: Settings, store: Store, redis: Redis, vault: Vault) -> SlackReporter:
+    """The reporter alone, for the ``reporter`` process."""
+    return SlackReporter(SlackClients(settings, installations_of(settings, store, vault)), redis, settings)
+
+
 def build_bot(
     settings: Settings, store: Store, queue: RunQueue | None, redis: Redis, executor: Executor, vault: Vault
 ) -> SlackBot:
-    installations = None
+    installations = installations_of(settings, store, vault)
     oauth_flow = None
     client: AsyncWebClient | None = None
-    if settings.slack_client_id and settings.slack_client_secret:
-        installations = StoreInstallations(store, vault, settings.slack_client_id)
+    if installations is not None:
         oauth_flow = AsyncOAuthFlow(
             client=web_client(settings),
             settings=AsyncOAuthSettings(

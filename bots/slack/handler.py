@@ -197,7 +197,7 @@ class SlackFrontDoor:
         run = await self._blocking(self._in_session(_run_of_message, account.uid, item["channel"], item["ts"]))
         if run is None:
             return
-        message = SlackMessage(team=team, channel=item["channel"], user=event["user"], ts=item["ts"])
+        message = SlackMessage(team=team, channel=item["channel"], user=event["user"], ts=item["ts"], text="")
         try:
             await self.cancel(client, message, identity.principal_of(account), run)
         except OzError as error:

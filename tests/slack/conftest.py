@@ -96,7 +96,7 @@ def slack_settings(settings: Settings, fake_slack: FakeSlack, signing_secret: st
         slack_signing_secret=signing_secret,
         slack_bot_token=bot_token,
         slack_api_url=fake_slack.api_url,
-        slack_update_interval_seconds=0.2,
+        report_interval_seconds=0.2,
         public_url="http://gateway.test",
     )
 

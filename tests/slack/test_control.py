@@ -1,0 +1,106 @@
+"""In-thread control: a new mention while the run works is a follow-up, "@Oz stop" or a :x:
+reaction by the requester cancels it, and a mention after it finished starts a new run that
+carries the conversation forward."""
+
+from __future__ import annotations
+
+import time
+
+from core import runs
+from core.models import IntegrationProvider, Principal, RunState
+from core.queue import RunQueue
+from core.store import Store
+from core.store.tables import RunFollowupRow
+from tests.fakes.slack import TEAM, FakeSlack
+from tests.slack.conftest import ADA, SlackDelivery, all_runs, event, wait_for
+
+THREAD = "1732320100.000200"
+
+
+def _first_run(deliver: SlackDelivery, fake_slack: FakeSlack, store: Store):
+    deliver.post(event("event.app_mention.thread"))
+    run = wait_for(lambda: all_runs(store), what="the first run")[0]
+    wait_for(lambda: fake_slack.calls_to("chat.update"), what="the first render")
+    return run
+
+
+def _mention(text: str, ts: str, event_id: str) -> dict:
+    return event("event.app_mention.thread", text=f"<@U0LAN0Z89> {text}", ts=ts, event_ts=ts, event_id=event_id)
+
+
+def _state(store: Store, run_id: str) -> RunState:
+    with store.reader() as session:
+        return runs.load_run(session, run_id).state
+
+
+def test_mention_while_running_is_a_follow_up(
+    deliver: SlackDelivery, fake_slack: FakeSlack, store: Store, queue: RunQueue, linked_ada, slack_integration
+) -> None:
+    run = _first_run(deliver, fake_slack, store)
+    deliver.post(_mention("also check the signup form", "1732320900.000900", "Ev0FOLLOW"))
+    wait_for(lambda: fake_slack.calls_to("chat.postEphemeral"), what="the follow-up acknowledgement")
+    assert len(all_runs(store)) == 1
+    with store.reader() as session:
+        messages = [r.message for r in session.query(RunFollowupRow).filter_by(run_id=run.run_id)]
+    assert messages == ["also check the signup form"]
+    assert "follow-up" in fake_slack.calls_to("chat.postEphemeral")[0].params["text"]
+
+
+def test_stop_cancels_the_run(
+    deliver: SlackDelivery, fake_slack: FakeSlack, store: Store, queue: RunQueue, linked_ada, slack_integration
+) -> None:
+    run = _first_run(deliver, fake_slack, store)
+    deliver.post(_mention("stop", "1732320900.000900", "Ev0STOP"))
+    wait_for(lambda: _state(store, run.run_id) == RunState.CANCELLED, what="the cancel")
+    status = fake_slack.messages[run.origin.ref["status_ts"]]
+    wait_for(lambda: "Cancelled" in status.text, what="the status message showing the cancel")
+    assert queue.queue.count == 0  # the waiting job is gone too
+    final = wait_for(lambda: [m for m in fake_slack.in_thread("C0LAN2Q65", THREAD) if m is not status])
+    assert "Cancelled by ada@acme.dev" in final[0].everything
+
+
+def test_cross_reaction_by_the_requester_cancels(
+    deliver: SlackDelivery, fake_slack: FakeSlack, store: Store, linked_ada, slack_integration
+) -> None:
+    run = _first_run(deliver, fake_slack, store)
+    reaction = event("event.reaction_added")
+    reaction["event"]["item"]["ts"] = run.origin.ref["status_ts"]
+    assert deliver.post(reaction).status_code == 200
+    wait_for(lambda: _state(store, run.run_id) == RunState.CANCELLED, what="the cancel")
+
+
+def test_cross_reaction_by_someone_else_does_not_cancel(
+    deliver: SlackDelivery, fake_slack: FakeSlack, store: Store, linked_ada: Principal, slack_integration
+) -> None:
+    from core import identity
+    from core.accounts import create_account
+
+    with store.session() as session:
+        grace = create_account(session, "grace@acme.dev", "acme")
+        identity.link(session, IntegrationProvider.SLACK, TEAM, "U0G9QF9C6", grace.uid)
+    run = _first_run(deliver, fake_slack, store)
+    reaction = event("event.reaction_added", user="U0G9QF9C6")
+    reaction["event"]["item"]["ts"] = run.origin.ref["status_ts"]
+    assert deliver.post(reaction).status_code == 200
+    time.sleep(0.7)
+    assert _state(store, run.run_id) == RunState.QUEUED
+    other = event("event.reaction_added", reaction="thumbsup", event_id="Ev0THUMB")
+    other["event"]["item"]["ts"] = run.origin.ref["status_ts"]
+    assert deliver.post(other).status_code == 200
+    time.sleep(0.3)
+    assert _state(store, run.run_id) == RunState.QUEUED
+
+
+def test_mention_after_the_run_finished_starts_a_run_that_carries_the_conversation(
+    deliver: SlackDelivery, fake_slack: FakeSlack, store: Store, queue: RunQueue, linked_ada, slack_integration
+) -> None:
+    first = _first_run(deliver, fake_slack, store)
+    runs.cancel(store, queue, linked_ada, first.run_id)
+    deliver.post(_mention("try again, with a test this time", "1732320950.000950", "Ev0AGAIN"))
+    wait_for(lambda: len(all_runs(store)) == 2, what="the second run")
+    second = all_runs(store)[1]
+    assert second.conversation_id == first.conversation_id
+    assert second.origin.key == first.origin.key
+    assert "Earlier run in this thread" in second.prompt
+    assert "try again, with a test this time" in second.prompt
+    assert ADA not in second.prompt

@@ -1,0 +1,164 @@
+"""End to end: @Oz in a thread → :eyes: → "On it" edited as the run moves → the PR link in the
+thread.  The real bolt app, a real worker running the ``command`` harness in Docker, and the
+real ``oz-gateway reporter`` process; only Slack and GitHub are local fakes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core import environments, identity, integrations
+from core.accounts import create_account
+from core.github_auth import save_authorization
+from core.models import IntegrationProvider, RunState
+from core.models.wire import TERMINAL_STATES
+from core.queue import RunQueue
+from core.secrets import Vault
+from core.settings import Settings
+from core.store import Store
+from tests.fakes.github import FakeGitHub
+from tests.fakes.slack import TEAM, FakeSlack
+from tests.live_server import LiveServer
+from tests.redis_server import REDIS_URL
+from tests.runner_support import Remotes, settings_with, worker_env
+from tests.slack.conftest import ADA, SlackDelivery, all_runs, event, wait_for
+
+CHANNEL = "C0LAN2Q65"
+THREAD = "1732320100.000200"
+
+
+@pytest.fixture
+def e2e_settings(runner_settings: Settings, fake_slack: FakeSlack, signing_secret: str, bot_token: str) -> Settings:
+    return settings_with(
+        runner_settings,
+        slack_signing_secret=signing_secret,
+        slack_bot_token=bot_token,
+        slack_api_url=fake_slack.api_url,
+        report_interval_seconds=0.3,
+    )
+
+
+@pytest.fixture
+def e2e_gateway(e2e_settings: Settings, store: Store, queue: RunQueue) -> Iterator[LiveServer]:
+    from bots.api.app import create_app
+
+    server = LiveServer(create_app(e2e_settings, store=store, queue=queue))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def reporter_process(tmp_path: Path, e2e_settings: Settings, database_url: str, queue: RunQueue) -> Iterator[None]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OZGW_")}
+    env.update(
+        OZGW_DATABASE_URL=database_url,
+        OZGW_REDIS_URL=REDIS_URL,
+        OZGW_QUEUE_NAME=queue.queue.name,
+        OZGW_DATA_DIR=str(tmp_path / "reporter"),
+        OZGW_PUBLIC_URL=e2e_settings.public_url,
+        OZGW_SLACK_SIGNING_SECRET=e2e_settings.slack_signing_secret.get_secret_value(),
+        OZGW_SLACK_BOT_TOKEN=e2e_settings.slack_bot_token.get_secret_value(),
+        OZGW_SLACK_API_URL=e2e_settings.slack_api_url,
+        OZGW_REPORT_INTERVAL_SECONDS="0.3",
+        OZGW_REPORT_SWEEP_SECONDS="2",
+    )
+    log = open(tmp_path / "reporter.log", "w")  # noqa: SIM115 - kept open for the process's lifetime
+    process = subprocess.Popen([sys.executable, "-m", "cli", "reporter"], env=env, stdout=log, stderr=log)
+    yield
+    process.terminate()
+    process.wait(30)
+
+
+@pytest.fixture
+def ada_with_github(store: Store, e2e_settings: Settings, github: FakeGitHub, remotes: Remotes, test_image: str):
+    with store.session() as session:
+        account = create_account(session, "ada@acme.dev", "acme", display_name="Ada Lovelace")
+        identity.link(session, IntegrationProvider.SLACK, TEAM, ADA, account.uid)
+        save_authorization(session, Vault.from_settings(e2e_settings), account.uid, "ada-gh", github.add_user("ada-gh"))
+        principal = identity.principal_of(account)
+        env = environments.create_environment(
+            session, principal, name="web", docker_image=test_image, repos=["acme/web"]
+        )
+        integrations.create_integration(session, principal, IntegrationProvider.SLACK, environment_id=env.uid)
+    remotes.create("acme", "web")
+    github.add_repo("acme", "web", collaborators={"ada-gh": "write"})
+    return principal
+
+
+def test_mention_to_pull_request_in_the_thread(
+    tmp_path: Path,
+    e2e_gateway: LiveServer,
+    signing_secret: str,
+    fake_slack: FakeSlack,
+    github: FakeGitHub,
+    store: Store,
+    database_url: str,
+    queue: RunQueue,
+    runner_settings: Settings,
+    test_image: str,
+    ada_with_github,
+    reporter_process: None,
+) -> None:
+    deliver = SlackDelivery(f"{e2e_gateway.url}/slack/events", signing_secret)
+    body = event("event.app_mention.thread")
+    for retry in (None, 1, 2):  # Slack thought we were slow: three deliveries
+        assert deliver.post(body, retry=retry).status_code == 200
+
+    worker = _start_worker(tmp_path, database_url, queue, runner_settings, test_image)
+    try:
+        run = wait_for(lambda: all_runs(store), what="the run")[0]
+        wait_for(lambda: all_runs(store)[0].state in TERMINAL_STATES, timeout=90, what="the run to finish")
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    assert [r.state for r in all_runs(store)] == [RunState.SUCCEEDED]
+
+    assert len(github.pulls) == 1
+    pr_url = github.pulls[0]["html_url"]
+    thread = fake_slack.in_thread(CHANNEL, THREAD)
+    status = fake_slack.messages[run.origin.ref["status_ts"]]
+    wait_for(lambda: "Done" in status.text, timeout=20, what="the status message to show the outcome")
+    final = wait_for(lambda: [m for m in fake_slack.in_thread(CHANNEL, THREAD) if m is not status], timeout=20)
+    assert len(final) == 1
+    assert pr_url in final[0].everything
+    assert "Updated README.md as asked." in final[0].everything
+    assert pr_url in json_text(status.blocks)
+
+    # The status message went through the run's phases, edited in place, never re-posted.
+    shown = " ".join(str(e["text"]) for e in status.edits)
+    assert "On it" in shown and "Done" in shown
+    thread = fake_slack.in_thread(CHANNEL, THREAD)
+    assert len(thread) == 2  # "On it" (edited) and the closing post — nothing else
+    assert len(fake_slack.calls_to("reactions.add")) == 1
+    assert fake_slack.calls_to("assistant.threads.setStatus")  # Slack's own "is working…"
+
+
+def _start_worker(
+    tmp_path: Path, database_url: str, queue: RunQueue, settings: Settings, image: str
+) -> subprocess.Popen:
+    env = worker_env(
+        database_url,
+        queue.queue.name,
+        tmp_path / "worker",
+        image,
+        "edit.sh",
+        OZGW_GITHUB_API_URL=settings.github_api_url,
+        OZGW_GITHUB_CLONE_URL=settings.github_clone_url,
+        OZGW_ENCRYPTION_KEYS=settings.encryption_keys.get_secret_value(),
+        OZGW_PUBLIC_URL=settings.public_url,
+    )
+    env["OZGW_COMMAND_HARNESS_FORMAT"] = "claude"  # edit.sh speaks Claude Code's stream-json
+    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - kept open for the worker's lifetime
+    return subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=env, stdout=log, stderr=log)
+
+
+def json_text(blocks: list) -> str:
+    import json
+
+    return json.dumps(blocks)

@@ -1,0 +1,69 @@
+"""A mention the gateway cannot act on gets a private, catalog-coded explanation and no run."""
+
+from __future__ import annotations
+
+import pytest
+
+from core import environments, integrations
+from core.models import IntegrationProvider, Principal
+from core.queue import RunQueue
+from core.store import Store
+from tests.fakes.slack import FakeSlack
+from tests.slack.conftest import ADA, SlackDelivery, all_runs, event, wait_for
+
+
+def _explanation(fake_slack: FakeSlack) -> str:
+    call = wait_for(lambda: fake_slack.calls_to("chat.postEphemeral"), what="the explanation")[0].params
+    assert call["user"] == ADA
+    return call["text"] + str(call.get("blocks"))
+
+
+def _nothing_started(fake_slack: FakeSlack, store: Store, queue: RunQueue) -> None:
+    assert all_runs(store) == []
+    assert queue.queue.count == 0
+    assert fake_slack.calls_to("chat.postMessage") == []
+    assert fake_slack.calls_to("reactions.add") == []
+
+
+def test_without_integration(deliver: SlackDelivery, fake_slack: FakeSlack, store: Store, queue: RunQueue, linked_ada):
+    deliver.post(event("event.app_mention.thread"))
+    text = _explanation(fake_slack)
+    assert "integration_not_configured" in text
+    assert "oz-gateway integration create slack" in text
+    _nothing_started(fake_slack, store, queue)
+
+
+@pytest.mark.parametrize("change", ["disabled", "no_environment", "deleted_environment"])
+def test_integration_problems(
+    change: str,
+    deliver: SlackDelivery,
+    fake_slack: FakeSlack,
+    store: Store,
+    queue: RunQueue,
+    linked_ada: Principal,
+    slack_integration: str,
+) -> None:
+    with store.session() as session:
+        if change == "disabled":
+            integrations.update_integration(session, linked_ada, IntegrationProvider.SLACK, enabled=False)
+        elif change == "no_environment":
+            integrations.update_integration(session, linked_ada, IntegrationProvider.SLACK, remove_environment=True)
+        else:
+            environments.delete_environment(session, linked_ada, slack_integration, force=True)
+    deliver.post(event("event.app_mention.thread"))
+    text = _explanation(fake_slack)
+    expected = {
+        "disabled": "integration_disabled",
+        "no_environment": "integration_not_configured",
+        "deleted_environment": "resource_not_found",
+    }[change]
+    assert expected in text
+    _nothing_started(fake_slack, store, queue)
+
+
+def test_empty_mention_asks_what_to_do(
+    deliver: SlackDelivery, fake_slack: FakeSlack, store: Store, queue: RunQueue, linked_ada, slack_integration
+) -> None:
+    deliver.post(event("event.app_mention.channel", text="<@U0LAN0Z89>"))
+    assert "Tell me what to do" in _explanation(fake_slack)
+    _nothing_started(fake_slack, store, queue)
