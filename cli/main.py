@@ -220,7 +220,7 @@ def github_action() -> None:
 
 
 def _register_commands() -> None:
-    from cli import admin, credentials, integrations, run_commands
+    from cli import admin, credentials, identities, integrations, run_commands
 
     main.add_command(admin.account)
     main.add_command(admin.key)
@@ -229,6 +229,7 @@ def _register_commands() -> None:
     main.add_command(credentials.github)
     main.add_command(credentials.secret)
     main.add_command(integrations.integration)
+    main.add_command(identities.identity_group)
 
 
 _register_commands()

@@ -126,7 +126,7 @@ def build_bot(
 ) -> SlackBot:
     installations = installations_of(settings, store, vault)
     oauth_flow = None
-    client: AsyncWebClient | None = None
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token and not installations else None
     if installations is not None:
         oauth_flow = AsyncOAuthFlow(
             client=web_client(settings),
@@ -141,12 +141,9 @@ def build_bot(
                 redirect_uri=f"{settings.effective_public_url}/slack/oauth_redirect",
             ),
         )
-    else:
-        token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-        client = web_client(settings, token)
     bolt = AsyncApp(
         signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
-        client=client,
+        client=web_client(settings, token),  # per-workspace tokens are set on copies of it
         installation_store=installations,
         oauth_flow=oauth_flow,
         process_before_response=False,

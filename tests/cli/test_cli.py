@@ -184,3 +184,17 @@ def test_integration_commands(cli: Cli, tmp_path: Path):
     assert "--mcp must be JSON" in bad.stderr
     missing = cli("integration", "update", "linear", *who, "--model", "m", ok=False)
     assert "Linear integration for this team not found" in missing.stderr
+
+
+def test_identity_link_and_unlink(cli: Cli):
+    cli("account", "create", "--email", "ada@acme.dev", "--team", "acme")
+    linked = cli.json("identity", "link", "slack", "T061EG9R6", "U061F7AUR", "ada@acme.dev")
+    assert linked["external_user"] == "U061F7AUR" and linked["provider"] == "slack"
+    listed = cli.json("identity", "list")
+    assert [(i["external_team"], i["external_user"]) for i in listed] == [("T061EG9R6", "U061F7AUR")]
+    unknown = cli("identity", "link", "slack", "T061EG9R6", "U0EVE", "eve@acme.dev", ok=False)
+    assert "resource_not_found" in unknown.stderr
+    cli("identity", "unlink", "slack", "T061EG9R6", "U061F7AUR")
+    assert cli.json("identity", "list") == []
+    again = cli("identity", "unlink", "slack", "T061EG9R6", "U061F7AUR", ok=False)
+    assert "resource_not_found" in again.stderr

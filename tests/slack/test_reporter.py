@@ -1,0 +1,91 @@
+"""The reporter renders state, coalesces bursts, and waits out Slack's rate limits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis
+from redis.asyncio import Redis as AsyncRedis
+
+from bots.slack.app import build_reporter
+from core import events, runs
+from core.models import Origin, Principal, RunSourceType, RunState
+from core.models.wire import RunAgentRequest
+from core.reporting import Coalescer, Follower, load_for_report
+from core.secrets import Vault
+from core.settings import Settings
+from core.store import Store
+from tests.fakes.slack import TEAM, FakeSlack
+from tests.redis_server import REDIS_URL
+
+
+def _slack_run(store: Store, who: Principal, fake: FakeSlack) -> str:
+    posted = fake._chat_postMessage({"channel": "C1", "text": "On it", "thread_ts": "1.0"})
+    origin = Origin(
+        source=RunSourceType.SLACK,
+        ref={"team": TEAM, "channel": "C1", "thread_ts": "1.0", "status_ts": posted["ts"]},
+        key="slack:T:C1:1.0",
+    )
+    created = runs.create(store, None, who, RunAgentRequest(prompt="fix it"), source=RunSourceType.SLACK, origin=origin)
+    return created.run.run_id
+
+
+async def test_a_rate_limited_update_is_retried_after_retry_after(
+    slack_settings: Settings, store: Store, fake_slack: FakeSlack, ada: Principal
+) -> None:
+    run_id = _slack_run(store, ada, fake_slack)
+    connection = AsyncRedis.from_url(REDIS_URL)
+    reporter = build_reporter(slack_settings, store, connection, Vault.from_settings(slack_settings))
+    fake_slack.rate_limit("chat.update", 1)
+    await reporter.report(*load_for_report(store, run_id))
+    await connection.aclose()
+    updates = fake_slack.calls_to("chat.update")
+    assert len(updates) == 2  # the 429, then the retry that went through
+    status = next(iter(fake_slack.messages.values()))
+    assert status.edits and run_id[:8] in status.everything
+
+
+async def test_coalescer_renders_a_burst_once_plus_a_trailing_render() -> None:
+    rendered: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def render(_key: str) -> None:
+        rendered.append(loop.time())
+
+    coalescer = Coalescer(render, interval=0.3)
+    for _ in range(50):
+        coalescer.poke("run")
+        await asyncio.sleep(0.004)
+    await asyncio.sleep(0.4)
+    await coalescer.drain()
+    assert len(rendered) == 2  # the first poke at once, everything after it in one trailing render
+    assert rendered[1] - rendered[0] >= 0.29
+
+
+async def test_follower_turns_a_chatty_run_into_few_edits_ending_on_the_latest_state(
+    slack_settings: Settings, store: Store, fake_slack: FakeSlack, ada: Principal
+) -> None:
+    run_id = _slack_run(store, ada, fake_slack)
+    connection = AsyncRedis.from_url(REDIS_URL)
+    reporter = build_reporter(slack_settings, store, connection, Vault.from_settings(slack_settings))
+    follower = Follower(store, connection, {RunSourceType.SLACK: reporter}, interval=0.5, sweep_every=60)
+    stop = asyncio.Event()
+    task = asyncio.create_task(follower.run(stop))
+    await asyncio.sleep(0.3)  # subscribed, and the start-up sweep rendered the run once
+    sync = redis.Redis.from_url(REDIS_URL)
+    for step in range(40):
+        with store.session() as session:
+            if step == 0:
+                runs.set_status(session, run_id, RunState.PENDING)
+                runs.set_status(session, run_id, RunState.CLAIMED)
+                runs.set_status(session, run_id, RunState.INPROGRESS)
+            runs.note_progress(session, run_id, f"Working: step {step}")
+        events.announce(sync, run_id, "INPROGRESS")
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.8)
+    stop.set()
+    await task
+    await connection.aclose()
+    status = next(iter(fake_slack.messages.values()))
+    assert "step 39" in status.text
+    assert len(fake_slack.calls_to("chat.update")) <= 4  # 40 announcements, a handful of edits
