@@ -127,6 +127,7 @@ def reporter(ctx: Context) -> None:
 async def _report(settings: Settings) -> None:
     import asyncio
 
+    import aiohttp
     from redis.asyncio import Redis as AsyncRedis
 
     from bots.slack.app import build_reporter, slack_configured
@@ -138,9 +139,10 @@ async def _report(settings: Settings) -> None:
     store = Store(settings.effective_database_url)
     store.migrate()
     redis = AsyncRedis.from_url(settings.effective_redis_url, socket_connect_timeout=1.0)
+    http = aiohttp.ClientSession()
     reporters: dict[RunSourceType, SurfaceReporter] = {}
     if slack_configured(settings):
-        reporters[RunSourceType.SLACK] = build_reporter(settings, store, redis, Vault.from_settings(settings))
+        reporters[RunSourceType.SLACK] = build_reporter(settings, store, redis, Vault.from_settings(settings), http)
     if not reporters:
         click.echo("no surface to report to is configured (OZGW_SLACK_*); the reporter idles", err=True)
     follower = Follower(
@@ -153,6 +155,7 @@ async def _report(settings: Settings) -> None:
     try:
         await follower.run(stop)
     finally:
+        await http.close()
         await redis.aclose()
         store.dispose()
 

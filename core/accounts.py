@@ -62,13 +62,6 @@ def account_by_email(session: Session, email: str) -> Account:
     return Account.model_validate(row)
 
 
-def account_by_uid(session: Session, uid: str) -> Account:
-    row = session.get(AccountRow, uid)
-    if row is None:
-        raise not_found("account", uid)
-    return Account.model_validate(row)
-
-
 def team_by_uid(session: Session, uid: str) -> Team:
     row = session.get(TeamRow, uid)
     if row is None:

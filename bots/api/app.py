@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
+from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
 
 from bots.api.context import ASYNC_REDIS, EXECUTOR, KEY_USE, QUEUE, SETTINGS, STORE, VAULT, public
@@ -47,7 +48,12 @@ def create_app(settings: Settings, *, store: Store | None = None, queue: RunQueu
             app[STORE].migrate()
         app[QUEUE] = queue or RunQueue.from_settings(settings)
         app[EXECUTOR] = ThreadPoolExecutor(settings.api_threads, thread_name_prefix="ozgw-api")
-        app[ASYNC_REDIS] = AsyncRedis.from_url(settings.effective_redis_url, socket_connect_timeout=1.0)
+        # Blocking pool: a burst (hundreds of Slack deliveries) waits for a connection, never fails.
+        app[ASYNC_REDIS] = AsyncRedis(
+            connection_pool=BlockingConnectionPool.from_url(
+                settings.effective_redis_url, max_connections=64, timeout=5, socket_connect_timeout=1.0
+            )
+        )
         app[VAULT] = Vault.from_settings(settings)
         yield
         await app[ASYNC_REDIS].aclose()
@@ -61,7 +67,9 @@ def create_app(settings: Settings, *, store: Store | None = None, queue: RunQueu
         app[RESUMED] = set()
         app.cleanup_ctx.append(
             slack_lifecycle(
-                lambda app: build_bot(settings, app[STORE], app[QUEUE], app[ASYNC_REDIS], app[EXECUTOR], app[VAULT])
+                lambda app, session: build_bot(
+                    settings, app[STORE], app[QUEUE], app[ASYNC_REDIS], app[EXECUTOR], app[VAULT], session
+                )
             )
         )
         routes += SLACK_ROUTES

@@ -10,11 +10,13 @@ the OAuth install pages for several workspaces.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
+import aiohttp
 import structlog
 from aiohttp import web
 from redis.asyncio import Redis
@@ -56,6 +58,7 @@ BOT_SCOPES = [
     "users:read",
     "users:read.email",
 ]
+WORK_IN_FLIGHT = 4
 REFUSAL = "Something went wrong on our side (`internal_error`); mention me again to retry."
 
 
@@ -116,20 +119,29 @@ def installations_of(settings: Settings, store: Store, vault: Vault) -> StoreIns
     return None
 
 
-def build_reporter(settings: Settings, store: Store, redis: Redis, vault: Vault) -> SlackReporter:
+def build_reporter(
+    settings: Settings, store: Store, redis: Redis, vault: Vault, session: aiohttp.ClientSession | None = None
+) -> SlackReporter:
     """The reporter alone, for the ``reporter`` process."""
-    return SlackReporter(SlackClients(settings, installations_of(settings, store, vault)), redis, settings)
+    clients = SlackClients(settings, installations_of(settings, store, vault), session)
+    return SlackReporter(clients, redis, settings)
 
 
 def build_bot(
-    settings: Settings, store: Store, queue: RunQueue | None, redis: Redis, executor: Executor, vault: Vault
+    settings: Settings,
+    store: Store,
+    queue: RunQueue | None,
+    redis: Redis,
+    executor: Executor,
+    vault: Vault,
+    session: aiohttp.ClientSession | None = None,
 ) -> SlackBot:
     installations = installations_of(settings, store, vault)
     oauth_flow = None
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token and not installations else None
     if installations is not None:
         oauth_flow = AsyncOAuthFlow(
-            client=web_client(settings),
+            client=web_client(settings, session=session),
             settings=AsyncOAuthSettings(
                 client_id=settings.slack_client_id,
                 client_secret=settings.slack_client_secret.get_secret_value(),
@@ -143,31 +155,36 @@ def build_bot(
         )
     bolt = AsyncApp(
         signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
-        client=web_client(settings, token),  # per-workspace tokens are set on copies of it
+        client=web_client(settings, token, session),  # per-workspace tokens are set on copies of it
         installation_store=installations,
         oauth_flow=oauth_flow,
         process_before_response=False,
         logger=logging.getLogger("bots.slack.bolt"),
     )
-    reporter = SlackReporter(SlackClients(settings, installations), redis, settings)
+    reporter = SlackReporter(SlackClients(settings, installations, session), redis, settings)
     front = SlackFrontDoor(settings, store, queue, executor, reporter, Names())
     bolt.use(DeduplicateDeliveries(redis, settings.redis_prefix))
     _listen(bolt, front)
     socket = None
     if settings.slack_app_token is not None:
         socket = AsyncSocketModeHandler(
-            bolt, settings.slack_app_token.get_secret_value(), web_client=web_client(settings)
+            bolt, settings.slack_app_token.get_secret_value(), web_client=web_client(settings, session=session)
         )
     return SlackBot(bolt, front, socket)
 
 
 def _listen(bolt: AsyncApp, front: SlackFrontDoor) -> None:
+    # The work after the ack shares the event loop with the acks: a burst of deliveries must not
+    # start all its slow work at once, or the next deliveries wait behind it (Slack's 3 s).
+    busy = asyncio.Semaphore(WORK_IN_FLIGHT)
+
     async def on_message(body: dict, event: dict, client: AsyncWebClient, context: dict) -> None:
         if not is_person_message(event):
             return  # edits, deletions, other bots, channel chatter: known, and not for us
         message = SlackMessage.from_event(body["team_id"], event, context.get("enterprise_id"))
         try:
-            await front.handle_message(message, client, context.get("bot_user_id"))
+            async with busy:
+                await front.handle_message(message, client, context.get("bot_user_id"))
         except Exception:
             log.exception("slack.message_failed", team=message.team, channel=message.channel)
             await client.chat_postEphemeral(
@@ -175,7 +192,8 @@ def _listen(bolt: AsyncApp, front: SlackFrontDoor) -> None:
             )
 
     async def on_reaction(body: dict, event: dict, client: AsyncWebClient) -> None:
-        await front.handle_reaction(body["team_id"], event, client)
+        async with busy:
+            await front.handle_reaction(body["team_id"], event, client)
 
     bolt.event("app_mention")(on_message)
     bolt.event("message")(on_message)
@@ -211,17 +229,19 @@ def slack_configured(settings: Settings) -> bool:
 
 
 def slack_lifecycle(
-    open_bot: Callable[[web.Application], SlackBot],
+    open_bot: Callable[[web.Application, aiohttp.ClientSession], SlackBot],
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A ``cleanup_ctx`` entry: build the bot with the app's resources, connect Socket Mode, close it after."""
+    """A ``cleanup_ctx`` entry: one HTTP session for every Slack call, the bot built with the app's
+    resources, Socket Mode connected; all closed after."""
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        bot = app[SLACK_BOT] = open_bot(app)
-        if bot.socket is not None:
-            await bot.socket.connect_async()
-            log.info("slack.socket_mode_connected")
-        yield
-        if bot.socket is not None:
-            await bot.socket.close_async()
+        async with aiohttp.ClientSession() as session:
+            bot = app[SLACK_BOT] = open_bot(app, session)
+            if bot.socket is not None:
+                await bot.socket.connect_async()
+                log.info("slack.socket_mode_connected")
+            yield
+            if bot.socket is not None:
+                await bot.socket.close_async()
 
     return lifecycle

@@ -6,6 +6,7 @@ their ``Retry-After``, so a burst never loses a status update.
 
 from __future__ import annotations
 
+import aiohttp
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -21,23 +22,35 @@ def retry_handlers() -> list:
     return [AsyncConnectionErrorRetryHandler(max_retry_count=2), AsyncRateLimitErrorRetryHandler(max_retry_count=3)]
 
 
-def web_client(settings: Settings, token: str | None = None) -> AsyncWebClient:
-    return AsyncWebClient(token=token, base_url=settings.slack_api_url, retry_handlers=retry_handlers())
+def web_client(
+    settings: Settings, token: str | None = None, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
+    """A client on the process's shared HTTP session: slack-sdk otherwise opens a session (and a
+    connection) per call, which dominates the cost of a busy thread."""
+    return AsyncWebClient(
+        token=token, base_url=settings.slack_api_url, retry_handlers=retry_handlers(), session=session
+    )
 
 
 class SlackClients:
     """Bot clients by workspace: the single bot token, or the workspace's OAuth installation."""
 
-    def __init__(self, settings: Settings, installations: AsyncInstallationStore | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        installations: AsyncInstallationStore | None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
         self.settings = settings
         self.installations = installations
+        self.session = session
         self._clients: dict[str, AsyncWebClient] = {}
 
     async def for_team(self, team_id: str, enterprise_id: str | None = None) -> AsyncWebClient:
         token = await self._token(team_id, enterprise_id)
         client = self._clients.get(token)
         if client is None:
-            client = self._clients[token] = web_client(self.settings, token)
+            client = self._clients[token] = web_client(self.settings, token, self.session)
         return client
 
     async def _token(self, team_id: str, enterprise_id: str | None) -> str:

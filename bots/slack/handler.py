@@ -48,6 +48,17 @@ def link_token(settings: Settings, request_uid: str) -> str:
     return sign_token(settings.signing_key(), LINK_PURPOSE, {"r": request_uid}, identity.LINK_REQUEST_TTL)
 
 
+@dataclass(frozen=True)
+class Situation:
+    """What a message finds: the person's account, the thread's latest run, the integration's
+    defaults (or the refusal that explains why there are none)."""
+
+    account: Account
+    latest: Run | None = None
+    defaults: integrations.RunDefaults | None = None
+    refusal: OzError | None = None
+
+
 @dataclass
 class SlackFrontDoor:
     settings: Settings
@@ -74,20 +85,36 @@ class SlackFrontDoor:
         if not text and not message.files:
             await self._tell(client, message, "Tell me what to do, e.g. `@Oz fix the flaky test in tests/test_api.py`.")
             return
-        who = await self._blocking(
-            self._in_session(identity.resolve_linked, SLACK, message.team, message.user, message.as_payload())
-        )
-        if isinstance(who, LinkRequired):
-            await self._ask_to_link(client, message, who)
-            return
-        await self.start(message, client, bot_user_id, who, text)
+        found = await self._blocking(self._look_up, message)
+        if found is None:
+            parked = await self._blocking(
+                self._in_session(identity.resolve_linked, SLACK, message.team, message.user, message.as_payload())
+            )
+            if isinstance(parked, LinkRequired):
+                await self._ask_to_link(client, message, parked)
+                return
+            found = await self._blocking(self._look_up, message)
+        await self.start(message, client, bot_user_id, text, found)
+
+    def _look_up(self, message: SlackMessage) -> Situation | None:
+        """Everything the store knows about this message, in one read: who, which run, which defaults."""
+        with self.store.reader() as session:
+            account = identity.linked_account(session, SLACK, message.team, message.user)
+            if account is None:
+                return None
+            latest = runs.latest_for_origin(session, account.team_uid, message.origin_key)
+            try:
+                defaults = integrations.run_defaults(session, account.team_uid, SLACK)
+            except OzError as error:
+                return Situation(account, latest, refusal=error)
+            return Situation(account, latest, defaults)
 
     async def start(
-        self, message: SlackMessage, client: AsyncWebClient, bot_user_id: str | None, account: Account, text: str
+        self, message: SlackMessage, client: AsyncWebClient, bot_user_id: str | None, text: str, found: Situation
     ) -> Run | None:
         """Act for a known person: stop, follow up, or start a run in the thread."""
-        principal = identity.principal_of(account)
-        latest = await self._blocking(self._in_session(runs.latest_for_origin, principal.team_uid, message.origin_key))
+        principal = identity.principal_of(found.account)
+        latest = found.latest
         try:
             if STOP.match(text):
                 await self._stop(message, client, principal, latest)
@@ -95,16 +122,20 @@ class SlackFrontDoor:
             if latest is not None and runs.is_active(latest):
                 await self._follow_up(message, client, principal, latest, text)
                 return latest
-            defaults = await self._blocking(self._in_session(integrations.run_defaults, principal.team_uid, SLACK))
+            if found.refusal is not None:
+                raise found.refusal
         except OzError as error:
             await self._refuse(client, message, error)
             return None
+        assert found.defaults is not None
         await self._react(client, message, "eyes")
         posted = await client.chat_postMessage(
             channel=message.channel, thread_ts=message.root, text="On it", blocks=messages.status_placeholder()
         )
         try:
-            run = await self._create(message, client, bot_user_id, principal, text, defaults, latest, posted["ts"])
+            run = await self._create(
+                message, client, bot_user_id, principal, text, found.defaults, latest, posted["ts"]
+            )
         except OzError as error:
             reply, blocks = messages.refusal(error)
             await client.chat_update(channel=message.channel, ts=posted["ts"], text=reply, blocks=blocks)

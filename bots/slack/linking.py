@@ -16,11 +16,10 @@ from aiohttp import web
 from bots.api.context import SETTINGS, in_session, public, reading
 from bots.slack.app import SLACK_BOT
 from bots.slack.handler import LINK_PURPOSE
-from bots.slack.thread import SlackMessage, request_text
+from bots.slack.thread import SlackMessage
 from core import identity
 from core.errors import ErrorCode, OzError
 from core.keys import authenticate
-from core.models import Account
 from core.signing import read_token
 
 log = structlog.get_logger(__name__)
@@ -76,17 +75,14 @@ async def submit(request: web.Request) -> web.Response:
         if not who.is_human:
             raise OzError(ErrorCode.NOT_AUTHORIZED, "an agent key belongs to no person; use your personal API key")
         parked = await in_session(request, identity.complete_request, request_uid, who.uid)
-        account = await reading(
-            request, identity.linked_account, parked.provider, parked.external_team, parked.external_user
-        )
     except OzError as error:
         return _page("Your account was not linked", error.message, error.status)
     log.info("slack.linked", team=parked.external_team, user=parked.external_user, account=who.uid)
-    _resume(request.app, SlackMessage(**parked.payload), account)
+    _resume(request.app, SlackMessage(**parked.payload))
     return _page("Your Slack account is linked", f"You are {who.email}. Your request is starting in Slack now.")
 
 
-def _resume(app: web.Application, message: SlackMessage, account: Account) -> None:
+def _resume(app: web.Application, message: SlackMessage) -> None:
     """Run the parked request in the background, as if it had just been made."""
 
     async def resume() -> None:
@@ -94,7 +90,7 @@ def _resume(app: web.Application, message: SlackMessage, account: Account) -> No
         client = await front.reporter.clients.for_team(message.team, message.enterprise)
         bot_user_id = (await client.auth_test()).get("user_id")
         try:
-            await front.start(message, client, bot_user_id, account, request_text(message.text, bot_user_id))
+            await front.handle_message(message, client, bot_user_id)
         except Exception:
             log.exception("slack.resume_failed", team=message.team, channel=message.channel)
 
