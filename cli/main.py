@@ -118,7 +118,7 @@ def scheduler(ctx: Context) -> None:
 @main.command()
 @pass_ctx
 def reporter(ctx: Context) -> None:
-    """Follow runs and render them back where they came from (Slack threads)."""
+    """Follow runs and render them back where they came from (Slack threads, Linear sessions)."""
     import asyncio
 
     asyncio.run(_report(ctx.settings))
@@ -126,10 +126,13 @@ def reporter(ctx: Context) -> None:
 
 async def _report(settings: Settings) -> None:
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     import aiohttp
     from redis.asyncio import Redis as AsyncRedis
 
+    from bots.linear.app import build_reporter as build_linear_reporter
+    from bots.linear.app import linear_configured
     from bots.slack.app import build_reporter, slack_configured
     from core.models import RunSourceType
     from core.reporting import Follower, SurfaceReporter
@@ -143,8 +146,11 @@ async def _report(settings: Settings) -> None:
     reporters: dict[RunSourceType, SurfaceReporter] = {}
     if slack_configured(settings):
         reporters[RunSourceType.SLACK] = build_reporter(settings, store, redis, Vault.from_settings(settings), http)
+    if linear_configured(settings):
+        executor = ThreadPoolExecutor(4, thread_name_prefix="ozgw-linear")
+        reporters[RunSourceType.LINEAR] = build_linear_reporter(settings, store, redis, executor)
     if not reporters:
-        click.echo("no surface to report to is configured (OZGW_SLACK_*); the reporter idles", err=True)
+        click.echo("no surface to report to is configured (OZGW_SLACK_*, OZGW_LINEAR_*); the reporter idles", err=True)
     follower = Follower(
         store, redis, reporters, interval=settings.report_interval_seconds, sweep_every=settings.report_sweep_seconds
     )

@@ -119,6 +119,15 @@ class Settings(BaseSettings):
     slack_client_secret: SecretStr | None = None
     """Multi-workspace: Slack OAuth install at ``/slack/install``; installations are kept in the store."""
     slack_api_url: str = "https://slack.com/api/"
+    # --- Linear ---------------------------------------------------------------------------
+    linear_webhook_secret: SecretStr | None = None
+    """Verifies deliveries at ``/linear/webhook`` (mounted only when set)."""
+    linear_access_token: SecretStr | None = None
+    """The app's token (client-credentials ``actor=app`` token, or OAuth access token)."""
+    linear_api_url: str = "https://api.linear.app/graphql"
+    linear_app_user_id: str | None = None
+    """The app's user id in the workspace; read from ``viewer`` when unset."""
+
     gateway_id: str | None = None
     """Names this gateway's containers (label ``oz.gateway``) so sweeps never touch another
     gateway's on a shared Docker engine; derived from the store's URL when unset."""

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from bots.api import environments, events, identities, runs, secrets
 from bots.github import authorize, webhook
+from bots.linear import webhook as linear_webhook
 from bots.slack import app as slack
 from bots.slack import linking as slack_linking
 from core.models.wire import (
@@ -136,4 +137,9 @@ SLACK_ROUTES: tuple[Route, ...] = (
     Route("GET", "/slack/oauth_redirect", slack.oauth_redirect, "Slack OAuth redirect"),
     Route("GET", "/link/slack", slack_linking.show, "Link a Slack user to an account (signed link)"),
     Route("POST", "/link/slack", slack_linking.submit, "Link a Slack user to an account"),
+)
+
+LINEAR_ROUTES: tuple[Route, ...] = (
+    # Mounted when Linear is configured (OZGW_LINEAR_*).
+    Route("POST", "/linear/webhook", linear_webhook.receive, "Linear webhook (signed by Linear)"),
 )

@@ -1,0 +1,47 @@
+"""Wiring the Linear front door into the gateway's aiohttp app and the reporter process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from bots.linear.client import LinearClient
+from bots.linear.handler import LINEAR_FRONT, LinearFrontDoor
+from bots.linear.reporter import LinearReporter
+from core.queue import RunQueue
+from core.settings import Settings
+from core.store import Store
+
+
+def linear_configured(settings: Settings) -> bool:
+    return settings.linear_webhook_secret is not None or settings.linear_access_token is not None
+
+
+def client_of(settings: Settings) -> LinearClient:
+    token = settings.linear_access_token.get_secret_value() if settings.linear_access_token else ""
+    return LinearClient(settings.linear_api_url, token)
+
+
+def build_reporter(settings: Settings, store: Store, redis: Redis, executor: Executor) -> LinearReporter:
+    return LinearReporter(client_of(settings), store, redis, settings, executor)
+
+
+def linear_lifecycle(
+    open_front: Callable[[web.Application], tuple[Settings, Store, RunQueue | None, Redis, Executor]],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A ``cleanup_ctx`` entry: the front door with the app's resources; work in flight finishes first."""
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        settings, store, queue, redis, executor = open_front(app)
+        reporter = build_reporter(settings, store, redis, executor)
+        app[LINEAR_FRONT] = LinearFrontDoor(settings, store, queue, executor, reporter.client, reporter)
+        yield
+        import asyncio
+
+        await asyncio.gather(*app[LINEAR_FRONT].tasks, return_exceptions=True)
+        await reporter.client.close()
+
+    return lifecycle

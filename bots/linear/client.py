@@ -1,0 +1,73 @@
+"""Linear's GraphQL API through ``gql`` (aiohttp transport).
+
+Linear reports most failures inside an HTTP 200 (or 400) body as GraphQL ``errors``: a
+``RATELIMITED`` one is waited out and retried; a user error (``extensions.userError``) is
+the request's fault and never retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from gql import Client, GraphQLRequest
+from gql.transport.aiohttp import AIOHTTPTransport
+from gql.transport.exceptions import TransportQueryError
+
+log = structlog.get_logger(__name__)
+RATE_LIMIT_RETRIES = 3
+RATE_LIMIT_WAIT = 1.0
+
+
+class LinearError(Exception):
+    """Linear refused a request; ``user_error`` when it was ours to fix (never retried)."""
+
+    def __init__(self, message: str, code: str | None, user_error: bool) -> None:
+        super().__init__(message)
+        self.code = code
+        self.user_error = user_error
+
+
+def _first_error(exc: TransportQueryError) -> dict:
+    return (exc.errors or [{}])[0] or {}
+
+
+class LinearClient:
+    def __init__(self, url: str, token: str) -> None:
+        # OAuth and client-credentials tokens go as Bearer; personal API keys (lin_api_…) bare.
+        authorization = token if token.startswith("lin_api_") else f"Bearer {token}"
+        self._client = Client(
+            transport=AIOHTTPTransport(url=url, headers={"Authorization": authorization}, ssl_close_timeout=0),
+            fetch_schema_from_transport=False,
+        )
+        self._session: Any = None
+        self._lock = asyncio.Lock()
+
+    async def _connected(self) -> Any:
+        async with self._lock:
+            if self._session is None:
+                self._session = await self._client.connect_async()
+            return self._session
+
+    async def execute(self, request: GraphQLRequest, **variables: Any) -> dict:
+        session = await self._connected()
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            try:
+                return await session.execute(GraphQLRequest(request, variable_values=variables or None))
+            except TransportQueryError as exc:
+                error = _first_error(exc)
+                extensions = error.get("extensions") or {}
+                code = extensions.get("code")
+                if code == "RATELIMITED" and attempt < RATE_LIMIT_RETRIES:
+                    log.info("linear.rate_limited", attempt=attempt + 1)
+                    await asyncio.sleep(RATE_LIMIT_WAIT * (attempt + 1))
+                    continue
+                message = extensions.get("userPresentableMessage") or error.get("message") or str(exc)
+                raise LinearError(message, code, bool(extensions.get("userError"))) from None
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._client.close_async()
+            self._session = None

@@ -1,0 +1,353 @@
+"""What a Linear delivery does, after it has been answered.
+
+Agents API events (``AgentSessionEvent``) come first: ``created`` posts the first
+``thought`` at once — from the web process, never behind the run queue — then maps the
+person by email, builds the prompt from the issue and starts the run; ``prompted`` steers
+it (a follow-up, a ``stop`` signal, or a new run carrying the conversation).  The classic
+path — an ``Issue`` update that made the app its delegate or assignee, a ``Comment`` that
+mentions it — starts a run that reports back in comments.  The app's own activities and
+comments are never acted on: a bot that triggers itself loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import structlog
+from aiohttp import web
+
+from bots.linear import queries
+from bots.linear.client import LinearClient, LinearError
+from bots.linear.reporter import LinearReporter, strip_mentions
+from core import identity, integrations, runs
+from core.errors import ErrorCode, OzError
+from core.models import Account, IntegrationProvider, Origin, Run, RunSourceType
+from core.models.wire import AmbientAgentConfig, FollowupRequest, RunAgentRequest
+from core.prompts import Conversation, Message, build_prompt
+from core.queue import RunQueue
+from core.settings import Settings
+from core.store import Store
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+LINEAR = IntegrationProvider.LINEAR
+WORK_IN_FLIGHT = 8
+NO_ACCOUNT = (
+    "Unable to locate your account: no gateway account has the email {email}. Ask an admin to create it "
+    "(`oz-gateway account create --email {email}`) or change your Linear email to your account's, then try again."
+)
+TITLE_LIMIT = 80
+PRIORITIES = {0: "No priority", 1: "Urgent", 2: "High", 3: "Medium", 4: "Low"}
+
+
+@dataclass
+class Trigger:
+    """A classified delivery: the person, the issue, what they asked, and where to answer."""
+
+    actor_id: str | None
+    actor_email: str | None
+    issue_id: str
+    request: str
+    session_id: str | None = None
+    delegated: bool = False
+    comment_id: str | None = None
+    guidance: list[str] = field(default_factory=list)
+    prompt_context: str | None = None
+    previous_comments: list[dict] = field(default_factory=list)
+
+    @property
+    def origin_key(self) -> str:
+        return f"linear:session:{self.session_id}" if self.session_id else f"linear:issue:{self.issue_id}"
+
+
+@dataclass
+class LinearFrontDoor:
+    settings: Settings
+    store: Store
+    queue: RunQueue | None
+    executor: Executor
+    client: LinearClient
+    reporter: LinearReporter
+    tasks: set[asyncio.Task] = field(default_factory=set)
+    _app_user: str | None = None
+    _busy: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WORK_IN_FLIGHT))
+
+    def spawn(self, body: dict) -> None:
+        task = asyncio.get_running_loop().create_task(self._guarded(body))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _guarded(self, body: dict) -> None:
+        async with self._busy:
+            try:
+                await self.handle(body)
+            except Exception:
+                log.exception("linear.delivery_failed", type=body.get("type"), action=body.get("action"))
+
+    async def _blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: fn(*args, **kwargs))
+
+    async def app_user_id(self, body: dict) -> str | None:
+        if body.get("appUserId"):
+            return body["appUserId"]
+        if self._app_user is None:
+            self._app_user = (
+                self.settings.linear_app_user_id or (await self.client.execute(queries.VIEWER))["viewer"]["id"]
+            )
+        return self._app_user
+
+    # --- classification (one handler per event, an explicit list of ignored ones) ------------
+
+    async def handle(self, body: dict) -> None:
+        handler = EVENT_HANDLERS.get((body.get("type"), body.get("action")))
+        if handler is None:
+            log.debug("linear.ignored", type=body.get("type"), action=body.get("action"))
+            return
+        await handler(self, body)
+
+    async def _session_created(self, body: dict) -> None:
+        session = body["agentSession"]
+        await self.reporter.activity(session["id"], {"type": "thought", "body": "On it — reading the issue."})
+        comment = session.get("comment") or {}
+        creator = session.get("creator") or {}
+        trigger = Trigger(
+            actor_id=session.get("creatorId"),
+            actor_email=creator.get("email"),
+            issue_id=session["issueId"],
+            request=_request_text(comment.get("body")) or f"Work on this issue: {session['issue']['title']}",
+            session_id=session["id"],
+            delegated=not session.get("commentId"),
+            comment_id=session.get("commentId"),
+            guidance=[g.get("body", "") for g in body.get("guidance") or [] if g.get("body")],
+            prompt_context=body.get("promptContext"),
+            previous_comments=list(body.get("previousComments") or []),
+        )
+        await self._start_or_steer(trigger, body)
+
+    async def _session_prompted(self, body: dict) -> None:
+        session, activity = body["agentSession"], body.get("agentActivity") or {}
+        if activity.get("userId") and activity["userId"] == await self.app_user_id(body):
+            return
+        content = activity.get("content") or {}
+        trigger = Trigger(
+            actor_id=activity.get("userId"),
+            actor_email=None,
+            issue_id=session["issueId"],
+            request=_request_text(content.get("body")),
+            session_id=session["id"],
+            guidance=[g.get("body", "") for g in body.get("guidance") or [] if g.get("body")],
+        )
+        account = await self._account(trigger)
+        if account is None:
+            return
+        latest = await self._latest(account, trigger)
+        if activity.get("signal") == "stop":
+            if latest is not None and runs.is_active(latest):
+                await self._blocking(runs.cancel, self.store, self.queue, identity.principal_of(account), latest.run_id)
+                await self.reporter.render(latest.run_id)
+            else:
+                await self.reporter.activity(session["id"], {"type": "response", "body": "Nothing is running."})
+            return
+        if latest is not None and runs.is_active(latest):
+            followup = FollowupRequest(message=trigger.request)
+            await self._blocking(
+                runs.followup, self.store, self.queue, identity.principal_of(account), latest.run_id, followup
+            )
+            await self.reporter.activity(
+                session["id"], {"type": "thought", "body": "Got it — adding that to the work."}
+            )
+            return
+        await self._start(trigger, account, latest)
+
+    async def _issue_updated(self, body: dict) -> None:
+        data, before = body.get("data") or {}, body.get("updatedFrom") or {}
+        app = await self.app_user_id(body)
+        became = [f for f in ("delegateId", "assigneeId") if f in before and before[f] != app and data.get(f) == app]
+        actor = body.get("actor") or {}
+        if not became or actor.get("id") == app or actor.get("type") not in (None, "user"):
+            return
+        trigger = Trigger(
+            actor_id=actor.get("id"),
+            actor_email=actor.get("email"),
+            issue_id=data["id"],
+            request=f"Work on this issue: {data.get('title', '')}",
+            delegated=True,
+        )
+        await self._start_or_steer(trigger, body)
+
+    async def _comment_created(self, body: dict) -> None:
+        data, actor = body.get("data") or {}, body.get("actor") or {}
+        app = await self.app_user_id(body)
+        if data.get("userId") == app or data.get("botActor") or actor.get("type") not in (None, "user"):
+            return
+        if not re.search(r"(^|\s)@oz\b", data.get("body") or "", re.IGNORECASE):
+            return
+        trigger = Trigger(
+            actor_id=actor.get("id") or data.get("userId"),
+            actor_email=actor.get("email"),
+            issue_id=data["issueId"],
+            request=_request_text(data.get("body")),
+            comment_id=data.get("id"),
+        )
+        await self._start_or_steer(trigger, body)
+
+    # --- the common path -------------------------------------------------------------------
+
+    async def _start_or_steer(self, trigger: Trigger, body: dict) -> None:
+        account = await self._account(trigger)
+        if account is None:
+            return
+        latest = await self._latest(account, trigger)
+        if latest is not None and runs.is_active(latest):
+            followup = FollowupRequest(message=trigger.request)
+            await self._blocking(
+                runs.followup, self.store, self.queue, identity.principal_of(account), latest.run_id, followup
+            )
+            return
+        await self._start(trigger, account, latest)
+
+    async def _account(self, trigger: Trigger) -> Account | None:
+        email = trigger.actor_email
+        if not email and trigger.actor_id:
+            try:
+                email = (await self.client.execute(queries.USER, id=trigger.actor_id))["user"].get("email")
+            except LinearError:
+                email = None
+        account = await self._blocking(self._in_reader, identity.account_for_email, email)
+        if account is None:
+            log.info("linear.unknown_person", issue=trigger.issue_id)
+            await self._refuse(
+                trigger,
+                OzError(ErrorCode.EXTERNAL_AUTHENTICATION_REQUIRED, provider="linear"),
+                NO_ACCOUNT.format(email=email or "(hidden)"),
+            )
+        return account
+
+    def _in_reader(self, fn: Callable[..., T], *args: Any) -> T:
+        with self.store.reader() as session:
+            return fn(session, *args)
+
+    async def _latest(self, account: Account, trigger: Trigger) -> Run | None:
+        return await self._blocking(self._in_reader, runs.latest_for_origin, account.team_uid, trigger.origin_key)
+
+    async def _start(self, trigger: Trigger, account: Account, previous: Run | None) -> Run | None:
+        try:
+            defaults = await self._blocking(self._in_reader, integrations.run_defaults, account.team_uid, LINEAR)
+        except OzError as error:
+            await self._refuse(trigger, error, None)
+            return None
+        if trigger.session_id is None:
+            await self.reporter.comment(trigger.issue_id, "On it — Oz is starting on this issue.")
+        issue = (await self.client.execute(queries.ISSUE, id=trigger.issue_id))["issue"]
+        app = self.settings.linear_app_user_id or self._app_user
+        prompt = build_prompt(
+            trigger.request,
+            _conversation(issue, trigger, app),
+            instructions="\n\n".join(x for x in [defaults.instructions, *trigger.guidance] if x) or None,
+            requester=(await self._name_of(account)),
+        )
+        principal = identity.principal_of(account)
+        ref = {"issue": trigger.issue_id, "team": issue["team"]["id"], "delegated": "1" if trigger.delegated else ""}
+        if trigger.session_id:
+            ref["session"] = trigger.session_id
+        request = RunAgentRequest(
+            prompt=prompt,
+            title=_title(issue),
+            conversation_id=previous.conversation_id if previous else None,
+            metadata={"ticket_id": issue["identifier"], "ticket_source": "LINEAR"},
+            config=AmbientAgentConfig(
+                environment_id=defaults.environment_id,
+                model_id=defaults.model_id,
+                mcp_servers=defaults.mcp_servers or None,
+            ),
+        )
+        origin = Origin(source=RunSourceType.LINEAR, trigger_url=issue["url"], ref=ref, key=trigger.origin_key)
+        key = f"{trigger.origin_key}:{trigger.comment_id or ''}:{previous.run_id if previous else 'first'}"
+        try:
+            created = await self._blocking(
+                runs.create,
+                self.store,
+                self.queue,
+                principal,
+                request,
+                source=RunSourceType.LINEAR,
+                origin=origin,
+                idempotency_key=key,
+            )
+        except OzError as error:
+            await self._refuse(trigger, error, None)
+            return None
+        run = created.run
+        log.info("linear.run_started", run_id=run.run_id, issue=issue["identifier"])
+        await self.reporter.started(run, issue, move_to_started=trigger.delegated)
+        return run
+
+    async def _name_of(self, account: Account) -> str:
+        return account.display_name or account.email
+
+    async def _refuse(self, trigger: Trigger, error: OzError, text: str | None) -> None:
+        body = text or f"{error.message}\n\n`{error.code.value}`"
+        if trigger.session_id:
+            await self.reporter.activity(trigger.session_id, {"type": "error", "body": strip_mentions(body)})
+        else:
+            await self.reporter.comment(trigger.issue_id, body)
+
+
+EVENT_HANDLERS: dict[tuple[str | None, str | None], Callable[[LinearFrontDoor, dict], Awaitable[None]]] = {
+    ("AgentSessionEvent", "created"): LinearFrontDoor._session_created,
+    ("AgentSessionEvent", "prompted"): LinearFrontDoor._session_prompted,
+    ("Issue", "update"): LinearFrontDoor._issue_updated,
+    ("Comment", "create"): LinearFrontDoor._comment_created,
+}
+IGNORED_EVENTS = {("Issue", "create"), ("Issue", "remove"), ("Comment", "update"), ("Comment", "remove")}
+"""Known and deliberately not acted on (answered 200 like any delivery)."""
+
+LINEAR_FRONT = web.AppKey("linear_front", LinearFrontDoor)
+
+
+def _request_text(body: str | None) -> str:
+    return " ".join(re.sub(r"(^|\s)@oz\b[:,]?", " ", body or "", flags=re.IGNORECASE).split())
+
+
+def _title(issue: dict) -> str:
+    title = f"{issue['identifier']}: {issue['title']}"
+    return title if len(title) <= TITLE_LIMIT else title[: TITLE_LIMIT - 1] + "…"
+
+
+def _conversation(issue: dict, trigger: Trigger, app_user: str | None) -> Conversation:
+    comments = []
+    for c in (issue.get("comments") or {}).get("nodes") or []:
+        user = c.get("user") or {}
+        if c.get("botActor") or (app_user and user.get("id") == app_user) or c.get("id") == trigger.comment_id:
+            continue
+        comments.append(Message(user.get("name") or "someone", c.get("body") or ""))
+    if not comments and trigger.previous_comments:
+        comments = [
+            Message("a teammate", c.get("body") or "")
+            for c in trigger.previous_comments
+            if c.get("id") != trigger.comment_id
+        ]
+    labels = ", ".join(n["name"] for n in (issue.get("labels") or {}).get("nodes") or [])
+    facts = [
+        ("Issue", issue["identifier"]),
+        ("Team", (issue.get("team") or {}).get("name", "")),
+        ("Project", (issue.get("project") or {}).get("name", "")),
+        ("Labels", labels),
+        ("Priority", issue.get("priorityLabel") or PRIORITIES.get(issue.get("priority") or 0, "")),
+        ("State", (issue.get("state") or {}).get("name", "")),
+        ("Context from Linear", trigger.prompt_context or ""),
+    ]
+    opening = Message("Issue description", issue["description"]) if issue.get("description") else None
+    return Conversation(
+        kind="Linear issue",
+        title=issue["title"],
+        url=issue["url"],
+        opening=opening,
+        messages=comments,
+        facts=facts,
+    )

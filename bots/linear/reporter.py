@@ -1,0 +1,170 @@
+"""Renders a run into the Linear issue it came from.
+
+In an agent session the run's steps become activities — a ``thought`` for what the agent
+says, an ``action`` for a command, file or tool (its parameter named) — throttled to a few
+per render and never empty, so the session stays readable and the app's request budget
+lasts.  The end is one ``response`` (summary and pull request, which is also attached to
+the issue and added to the session's links) or one ``error`` saying what to fix, guarded in
+Redis so it is posted once per execution.  Classic runs (no session) report in comments.
+Text the agent wrote has its @-mentions defused: the agent must not page people.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any, TypeVar
+
+import structlog
+from redis.asyncio import Redis
+
+from bots.linear import queries
+from bots.linear.client import LinearClient, LinearError
+from core import events
+from core.events import EventKind, RunEvent
+from core.models import Run, RunItem, RunState
+from core.models.wire import TERMINAL_STATES
+from core.reporting import load_for_report
+from core.settings import Settings
+from core.store import Store
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+S = RunState
+PER_RENDER = 3
+"""At most this many step activities per render; the rest of a burst is skipped, not queued."""
+GUARD_TTL = 7 * 24 * 3600
+MENTION = re.compile(r"(?<![\w.+-])@([A-Za-z0-9_][A-Za-z0-9_.-]*)")
+"""An @-mention (not the @ of an email address)."""
+VERDICTS = {S.FAILED: "failed", S.ERROR: "stopped on an error", S.CANCELLED: "was stopped"}
+
+
+def strip_mentions(text: str) -> str:
+    return MENTION.sub(r"\1", text)
+
+
+def run_link(settings: Settings, run: RunItem) -> str:
+    return run.session_link or f"{settings.effective_public_url}/api/v1/agent/runs/{run.run_id}"
+
+
+def step_activity(event: RunEvent) -> dict | None:
+    """One transcript event as an activity's content, or ``None`` for what is not worth showing."""
+    match event.kind:
+        case EventKind.COMMAND if event.command:
+            return {"type": "action", "action": "Running", "parameter": event.command[:200]}
+        case EventKind.FILE_EDIT if event.path:
+            return {"type": "action", "action": "Editing", "parameter": event.path}
+        case EventKind.TOOL_CALL if event.tool:
+            return {"type": "action", "action": "Using", "parameter": event.tool}
+        case EventKind.MESSAGE | EventKind.THOUGHT if (event.text or "").strip():
+            return {"type": "thought", "body": strip_mentions(event.text.strip()[:2000])}
+    return None
+
+
+def pull_requests(run: RunItem) -> list[str]:
+    return [a.data.url for a in run.artifacts or [] if a.artifact_type == "PULL_REQUEST"]
+
+
+class LinearReporter:
+    def __init__(
+        self, client: LinearClient, store: Store, redis: Redis, settings: Settings, executor: Executor
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.redis = redis
+        self.settings = settings
+        self.executor = executor
+
+    async def _blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    # --- one-off writes ---------------------------------------------------------------------
+
+    async def activity(self, session_id: str, content: dict) -> None:
+        await self.client.execute(queries.ACTIVITY_CREATE, input={"agentSessionId": session_id, "content": content})
+
+    async def comment(self, issue_id: str, body: str) -> None:
+        await self.client.execute(queries.COMMENT_CREATE, input={"issueId": issue_id, "body": body})
+
+    async def started(self, run: Run, issue: dict, *, move_to_started: bool) -> None:
+        """The run exists: link it from the session, and move a delegated issue to "started"."""
+        ref = run.origin.ref if run.origin else {}
+        link = f"{self.settings.effective_public_url}/api/v1/agent/runs/{run.run_id}"
+        if ref.get("session"):
+            await self.client.execute(
+                queries.SESSION_UPDATE, id=ref["session"], input={"externalUrls": [{"label": "Oz run", "url": link}]}
+            )
+        if move_to_started and (issue.get("state") or {}).get("type") in ("backlog", "unstarted", "triage"):
+            states = (await self.client.execute(queries.STARTED_STATES, teamId=issue["team"]["id"]))["workflowStates"]
+            first = min(states["nodes"], key=lambda s: s.get("position", 0), default=None)
+            if first is not None:
+                await self.client.execute(queries.ISSUE_MOVE, id=issue["id"], stateId=first["id"])
+
+    async def render(self, run_id: str) -> None:
+        await self.report(*await self._blocking(load_for_report, self.store, run_id))
+
+    # --- rendering (the reporter process's SurfaceReporter) ------------------------------------
+
+    async def report(self, run: Run, item: RunItem) -> None:
+        ref = run.origin.ref if run.origin else {}
+        if ref.get("session"):
+            await self._steps(run, ref["session"])
+        if item.state in TERMINAL_STATES:
+            await self._finish(run, item, ref)
+
+    async def _steps(self, run: Run, session_id: str) -> None:
+        mark = f"{self.settings.redis_prefix}linear:seq:{run.run_id}"
+        seen = int(await self.redis.get(mark) or 0)
+        new = await self._blocking(self._transcript, run.run_id, seen)
+        if not new:
+            return
+        await self.redis.set(mark, new[-1].seq or seen, ex=GUARD_TTL)
+        contents = [c for c in (step_activity(e) for e in new) if c is not None]
+        for content in contents[-PER_RENDER:]:
+            await self.activity(session_id, content)
+
+    def _transcript(self, run_id: str, after: int) -> list[RunEvent]:
+        with self.store.reader() as session:
+            return events.transcript(session, run_id, after=after)
+
+    async def _finish(self, run: Run, item: RunItem, ref: dict[str, str]) -> None:
+        guard = f"{self.settings.redis_prefix}linear:final:{run.run_id}:{run.attempt}"
+        if not await self.redis.set(guard, "1", nx=True, ex=GUARD_TTL):
+            return
+        try:
+            prs = pull_requests(item)
+            for url in prs:
+                await self._attach(ref["issue"], url, item.title)
+            if prs and ref.get("session"):
+                urls = [{"label": "Pull request", "url": url} for url in prs]
+                await self.client.execute(queries.SESSION_UPDATE, id=ref["session"], input={"addedExternalUrls": urls})
+            kind, body = self._closing(item, prs)
+            if ref.get("session"):
+                await self.activity(ref["session"], {"type": kind, "body": body})
+            else:
+                await self.comment(ref["issue"], body)
+        except Exception:
+            await self.redis.delete(guard)  # the next render tries again
+            raise
+
+    def _closing(self, item: RunItem, prs: list[str]) -> tuple[str, str]:
+        message = strip_mentions(item.status_message.message if item.status_message else "")
+        if item.state == S.SUCCEEDED:
+            body = message or "Done."
+            if prs:
+                body += "\n\nPull request: " + ", ".join(prs)
+            return "response", body
+        code = item.status_message.error_code if item.status_message else None
+        body = f"Oz {VERDICTS.get(item.state, 'finished')}: {message}".strip()
+        if code:
+            body += f"\n\n`{code}` — see {run_link(self.settings, item)}"
+        return ("response" if item.state == S.CANCELLED else "error"), body
+
+    async def _attach(self, issue_id: str, url: str, title: str) -> None:
+        try:
+            await self.client.execute(queries.ATTACH_GITHUB_PR, issueId=issue_id, url=url, title=title)
+        except LinearError as error:
+            log.info("linear.github_attach_refused", reason=str(error))
+            await self.client.execute(queries.ATTACH_URL, issueId=issue_id, url=url, title=title)

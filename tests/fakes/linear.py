@@ -1,0 +1,140 @@
+"""A small Linear GraphQL API on 127.0.0.1, for the real ``gql`` client.
+
+Every document it receives is validated against Linear's pinned schema first (an invalid one
+gets GraphQL errors, as Linear would answer), then answered by its root field from the recorded
+responses in ``tests/linear/fixtures/graphql``.  It records each operation with its variables
+and the caller's Authorization header: activities posted, sessions updated, comments, PR
+attachments and state moves are what tests assert.  ``rate_limit(field, n)`` answers the next
+``n`` calls of that field with ``RATELIMITED``; ``refuse(field)`` with a user error.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from graphql import FieldNode, GraphQLSchema, OperationDefinitionNode, build_schema, parse, validate
+
+from tests.live_server import LiveServer
+
+FIXTURES = Path(__file__).resolve().parent.parent / "linear" / "fixtures"
+APP_USER = "48a91e15-a5e1-4c91-b105-30ee7bb22878"
+ADA_ID = "2f9e8d7c-6b5a-4c3d-9e2f-1a0b9c8d7e6f"
+
+
+@cache
+def schema() -> GraphQLSchema:
+    return build_schema((FIXTURES / "linear-schema.graphql").read_text())
+
+
+def graphql_fixture(name: str) -> dict:
+    return json.loads((FIXTURES / "graphql" / f"{name}.json").read_text())
+
+
+@dataclass
+class Operation:
+    field: str
+    variables: dict[str, Any]
+    authorization: str | None
+
+
+class FakeLinear:
+    def __init__(self) -> None:
+        self.operations: list[Operation] = []
+        self.users: dict[str, dict] = {ADA_ID: graphql_fixture("user")["data"]["user"]}
+        self.issue = graphql_fixture("issue")["data"]["issue"]
+        self.started_states = [
+            {"id": "state-review", "name": "In Review", "position": 3.0},
+            {"id": "state-progress", "name": "In Progress", "position": 2.0},
+        ]
+        self._limits: dict[str, int] = {}
+        self._refused: set[str] = set()
+        self._lock = threading.Lock()
+        self.server = LiveServer(self._app())
+
+    def start(self) -> FakeLinear:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    @property
+    def url(self) -> str:
+        return f"{self.server.url}/graphql"
+
+    def rate_limit(self, field: str, times: int = 1) -> None:
+        self._limits[field] = times
+
+    def refuse(self, field: str) -> None:
+        self._refused.add(field)
+
+    def calls(self, field: str) -> list[Operation]:
+        with self._lock:
+            return [o for o in self.operations if o.field == field]
+
+    def activities(self, session_id: str | None = None) -> list[dict]:
+        return [
+            o.variables["input"]["content"]
+            for o in self.calls("agentActivityCreate")
+            if session_id is None or o.variables["input"]["agentSessionId"] == session_id
+        ]
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/graphql", self._graphql)
+        return app
+
+    async def _graphql(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        document = parse(body["query"])
+        errors = validate(schema(), document)
+        if errors:
+            return web.json_response({"errors": [{"message": e.message} for e in errors], "data": None}, status=400)
+        operation = next(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
+        variables = body.get("variables") or {}
+        data: dict[str, Any] = {}
+        for selection in operation.selection_set.selections:
+            assert isinstance(selection, FieldNode)
+            name = selection.name.value
+            with self._lock:
+                self.operations.append(Operation(name, variables, request.headers.get("Authorization")))
+                limited = self._limits.get(name, 0)
+                if limited:
+                    self._limits[name] = limited - 1
+            if limited:
+                return web.json_response(graphql_fixture("error.ratelimited"), status=400)
+            if name in self._refused:
+                return web.json_response(graphql_fixture("error.not_found"))
+            data.update(self._answer(name, variables))
+        return web.json_response({"data": data})
+
+    def _answer(self, name: str, variables: dict) -> dict:
+        match name:
+            case "viewer":
+                return {"viewer": graphql_fixture("viewer")["data"]["viewer"]}
+            case "user":
+                return {"user": self.users.get(variables["id"])}
+            case "issue":
+                return {"issue": copy.deepcopy(self.issue)}
+            case "agentActivityCreate":
+                return graphql_fixture("agentActivityCreate")["data"]
+            case "agentSessionUpdate":
+                return graphql_fixture("agentSessionUpdate")["data"]
+            case "workflowStates":
+                return {"workflowStates": {"nodes": self.started_states}}
+            case "issueUpdate":
+                return {"issueUpdate": {"success": True}}
+            case "attachmentLinkGitHubPR":
+                return {"attachmentLinkGitHubPR": {"success": True}}
+            case "attachmentLinkURL":
+                return graphql_fixture("attachmentLinkURL")["data"]
+            case "commentCreate":
+                return graphql_fixture("commentCreate")["data"]
+        raise AssertionError(f"the fake Linear does not answer {name}")

@@ -1,0 +1,132 @@
+"""Agent sessions: delegation or a mention starts a run (first thought at once), redelivery
+makes one run, an unknown email gets an error activity, prompts steer the run."""
+
+from __future__ import annotations
+
+import time
+
+from core import integrations, runs
+from core.models import IntegrationProvider, RunSourceType, RunState
+from core.queue import RunQueue
+from core.store import Store
+from core.store.tables import RunFollowupRow
+from tests.fakes.linear import APP_USER, FakeLinear
+from tests.linear.conftest import DELEGATED_SESSION, SESSION, LinearDelivery, payload
+from tests.slack.conftest import all_runs, run_count, wait_for
+
+
+def test_delegation_starts_a_run_with_the_issue_as_prompt(
+    deliver: LinearDelivery, fake_linear: FakeLinear, store: Store, queue: RunQueue, ada, linear_integration
+) -> None:
+    started = time.monotonic()
+    assert deliver.post(payload("agent_session_event.created.delegated")).status_code == 200
+    first = wait_for(lambda: fake_linear.activities(DELEGATED_SESSION), what="the first activity")
+    assert time.monotonic() - started < 10
+    assert first[0]["type"] == "thought" and first[0]["body"]
+
+    run = wait_for(lambda: all_runs(store), what="the run")[0]
+    assert run.source == RunSourceType.LINEAR and run.creator_uid == ada.uid
+    assert run.metadata == {"ticket_id": "ENG-123", "ticket_source": "LINEAR"}
+    assert run.origin.trigger_url == "https://linear.app/acme/issue/ENG-123/login-form-accepts-empty-passwords"
+    assert queue.queue.job_ids == [run.run_id]
+    prompt = run.prompt
+    assert prompt.startswith("Keep changes small.\n\nAlways open draft PRs against main.")  # integration, guidance
+    assert "Title: Login form accepts empty passwords" in prompt
+    assert "Issue description wrote:\n> Submitting the login form with an empty password" in prompt
+    assert "Grace Hopper wrote:\n> Reproduced on staging." in prompt
+    assert "Labels: Bug" in prompt and "Priority: High" in prompt and "Team: Engineering" in prompt
+    assert '<issue identifier="ENG-123">' in prompt  # Linear's promptContext
+
+    update = wait_for(lambda: fake_linear.calls("agentSessionUpdate"), what="the session's run link")[0]
+    assert update.variables == {
+        "id": DELEGATED_SESSION,
+        "input": {"externalUrls": [{"label": "Oz run", "url": f"http://gateway.test/api/v1/agent/runs/{run.run_id}"}]},
+    }
+    move = wait_for(lambda: fake_linear.calls("issueUpdate"), what="the issue moved to started")[0]
+    assert move.variables == {"id": "b7e4c1d2-3a5f-4e6d-8c9b-0a1f2e3d4c5b", "stateId": "state-progress"}
+    assert all(o.authorization == f"Bearer {deliver_token(fake_linear)}" for o in fake_linear.operations)
+
+
+def deliver_token(fake_linear: FakeLinear) -> str:
+    return fake_linear.operations[0].authorization.removeprefix("Bearer ")
+
+
+def test_mention_session_uses_the_comment_and_does_not_move_the_issue(
+    deliver: LinearDelivery, fake_linear: FakeLinear, store: Store, ada, linear_integration
+) -> None:
+    deliver.post(payload("agent_session_event.created"))
+    run = wait_for(lambda: all_runs(store), what="the run")[0]
+    assert "Request from Ada Lovelace:\nplease fix this and add a test" in run.prompt
+    assert "@oz please fix" not in run.prompt.split("Conversation so far")[-1]  # the request is not repeated
+    wait_for(lambda: fake_linear.calls("agentSessionUpdate"), what="the run link")
+    assert fake_linear.calls("issueUpdate") == []
+
+
+def test_redelivery_makes_one_run(
+    deliver: LinearDelivery, fake_linear: FakeLinear, store: Store, queue: RunQueue, ada, linear_integration
+) -> None:
+    body = payload("agent_session_event.created")
+    for _ in range(3):
+        assert deliver.post(body).status_code == 200  # new delivery ids: Linear's retries
+    wait_for(lambda: all_runs(store), what="the run")
+    time.sleep(0.7)
+    assert run_count(store) == 1
+    assert queue.queue.count == 1
+    assert len(fake_linear.activities(SESSION)) == 1
+
+
+def test_unknown_email_gets_an_error_activity_and_no_run(
+    deliver: LinearDelivery, fake_linear: FakeLinear, store: Store, queue: RunQueue, linear_integration
+) -> None:
+    body = payload("agent_session_event.created")
+    body["agentSession"]["creator"]["email"] = "stranger@elsewhere.dev"
+    deliver.post(body)
+    errors = wait_for(lambda: [a for a in fake_linear.activities(SESSION) if a["type"] == "error"], what="the error")
+    assert "Unable to locate your account" in errors[0]["body"]
+    assert "stranger@elsewhere.dev" in errors[0]["body"]
+    time.sleep(0.3)
+    assert run_count(store) == 0 and queue.queue.count == 0
+
+
+def test_disabled_integration_gets_an_error_activity(
+    deliver: LinearDelivery, fake_linear: FakeLinear, store: Store, ada, linear_integration
+) -> None:
+    with store.session() as session:
+        integrations.update_integration(session, ada, IntegrationProvider.LINEAR, enabled=False)
+    deliver.post(payload("agent_session_event.created"))
+    errors = wait_for(lambda: [a for a in fake_linear.activities(SESSION) if a["type"] == "error"], what="the error")
+    assert "integration_disabled" in errors[0]["body"]
+    assert run_count(store) == 0
+
+
+def test_prompt_follows_up_and_stop_cancels(
+    deliver: LinearDelivery, fake_linear: FakeLinear, store: Store, queue: RunQueue, ada, linear_integration
+) -> None:
+    deliver.post(payload("agent_session_event.created"))
+    run = wait_for(lambda: all_runs(store), what="the run")[0]
+    deliver.post(payload("agent_session_event.prompted"))
+    wait_for(lambda: len(fake_linear.activities(SESSION)) >= 2, what="the follow-up acknowledgement")
+    with store.reader() as session:
+        followups = [r.message for r in session.query(RunFollowupRow).filter_by(run_id=run.run_id)]
+    assert followups == ["Also handle whitespace-only passwords"]
+    assert run_count(store) == 1
+
+    deliver.post(payload("agent_session_event.prompted.stop"))
+
+    def cancelled() -> bool:
+        with store.reader() as session:
+            return runs.load_run(session, run.run_id).state == RunState.CANCELLED
+
+    wait_for(cancelled, what="the cancel")
+    closing = wait_for(lambda: [a for a in fake_linear.activities(SESSION) if a["type"] == "response"])
+    assert "was stopped" in closing[0]["body"]
+
+
+def test_the_apps_own_prompt_is_ignored(
+    deliver: LinearDelivery, fake_linear: FakeLinear, store: Store, ada, linear_integration
+) -> None:
+    body = payload("agent_session_event.prompted")
+    body["agentActivity"]["userId"] = APP_USER
+    assert deliver.post(body).status_code == 200
+    time.sleep(0.5)
+    assert fake_linear.operations == [] and run_count(store) == 0

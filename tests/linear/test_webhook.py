@@ -1,0 +1,53 @@
+"""Only Linear may talk to /linear/webhook: HMAC of the raw body, a fresh timestamp, a valid payload."""
+
+from __future__ import annotations
+
+import time
+
+import requests
+
+from core.queue import RunQueue
+from core.store import Store
+from tests.fakes.linear import FakeLinear
+from tests.linear.conftest import LinearDelivery, payload
+from tests.slack.conftest import run_count
+
+
+def _nothing(fake_linear: FakeLinear, store: Store, queue: RunQueue) -> None:
+    time.sleep(0.5)
+    assert fake_linear.operations == []
+    assert run_count(store) == 0
+    assert queue.queue.count == 0
+
+
+def test_forged_signature(deliver: LinearDelivery, fake_linear, store, queue, ada, linear_integration) -> None:
+    response = deliver.post(payload("agent_session_event.created"), signature="00" * 32)
+    assert response.status_code == 401
+    _nothing(fake_linear, store, queue)
+
+
+def test_signature_over_reserialised_json_is_refused(deliver: LinearDelivery, fake_linear, store, queue) -> None:
+    """The MAC covers the bytes sent: the same JSON with other whitespace does not verify."""
+    import hashlib
+    import hmac
+    import json
+
+    body = {**payload("agent_session_event.created"), "webhookTimestamp": int(time.time() * 1000)}
+    compact = json.dumps(body, separators=(",", ":")).encode()
+    mac = hmac.new(deliver.secret.encode(), compact, hashlib.sha256).hexdigest()
+    response = requests.post(
+        deliver.url, data=json.dumps(body, indent=2), headers={"Linear-Signature": mac}, timeout=10
+    )
+    assert response.status_code == 401
+    _nothing(fake_linear, store, queue)
+
+
+def test_stale_timestamp(deliver: LinearDelivery, fake_linear, store, queue, ada, linear_integration) -> None:
+    stale = payload("agent_session_event.created", webhookTimestamp=int(time.time() * 1000) - 120_000)
+    assert deliver.post(stale, fresh=False).status_code == 401
+    _nothing(fake_linear, store, queue)
+
+
+def test_malformed_payload(deliver: LinearDelivery, fake_linear, store, queue) -> None:
+    assert deliver.post({"hello": "world"}).status_code == 400
+    _nothing(fake_linear, store, queue)
