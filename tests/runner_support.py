@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -61,6 +62,42 @@ def worker_env(
         **extra,
     )
     return env
+
+
+def start_agent_worker(
+    tmp_path: Path, database_url: str, queue: RunQueue, settings: Settings, image: str, agent: str = "edit.sh"
+) -> subprocess.Popen:
+    """An ``oz-gateway worker`` running ``agent`` for people's runs (their GitHub tokens decrypt)."""
+    env = worker_env(
+        database_url,
+        queue.queue.name,
+        tmp_path / "worker",
+        image,
+        agent,
+        OZGW_GITHUB_API_URL=settings.github_api_url,
+        OZGW_GITHUB_CLONE_URL=settings.github_clone_url,
+        OZGW_ENCRYPTION_KEYS=settings.encryption_keys.get_secret_value(),
+        OZGW_PUBLIC_URL=settings.public_url,
+    )
+    env["OZGW_COMMAND_HARNESS_FORMAT"] = "claude" if agent == "edit.sh" else "text"  # edit.sh speaks stream-json
+    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - kept open for the worker's lifetime
+    return subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=env, stdout=log, stderr=log)
+
+
+def start_reporter(tmp_path: Path, database_url: str, queue: RunQueue, **settings: str) -> subprocess.Popen:
+    """The ``oz-gateway reporter`` process, rendering quickly for tests."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OZGW_")}
+    env.update(
+        OZGW_DATABASE_URL=database_url,
+        OZGW_REDIS_URL=REDIS_URL,
+        OZGW_QUEUE_NAME=queue.queue.name,
+        OZGW_DATA_DIR=str(tmp_path / "reporter"),
+        OZGW_REPORT_INTERVAL_SECONDS="0.3",
+        OZGW_REPORT_SWEEP_SECONDS="2",
+        **settings,
+    )
+    log = open(tmp_path / "reporter.log", "w")  # noqa: SIM115 - kept open for the process's lifetime
+    return subprocess.Popen([sys.executable, "-m", "cli", "reporter"], env=env, stdout=log, stderr=log)
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,6 @@ real ``oz-gateway reporter`` process; only Slack and GitHub are local fakes."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,8 +21,7 @@ from core.store import Store
 from tests.fakes.github import FakeGitHub
 from tests.fakes.slack import TEAM, FakeSlack
 from tests.live_server import LiveServer
-from tests.redis_server import REDIS_URL
-from tests.runner_support import Remotes, settings_with, worker_env
+from tests.runner_support import Remotes, settings_with, start_agent_worker, start_reporter
 from tests.slack.conftest import ADA, SlackDelivery, all_runs, event, wait_for
 
 CHANNEL = "C0LAN2Q65"
@@ -55,21 +51,15 @@ def e2e_gateway(e2e_settings: Settings, store: Store, queue: RunQueue) -> Iterat
 
 @pytest.fixture
 def reporter_process(tmp_path: Path, e2e_settings: Settings, database_url: str, queue: RunQueue) -> Iterator[None]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OZGW_")}
-    env.update(
-        OZGW_DATABASE_URL=database_url,
-        OZGW_REDIS_URL=REDIS_URL,
-        OZGW_QUEUE_NAME=queue.queue.name,
-        OZGW_DATA_DIR=str(tmp_path / "reporter"),
+    process = start_reporter(
+        tmp_path,
+        database_url,
+        queue,
         OZGW_PUBLIC_URL=e2e_settings.public_url,
         OZGW_SLACK_SIGNING_SECRET=e2e_settings.slack_signing_secret.get_secret_value(),
         OZGW_SLACK_BOT_TOKEN=e2e_settings.slack_bot_token.get_secret_value(),
         OZGW_SLACK_API_URL=e2e_settings.slack_api_url,
-        OZGW_REPORT_INTERVAL_SECONDS="0.3",
-        OZGW_REPORT_SWEEP_SECONDS="2",
     )
-    log = open(tmp_path / "reporter.log", "w")  # noqa: SIM115 - kept open for the process's lifetime
-    process = subprocess.Popen([sys.executable, "-m", "cli", "reporter"], env=env, stdout=log, stderr=log)
     yield
     process.terminate()
     process.wait(30)
@@ -110,7 +100,7 @@ def test_mention_to_pull_request_in_the_thread(
     for retry in (None, 1, 2):  # Slack thought we were slow: three deliveries
         assert deliver.post(body, retry=retry).status_code == 200
 
-    worker = _start_worker(tmp_path, database_url, queue, runner_settings, test_image)
+    worker = start_agent_worker(tmp_path, database_url, queue, runner_settings, test_image)
     try:
         run = wait_for(lambda: all_runs(store), what="the run")[0]
         wait_for(lambda: all_runs(store)[0].state in TERMINAL_STATES, timeout=90, what="the run to finish")
@@ -137,25 +127,6 @@ def test_mention_to_pull_request_in_the_thread(
     assert len(thread) == 2  # "On it" (edited) and the closing post — nothing else
     assert len(fake_slack.calls_to("reactions.add")) == 1
     assert fake_slack.calls_to("assistant.threads.setStatus")  # Slack's own "is working…"
-
-
-def _start_worker(
-    tmp_path: Path, database_url: str, queue: RunQueue, settings: Settings, image: str
-) -> subprocess.Popen:
-    env = worker_env(
-        database_url,
-        queue.queue.name,
-        tmp_path / "worker",
-        image,
-        "edit.sh",
-        OZGW_GITHUB_API_URL=settings.github_api_url,
-        OZGW_GITHUB_CLONE_URL=settings.github_clone_url,
-        OZGW_ENCRYPTION_KEYS=settings.encryption_keys.get_secret_value(),
-        OZGW_PUBLIC_URL=settings.public_url,
-    )
-    env["OZGW_COMMAND_HARNESS_FORMAT"] = "claude"  # edit.sh speaks Claude Code's stream-json
-    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - kept open for the worker's lifetime
-    return subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=env, stdout=log, stderr=log)
 
 
 def json_text(blocks: list) -> str:

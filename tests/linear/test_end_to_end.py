@@ -1,0 +1,126 @@
+"""End to end: an issue delegated to the app → the first thought within seconds → the agent's
+steps as action activities → the pull request attached to the issue and a closing response.
+The real webhook handler and gql client, a real worker (``command`` harness in Docker) and the
+real ``oz-gateway reporter``; only Linear and GitHub are local fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core import environments, integrations
+from core.accounts import create_account
+from core.github_auth import save_authorization
+from core.identity import principal_of
+from core.models import IntegrationProvider, RunState
+from core.models.wire import TERMINAL_STATES
+from core.queue import RunQueue
+from core.secrets import Vault
+from core.settings import Settings
+from core.store import Store
+from tests.fakes.github import FakeGitHub
+from tests.fakes.linear import FakeLinear
+from tests.linear.conftest import DELEGATED_SESSION, LinearDelivery, payload
+from tests.live_server import LiveServer
+from tests.runner_support import Remotes, settings_with, start_agent_worker, start_reporter
+from tests.slack.conftest import all_runs, wait_for
+
+ISSUE = "b7e4c1d2-3a5f-4e6d-8c9b-0a1f2e3d4c5b"
+
+
+@pytest.fixture
+def e2e_settings(
+    runner_settings: Settings, fake_linear: FakeLinear, webhook_secret: str, linear_token: str
+) -> Settings:
+    return settings_with(
+        runner_settings,
+        linear_webhook_secret=webhook_secret,
+        linear_access_token=linear_token,
+        linear_api_url=fake_linear.url,
+    )
+
+
+@pytest.fixture
+def e2e_gateway(e2e_settings: Settings, store: Store, queue: RunQueue) -> Iterator[LiveServer]:
+    from bots.api.app import create_app
+
+    server = LiveServer(create_app(e2e_settings, store=store, queue=queue))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def ada_with_github(store: Store, e2e_settings: Settings, github: FakeGitHub, remotes: Remotes, test_image: str):
+    with store.session() as session:
+        account = create_account(session, "ada@acme.dev", "acme", display_name="Ada Lovelace")
+        save_authorization(session, Vault.from_settings(e2e_settings), account.uid, "ada-gh", github.add_user("ada-gh"))
+        principal = principal_of(account)
+        env = environments.create_environment(
+            session, principal, name="web", docker_image=test_image, repos=["acme/web"]
+        )
+        integrations.create_integration(session, principal, IntegrationProvider.LINEAR, environment_id=env.uid)
+    remotes.create("acme", "web")
+    github.add_repo("acme", "web", collaborators={"ada-gh": "write"})
+    return principal
+
+
+def test_delegated_issue_to_pull_request(
+    tmp_path: Path,
+    e2e_gateway: LiveServer,
+    e2e_settings: Settings,
+    webhook_secret: str,
+    fake_linear: FakeLinear,
+    github: FakeGitHub,
+    store: Store,
+    database_url: str,
+    queue: RunQueue,
+    runner_settings: Settings,
+    test_image: str,
+    ada_with_github,
+) -> None:
+    reporter = start_reporter(
+        tmp_path,
+        database_url,
+        queue,
+        OZGW_PUBLIC_URL=e2e_settings.public_url,
+        OZGW_LINEAR_WEBHOOK_SECRET=webhook_secret,
+        OZGW_LINEAR_ACCESS_TOKEN=e2e_settings.linear_access_token.get_secret_value(),
+        OZGW_LINEAR_API_URL=fake_linear.url,
+    )
+    deliver = LinearDelivery(f"{e2e_gateway.url}/linear/webhook", webhook_secret)
+    body = payload("agent_session_event.created.delegated")
+    assert deliver.post(body).status_code == 200
+    assert deliver.post(body).status_code == 200  # a redelivery
+    first = wait_for(lambda: fake_linear.activities(DELEGATED_SESSION), timeout=10, what="the first thought")
+    assert first[0]["type"] == "thought"
+
+    worker = start_agent_worker(tmp_path, database_url, queue, runner_settings, test_image)
+    try:
+        wait_for(lambda: all_runs(store) and all_runs(store)[0].state in TERMINAL_STATES, timeout=90, what="the run")
+        assert [r.state for r in all_runs(store)] == [RunState.SUCCEEDED]
+        pr_url = github.pulls[0]["html_url"]
+        response = wait_for(
+            lambda: [a for a in fake_linear.activities(DELEGATED_SESSION) if a["type"] == "response"],
+            timeout=20,
+            what="the closing response",
+        )
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        reporter.terminate()
+        reporter.wait(30)
+
+    activities = fake_linear.activities(DELEGATED_SESSION)
+    actions = [a for a in activities if a["type"] == "action"]
+    assert {"type": "action", "action": "Running", "parameter": "cat README.md"} in actions
+    assert any(a["action"] == "Editing" and a["parameter"].endswith("README.md") for a in actions)
+    assert all(a.get("body") or a.get("action") for a in activities)  # never an empty activity
+    assert len(response) == 1 and pr_url in response[0]["body"]
+    attached = fake_linear.calls("attachmentLinkGitHubPR")
+    assert [(c.variables["issueId"], c.variables["url"]) for c in attached] == [(ISSUE, pr_url)]
+    links = [c.variables["input"] for c in fake_linear.calls("agentSessionUpdate")]
+    assert {"addedExternalUrls": [{"label": "Pull request", "url": pr_url}]} in links
+    assert len(all_runs(store)) == 1
