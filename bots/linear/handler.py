@@ -42,6 +42,7 @@ NO_ACCOUNT = (
     "(`oz-gateway account create --email {email}`) or change your Linear email to your account's, then try again."
 )
 TITLE_LIMIT = 80
+FIRST_THOUGHT = {"type": "thought", "body": "On it — reading the issue."}
 PRIORITIES = {0: "No priority", 1: "Urgent", 2: "High", 3: "Medium", 4: "Low"}
 
 
@@ -83,11 +84,15 @@ class LinearFrontDoor:
         task.add_done_callback(self.tasks.discard)
 
     async def _guarded(self, body: dict) -> None:
-        async with self._busy:
-            try:
+        try:
+            # The first thought goes out before this session queues behind others' slow work:
+            # Linear expects it within 10 s of ``created``, however busy the gateway is.
+            if (body.get("type"), body.get("action")) == ("AgentSessionEvent", "created"):
+                await self.reporter.activity(body["agentSession"]["id"], FIRST_THOUGHT)
+            async with self._busy:
                 await self.handle(body)
-            except Exception:
-                log.exception("linear.delivery_failed", type=body.get("type"), action=body.get("action"))
+        except Exception:
+            log.exception("linear.delivery_failed", type=body.get("type"), action=body.get("action"))
 
     async def _blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: fn(*args, **kwargs))
@@ -112,7 +117,6 @@ class LinearFrontDoor:
 
     async def _session_created(self, body: dict) -> None:
         session = body["agentSession"]
-        await self.reporter.activity(session["id"], {"type": "thought", "body": "On it — reading the issue."})
         comment = session.get("comment") or {}
         creator = session.get("creator") or {}
         trigger = Trigger(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -42,6 +43,8 @@ class Operation:
     field: str
     variables: dict[str, Any]
     authorization: str | None
+    at: float = 0.0
+    """Wall-clock time it arrived (benchmarks match it to when a webhook was sent)."""
 
 
 class FakeLinear:
@@ -89,7 +92,12 @@ class FakeLinear:
     def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/graphql", self._graphql)
+        app.router.add_get("/_operations", self._recorded)
         return app
+
+    async def _recorded(self, request: web.Request) -> web.Response:
+        with self._lock:
+            return web.json_response([o.__dict__ for o in self.operations])
 
     async def _graphql(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -104,7 +112,7 @@ class FakeLinear:
             assert isinstance(selection, FieldNode)
             name = selection.name.value
             with self._lock:
-                self.operations.append(Operation(name, variables, request.headers.get("Authorization")))
+                self.operations.append(Operation(name, variables, request.headers.get("Authorization"), time.time()))
                 limited = self._limits.get(name, 0)
                 if limited:
                     self._limits[name] = limited - 1

@@ -1,0 +1,202 @@
+"""Linear ingest: webhook ack latency, and the time from ``created`` to the first activity.
+
+Drives the real ``oz-gateway serve`` process (webhook handler, gql client, SQLite, Redis) with
+signed ``AgentSessionEvent`` ``created`` deliveries at a paced 200/s, a quarter of them
+redeliveries of an earlier session, against a fake Linear GraphQL API in a process of its own;
+the same paced load goes to a bare aiohttp handler in the same run.  Then the fake's records
+give, per session, how long after its delivery left the first ``thought`` arrived.  Last
+line: one JSON object.
+
+    .venv/bin/python bench/linear_ingest.py [--seconds 5] [--rate 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.api import REDIS_URL, ROOT, free_port
+from bench.slack_ingest import cli, paced, settle, show, wait_ready
+from core.logs import configure_logging
+
+TEMPLATE = json.loads((ROOT / "tests" / "linear" / "fixtures" / "agent_session_event.created.json").read_text())
+BARE_APP = """
+import sys
+from aiohttp import web
+async def handle(request):
+    await request.read()
+    return web.json_response({"ok": True})
+app = web.Application()
+app.router.add_post("/linear/webhook", handle)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+FAKE_LINEAR = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from tests.fakes.linear import FakeLinear
+fake = FakeLinear().start()
+print(fake.url, flush=True)
+while True:
+    time.sleep(3600)
+"""
+
+
+class Deliveries:
+    """``created`` events of sessions of their own, and redeliveries of the previous one."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret.encode()
+        self.sent: list[bytes] = []
+        self.unique: set[str] = set()
+        self.first_sent: dict[str, float] = {}
+
+    def next(self, n: int, retry_every: int) -> tuple[bytes, dict[str, str]]:
+        if retry_every and n % retry_every == retry_every - 1 and self.sent:
+            raw = self.sent[-1]
+        else:
+            body = copy.deepcopy(TEMPLATE)
+            session = str(uuid.UUID(int=n + 1))
+            body["agentSession"]["id"] = session
+            body["webhookTimestamp"] = int(time.time() * 1000)
+            raw = json.dumps(body).encode()
+            self.sent.append(raw)
+            self.unique.add(session)
+            self.first_sent[session] = time.time()
+        headers = {
+            "Content-Type": "application/json",
+            "Linear-Delivery": str(uuid.uuid4()),
+            "Linear-Signature": hmac.new(self.secret, raw, hashlib.sha256).hexdigest(),
+        }
+        return raw, headers
+
+
+def start_fake_linear() -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen([sys.executable, "-c", FAKE_LINEAR, str(ROOT)], stdout=subprocess.PIPE, text=True)
+    return process, process.stdout.readline().strip()
+
+
+async def first_activity_latencies(fake_url: str, deliveries: Deliveries) -> list[float]:
+    async with aiohttp.ClientSession() as session, session.get(fake_url.replace("/graphql", "/_operations")) as got:
+        operations = await got.json()
+    first: dict[str, float] = {}
+    for op in operations:
+        if op["field"] == "agentActivityCreate":
+            sid = op["variables"]["input"]["agentSessionId"]
+            first.setdefault(sid, op["at"])
+    return sorted(first[s] - deliveries.first_sent[s] for s in deliveries.unique if s in first)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return values[max(0, int(len(values) * q) - 1)] * 1000 if values else float("nan")
+
+
+async def measure_gateway(args: argparse.Namespace) -> tuple[dict, list[float], int, int]:
+    data_dir = Path(tempfile.mkdtemp(prefix="ozgw-bench-linear-"))
+    database = data_dir / "bench.db"
+    secret = "lin_wh_" + secrets.token_hex(16)
+    fake, fake_url = start_fake_linear()
+    queue_name = f"oz-bench-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OZGW_")}
+    env.update(
+        OZGW_DATA_DIR=str(data_dir),
+        OZGW_DATABASE_URL=f"sqlite:///{database}",
+        OZGW_REDIS_URL=REDIS_URL,
+        OZGW_QUEUE_NAME=queue_name,
+        OZGW_LOG_LEVEL="WARNING",
+        OZGW_LINEAR_WEBHOOK_SECRET=secret,
+        OZGW_LINEAR_ACCESS_TOKEN=secrets.token_hex(20),
+        OZGW_LINEAR_API_URL=fake_url,
+        PYTHONPATH=str(ROOT),
+    )
+    cli(env, "account", "create", "--email", "ada@acme.dev", "--team", "acme")
+    who = ("--email", "ada@acme.dev")
+    env_id = json.loads(cli(env, "--output-format", "json", "environment", "create", *who, "-n", "b", "-d", "x"))
+    cli(env, "integration", "create", "linear", *who, "--environment", env_id["uid"])
+    server = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port)], env=env, cwd=ROOT)
+    deliveries = Deliveries(secret)
+    try:
+        url = f"http://127.0.0.1:{port}/linear/webhook"
+        await wait_ready(url)
+        load = await paced(url, deliveries, args.rate, args.seconds, 0)
+        created = await settle(str(database), len(deliveries.unique))
+        firsts = await first_activity_latencies(fake_url, deliveries)
+        return load, firsts, len(deliveries.unique), created
+    finally:
+        server.terminate()
+        server.wait(30)
+        fake.terminate()
+        fake.wait(10)
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(f"*{queue_name}*"):
+            client.delete(key)
+
+
+async def measure_bare(args: argparse.Namespace) -> dict:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", BARE_APP, str(port)])
+    try:
+        url = f"http://127.0.0.1:{port}/linear/webhook"
+        await wait_ready(url)
+        return await paced(url, Deliveries("bare"), args.rate, args.seconds, 0)
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+async def main() -> None:
+    configure_logging("WARNING")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    print(
+        f"signed AgentSessionEvent created deliveries to /linear/webhook: {args.rate:.0f}/s for "
+        f"{args.seconds:.0f} s (25 % redeliveries); {os.cpu_count()} cores shared by load, fake Linear and server"
+    )
+    bare = await measure_bare(args)
+    show("bare paced", bare)
+    load, firsts, unique, created = await measure_gateway(args)
+    show("gateway paced", load)
+    print(
+        f"created → first activity: p50 {percentile(firsts, 0.5):.1f} ms  p99 {percentile(firsts, 0.99):.1f} ms "
+        f"({len(firsts)} sessions); unique events {unique}, runs created {created}"
+    )
+    print(
+        json.dumps(
+            {
+                "p50_ms": round(load["p50_ms"], 2),
+                "p99_ms": round(load["p99_ms"], 2),
+                "first_activity_p50_ms": round(statistics.median(firsts) * 1000, 1) if firsts else None,
+                "first_activity_p99_ms": round(percentile(firsts, 0.99), 1) if firsts else None,
+                "rps": round(load["rps"], 1),
+                "bare_rps": round(bare["rps"], 1),
+                "ratio": round(load["rps"] / bare["rps"], 3),
+                "bare_p50_ms": round(bare["p50_ms"], 2),
+                "events_unique": unique,
+                "runs_created": created,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
