@@ -29,3 +29,22 @@ async def test_user_error_is_not_retried(fake_linear: FakeLinear) -> None:
     assert str(raised.value) == "Could not find referenced Issue."
     assert len(fake_linear.calls("issue")) == 1
     assert fake_linear.calls("issue")[0].authorization == "lin_api_" + "x" * 20  # personal keys go bare
+
+
+async def test_pull_request_falls_back_to_a_url_attachment(fake_linear: FakeLinear, linear_settings) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bots.linear.app import build_reporter
+
+    fake_linear.refuse("attachmentLinkGitHubPR")
+    reporter = build_reporter(linear_settings, None, None, ThreadPoolExecutor(1))  # only the client is used
+    await reporter._attach("ENG-123", "https://github.com/acme/web/pull/42", "Fix login")
+    await reporter.client.close()
+    urls = fake_linear.calls("attachmentLinkURL")
+    assert [c.variables["url"] for c in urls] == ["https://github.com/acme/web/pull/42"]
+
+
+def test_agent_text_cannot_mention_people() -> None:
+    from bots.linear.reporter import strip_mentions
+
+    assert strip_mentions("ping @ada and @grace.h, mail ada@acme.dev") == "ping ada and grace.h, mail ada@acme.dev"
