@@ -24,7 +24,7 @@ from core.queue import RunQueue, connect
 from core.settings import Settings
 from core.store import Store
 from tests.images import busybox_image
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, gateway_server
 from tests.redis_server import REDIS_URL
 
 pytest_plugins = ["tests.runner_support"]
@@ -117,12 +117,8 @@ def settings(tmp_path: Path, database_url: str, queue: RunQueue) -> Settings:
 
 @pytest.fixture
 def gateway(settings: Settings, store: Store, queue: RunQueue) -> Iterator[LiveServer]:
-    from bots.api.app import create_app
-
-    server = LiveServer(create_app(settings, store=store, queue=queue))
-    server.start()
-    yield server
-    server.stop()
+    with gateway_server(settings, store, queue) as server:
+        yield server
 
 
 class Person:

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from aiohttp import web
+
+from core.queue import RunQueue
+from core.settings import Settings
+from core.store import Store
 
 
 class LiveServer:
@@ -44,3 +50,16 @@ class LiveServer:
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(30)
+
+
+@contextmanager
+def gateway_server(settings: Settings, store: Store, queue: RunQueue) -> Iterator[LiveServer]:
+    """The gateway's own app (every front door its settings enable), live on a free port."""
+    from bots.api.app import create_app
+
+    server = LiveServer(create_app(settings, store=store, queue=queue))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -17,12 +17,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 
-from core import environments, runs
+from core import environments, integrations, runs
 from core.accounts import create_account
 from core.github_auth import save_authorization
-from core.models import Principal
+from core.models import IntegrationProvider, Principal
 from core.models.wire import RunAgentRequest
 from core.queue import RunQueue
+from core.secrets import Vault
 from core.settings import Settings
 from core.store import Store
 from core.store.tables import RunRow
@@ -98,6 +99,22 @@ def start_reporter(tmp_path: Path, database_url: str, queue: RunQueue, **setting
     )
     log = open(tmp_path / "reporter.log", "w")  # noqa: SIM115 - kept open for the process's lifetime
     return subprocess.Popen([sys.executable, "-m", "cli", "reporter"], env=env, stdout=log, stderr=log)
+
+
+def person_with_repo(
+    store: Store, settings: Settings, github: FakeGitHub, remotes: Remotes, image: str, provider: IntegrationProvider
+) -> Principal:
+    """Ada: an account that authorized GitHub, a repo she can push to (``acme/web``), an
+    environment with it, and the ``provider`` integration pointing there."""
+    with store.session() as session:
+        account = create_account(session, "ada@acme.dev", "acme", display_name="Ada Lovelace")
+        save_authorization(session, Vault.from_settings(settings), account.uid, "ada-gh", github.add_user("ada-gh"))
+        principal = Principal(kind="user", uid=account.uid, team_uid=account.team_uid, email=account.email)
+        env = environments.create_environment(session, principal, name="web", docker_image=image, repos=["acme/web"])
+        integrations.create_integration(session, principal, provider, environment_id=env.uid)
+    remotes.create("acme", "web")
+    github.add_repo("acme", "web", collaborators={"ada-gh": "write"})
+    return principal
 
 
 @pytest.fixture(scope="session")

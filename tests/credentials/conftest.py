@@ -7,12 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from bots.api.app import create_app
 from core.queue import RunQueue
 from core.settings import Settings
 from core.store import Store
 from tests.fakes.github import FakeGitHub
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, gateway_server
 from tests.runner_support import settings_with
 
 OAUTH_CLIENT = ("Iv1.testclient", "oauth-client-secret-for-tests")
@@ -33,10 +32,8 @@ def web_settings(runner_settings: Settings, github: FakeGitHub) -> Settings:
 
 @pytest.fixture
 def web(web_settings: Settings, store: Store, queue: RunQueue) -> Iterator[LiveServer]:
-    server = LiveServer(create_app(web_settings, store=store, queue=queue))
-    server.start()
-    yield server
-    server.stop()
+    with gateway_server(web_settings, store, queue) as server:
+        yield server
 
 
 import pytest  # noqa: E402

@@ -24,7 +24,7 @@ from core.queue import RunQueue
 from core.settings import Settings
 from core.store import Store
 from tests.fakes.linear import FakeLinear
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, gateway_server
 from tests.runner_support import settings_with
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -90,12 +90,8 @@ def linear_settings(settings: Settings, fake_linear: FakeLinear, webhook_secret:
 
 @pytest.fixture
 def linear_gateway(linear_settings: Settings, store: Store, queue: RunQueue) -> Iterator[LiveServer]:
-    from bots.api.app import create_app
-
-    server = LiveServer(create_app(linear_settings, store=store, queue=queue))
-    server.start()
-    yield server
-    server.stop()
+    with gateway_server(linear_settings, store, queue) as server:
+        yield server
 
 
 @pytest.fixture

@@ -10,21 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from core import environments, integrations
-from core.accounts import create_account
-from core.github_auth import save_authorization
-from core.identity import principal_of
 from core.models import IntegrationProvider, RunState
 from core.models.wire import TERMINAL_STATES
 from core.queue import RunQueue
-from core.secrets import Vault
 from core.settings import Settings
 from core.store import Store
 from tests.fakes.github import FakeGitHub
 from tests.fakes.linear import FakeLinear
 from tests.linear.conftest import DELEGATED_SESSION, LinearDelivery, payload
-from tests.live_server import LiveServer
-from tests.runner_support import Remotes, settings_with, start_agent_worker, start_reporter
+from tests.live_server import LiveServer, gateway_server
+from tests.runner_support import Remotes, person_with_repo, settings_with, start_agent_worker, start_reporter
 from tests.slack.conftest import all_runs, wait_for
 
 ISSUE = "b7e4c1d2-3a5f-4e6d-8c9b-0a1f2e3d4c5b"
@@ -44,26 +39,13 @@ def e2e_settings(
 
 @pytest.fixture
 def e2e_gateway(e2e_settings: Settings, store: Store, queue: RunQueue) -> Iterator[LiveServer]:
-    from bots.api.app import create_app
-
-    server = LiveServer(create_app(e2e_settings, store=store, queue=queue))
-    server.start()
-    yield server
-    server.stop()
+    with gateway_server(e2e_settings, store, queue) as server:
+        yield server
 
 
 @pytest.fixture
 def ada_with_github(store: Store, e2e_settings: Settings, github: FakeGitHub, remotes: Remotes, test_image: str):
-    with store.session() as session:
-        account = create_account(session, "ada@acme.dev", "acme", display_name="Ada Lovelace")
-        save_authorization(session, Vault.from_settings(e2e_settings), account.uid, "ada-gh", github.add_user("ada-gh"))
-        principal = principal_of(account)
-        env = environments.create_environment(
-            session, principal, name="web", docker_image=test_image, repos=["acme/web"]
-        )
-        integrations.create_integration(session, principal, IntegrationProvider.LINEAR, environment_id=env.uid)
-    remotes.create("acme", "web")
-    github.add_repo("acme", "web", collaborators={"ada-gh": "write"})
+    principal = person_with_repo(store, e2e_settings, github, remotes, test_image, IntegrationProvider.LINEAR)
     return principal
 
 

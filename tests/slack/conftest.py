@@ -24,7 +24,7 @@ from core.settings import Settings
 from core.store import Store
 from core.store.tables import RunRow
 from tests.fakes.slack import TEAM, FakeSlack, event_fixture
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, gateway_server
 from tests.runner_support import settings_with
 
 ADA = "U061F7AUR"
@@ -103,12 +103,8 @@ def slack_settings(settings: Settings, fake_slack: FakeSlack, signing_secret: st
 
 @pytest.fixture
 def slack_gateway(slack_settings: Settings, store: Store, queue: RunQueue) -> Iterator[LiveServer]:
-    from bots.api.app import create_app
-
-    server = LiveServer(create_app(slack_settings, store=store, queue=queue))
-    server.start()
-    yield server
-    server.stop()
+    with gateway_server(slack_settings, store, queue) as server:
+        yield server
 
 
 @pytest.fixture

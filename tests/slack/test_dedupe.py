@@ -12,7 +12,7 @@ from core.queue import RunQueue
 from core.settings import Settings
 from core.store import Store
 from tests.fakes.slack import FakeSlack, event_fixture
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, gateway_server
 from tests.runner_support import settings_with
 from tests.slack.conftest import SlackDelivery, all_runs, event, run_count, wait_for
 
@@ -51,14 +51,10 @@ def socket_gateway(
     slack_settings: Settings, store: Store, queue: RunQueue, fake_slack: FakeSlack
 ) -> Iterator[LiveServer]:
     """A gateway with both transports: the Events API route and a Socket Mode connection."""
-    from bots.api.app import create_app
-
     settings = settings_with(slack_settings, slack_app_token="xapp-1-A0MDYCDME-" + "7" * 24)
-    server = LiveServer(create_app(settings, store=store, queue=queue))
-    server.start()
-    wait_for(lambda: fake_slack.socket_connections, what="the Socket Mode connection")
-    yield server
-    server.stop()
+    with gateway_server(settings, store, queue) as server:
+        wait_for(lambda: fake_slack.socket_connections, what="the Socket Mode connection")
+        yield server
 
 
 def test_socket_mode_delivery_starts_a_run_and_is_acknowledged(

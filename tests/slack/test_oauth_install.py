@@ -17,7 +17,7 @@ from core.settings import Settings
 from core.store import Store
 from core.store.tables import SLACK_BOTS, SLACK_INSTALLATIONS
 from tests.fakes.slack import BOT_USER, TEAM, FakeSlack
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, gateway_server
 from tests.runner_support import settings_with
 from tests.slack.conftest import SlackDelivery, all_runs, event, wait_for
 
@@ -26,8 +26,6 @@ from tests.slack.conftest import SlackDelivery, all_runs, event, wait_for
 def oauth_gateway(
     settings: Settings, fake_slack: FakeSlack, signing_secret: str, store: Store, queue: RunQueue
 ) -> Iterator[LiveServer]:
-    from bots.api.app import create_app
-
     oauth = settings_with(
         settings,
         slack_signing_secret=signing_secret,
@@ -36,10 +34,8 @@ def oauth_gateway(
         slack_api_url=fake_slack.api_url,
         public_url="https://gateway.test",
     )
-    server = LiveServer(create_app(oauth, store=store, queue=queue))
-    server.start()
-    yield server
-    server.stop()
+    with gateway_server(oauth, store, queue) as server:
+        yield server
 
 
 def test_install_then_events_use_the_workspace_token(
