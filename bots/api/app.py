@@ -16,7 +16,7 @@ from redis.asyncio import Redis as AsyncRedis
 from bots.api.context import ASYNC_REDIS, EXECUTOR, KEY_USE, QUEUE, SETTINGS, STORE, VAULT, public
 from bots.api.middleware import auth_middleware, problem_middleware
 from bots.api.openapi import openapi_document
-from bots.api.routes import LINEAR_ROUTES, ROUTES, SLACK_ROUTES
+from bots.api.routes import LINEAR_ROUTES, ROUTES, SLACK_EVENTS_ROUTE, SLACK_ROUTES
 from bots.linear.app import linear_configured, linear_lifecycle
 from bots.slack.app import build_bot, slack_configured, slack_lifecycle
 from bots.slack.linking import RESUMED
@@ -74,6 +74,8 @@ def create_app(settings: Settings, *, store: Store | None = None, queue: RunQueu
             )
         )
         routes += SLACK_ROUTES
+        if settings.slack_signing_secret is not None:
+            routes += (SLACK_EVENTS_ROUTE,)
     if linear_configured(settings):
         app.cleanup_ctx.append(
             linear_lifecycle(lambda app: (settings, app[STORE], app[QUEUE], app[ASYNC_REDIS], app[EXECUTOR]))

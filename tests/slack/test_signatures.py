@@ -45,3 +45,17 @@ def test_missing_signature_is_refused(deliver: SlackDelivery, store: Store) -> N
     response = requests.post(deliver.url, json=event("event.app_mention.thread"), timeout=10)
     assert response.status_code == 401
     assert run_count(store) == 0
+
+
+def test_socket_mode_only_gateway_has_no_events_endpoint(slack_settings, store, queue, fake_slack) -> None:
+    """Without a signing secret no HTTP delivery can be verified, so none is accepted at all."""
+    import requests
+
+    from tests.live_server import gateway_server
+    from tests.runner_support import settings_with
+
+    socket_only = settings_with(slack_settings, slack_signing_secret=None, slack_app_token="xapp-1-A-" + "9" * 20)
+    with gateway_server(socket_only, store, queue) as server:
+        response = requests.post(f"{server.url}/slack/events", json=event("event.app_mention.thread"), timeout=10)
+    assert response.status_code in (404, 405)
+    assert run_count(store) == 0
