@@ -29,6 +29,7 @@ from sqlalchemy import or_, select
 
 from core.events import UPDATES_CHANNEL
 from core.models import Run, RunItem, RunSourceType
+from core.offload import off_loop
 from core.run_listing import render_item
 from core.runs import ACTIVE_STATES, load_run
 from core.store import Store, utcnow
@@ -125,11 +126,8 @@ class Follower:
         self.coalescer = Coalescer(self._render, interval)
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="ozgw-reporter")
 
-    async def _blocking(self, fn: Callable, *args: object) -> object:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
     async def _render(self, run_id: str) -> None:
-        run, item = await self._blocking(load_for_report, self.store, run_id)  # type: ignore[misc]
+        run, item = await off_loop(self._executor, load_for_report, self.store, run_id)
         reporter = self.reporters.get(run.source)
         if reporter is not None:
             await reporter.report(run, item)
@@ -138,7 +136,7 @@ class Follower:
         self.coalescer.poke(run_id)
 
     async def sweep(self) -> None:
-        for run_id in await self._blocking(runs_to_follow, self.store, list(self.reporters)):  # type: ignore[union-attr]
+        for run_id in await off_loop(self._executor, runs_to_follow, self.store, list(self.reporters)):
             self.poke(run_id)
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
@@ -16,6 +15,7 @@ from redis.asyncio import Redis as AsyncRedis
 
 from core.keys import UseThrottle
 from core.models import Principal
+from core.offload import off_loop
 from core.queue import RunQueue
 from core.secrets import Vault
 from core.settings import Settings
@@ -35,8 +35,7 @@ T = TypeVar("T")
 
 
 async def blocking(request: web.Request, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(request.app[EXECUTOR], lambda: fn(*args, **kwargs))
+    return await off_loop(request.app[EXECUTOR], fn, *args, **kwargs)
 
 
 H = TypeVar("H", bound=Callable)
@@ -57,16 +56,11 @@ def principal(request: web.Request) -> Principal:
     return request[PRINCIPAL]
 
 
-def _with_session(store: Store, readonly: bool, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
-    with store.reader() if readonly else store.session() as session:
-        return fn(session, *args, **kwargs)
-
-
 async def in_session(request: web.Request, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
     """Run ``fn(session, *args)`` in one store transaction, off the event loop."""
-    return await blocking(request, _with_session, request.app[STORE], False, fn, args, kwargs)
+    return await blocking(request, request.app[STORE].call, fn, *args, **kwargs)
 
 
 async def reading(request: web.Request, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
     """Like :func:`in_session` for work that only reads (lists, lookups, authentication)."""
-    return await blocking(request, _with_session, request.app[STORE], True, fn, args, kwargs)
+    return await blocking(request, request.app[STORE].call, fn, *args, readonly=True, **kwargs)

@@ -28,6 +28,7 @@ from core import identity, integrations, runs
 from core.errors import ErrorCode, OzError
 from core.models import Account, IntegrationProvider, Origin, Run, RunSourceType
 from core.models.wire import AmbientAgentConfig, FollowupRequest, RunAgentRequest
+from core.offload import off_loop
 from core.prompts import Conversation, Message, build_prompt
 from core.queue import RunQueue
 from core.settings import Settings
@@ -95,7 +96,7 @@ class LinearFrontDoor:
             log.exception("linear.delivery_failed", type=body.get("type"), action=body.get("action"))
 
     async def _blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: fn(*args, **kwargs))
+        return await off_loop(self.executor, fn, *args, **kwargs)
 
     async def app_user_id(self, body: dict) -> str | None:
         if body.get("appUserId"):
@@ -222,7 +223,7 @@ class LinearFrontDoor:
                 email = (await self.client.execute(queries.USER, id=trigger.actor_id))["user"].get("email")
             except LinearError:
                 email = None
-        account = await self._blocking(self._in_reader, identity.account_for_email, email)
+        account = await self._blocking(self.store.call, identity.account_for_email, email, readonly=True)
         if account is None:
             log.info("linear.unknown_person", issue=trigger.issue_id)
             await self._refuse(
@@ -232,16 +233,16 @@ class LinearFrontDoor:
             )
         return account
 
-    def _in_reader(self, fn: Callable[..., T], *args: Any) -> T:
-        with self.store.reader() as session:
-            return fn(session, *args)
-
     async def _latest(self, account: Account, trigger: Trigger) -> Run | None:
-        return await self._blocking(self._in_reader, runs.latest_for_origin, account.team_uid, trigger.origin_key)
+        return await self._blocking(
+            self.store.call, runs.latest_for_origin, account.team_uid, trigger.origin_key, readonly=True
+        )
 
     async def _start(self, trigger: Trigger, account: Account, previous: Run | None) -> Run | None:
         try:
-            defaults = await self._blocking(self._in_reader, integrations.run_defaults, account.team_uid, LINEAR)
+            defaults = await self._blocking(
+                self.store.call, integrations.run_defaults, account.team_uid, LINEAR, readonly=True
+            )
         except OzError as error:
             await self._refuse(trigger, error, None)
             return None

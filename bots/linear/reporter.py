@@ -11,7 +11,6 @@ Text the agent wrote has its @-mentions defused: the agent must not page people.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -26,6 +25,7 @@ from core import events
 from core.events import EventKind, RunEvent
 from core.models import Run, RunItem, RunState
 from core.models.wire import TERMINAL_STATES
+from core.offload import off_loop
 from core.reporting import load_for_report
 from core.settings import Settings
 from core.store import Store
@@ -77,8 +77,8 @@ class LinearReporter:
         self.settings = settings
         self.executor = executor
 
-    async def _blocking(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+    async def _blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await off_loop(self.executor, fn, *args, **kwargs)
 
     # --- one-off writes ---------------------------------------------------------------------
 
@@ -117,17 +117,13 @@ class LinearReporter:
     async def _steps(self, run: Run, session_id: str) -> None:
         mark = f"{self.settings.redis_prefix}linear:seq:{run.run_id}"
         seen = int(await self.redis.get(mark) or 0)
-        new = await self._blocking(self._transcript, run.run_id, seen)
+        new = await self._blocking(self.store.call, events.transcript, run.run_id, after=seen, readonly=True)
         if not new:
             return
         await self.redis.set(mark, new[-1].seq or seen, ex=GUARD_TTL)
         contents = [c for c in (step_activity(e) for e in new) if c is not None]
         for content in contents[-PER_RENDER:]:
             await self.activity(session_id, content)
-
-    def _transcript(self, run_id: str, after: int) -> list[RunEvent]:
-        with self.store.reader() as session:
-            return events.transcript(session, run_id, after=after)
 
     async def _finish(self, run: Run, item: RunItem, ref: dict[str, str]) -> None:
         guard = f"{self.settings.redis_prefix}linear:final:{run.run_id}:{run.attempt}"

@@ -9,7 +9,6 @@ A :x: reaction by the requester on the run's messages cancels it.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -28,6 +27,7 @@ from core.errors import OzError
 from core.identity import LinkRequired
 from core.models import Account, IntegrationProvider, Origin, Principal, Run, RunSourceType
 from core.models.wire import AmbientAgentConfig, FollowupRequest, RunAgentRequest
+from core.offload import off_loop
 from core.prompts import build_prompt
 from core.queue import RunQueue
 from core.reporting import load_for_report
@@ -69,14 +69,7 @@ class SlackFrontDoor:
     names: Names
 
     async def _blocking(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: fn(*args, **kwargs))
-
-    def _in_session(self, fn: Callable[..., T], *args: object) -> Callable[[], T]:
-        def call() -> T:
-            with self.store.session() as session:
-                return fn(session, *args)
-
-        return call
+        return await off_loop(self.executor, fn, *args, **kwargs)
 
     # --- mentions and direct messages -----------------------------------------------------
 
@@ -88,7 +81,7 @@ class SlackFrontDoor:
         found = await self._blocking(self._look_up, message)
         if found is None:
             parked = await self._blocking(
-                self._in_session(identity.resolve_linked, SLACK, message.team, message.user, message.as_payload())
+                self.store.call, identity.resolve_linked, SLACK, message.team, message.user, message.as_payload()
             )
             if isinstance(parked, LinkRequired):
                 await self._ask_to_link(client, message, parked)
@@ -222,10 +215,14 @@ class SlackFrontDoor:
         item = event.get("item") or {}
         if event.get("reaction") not in CANCEL_REACTIONS or item.get("type") != "message":
             return
-        account = await self._blocking(self._in_session(identity.linked_account, SLACK, team, event.get("user", "")))
+        account = await self._blocking(
+            self.store.call, identity.linked_account, SLACK, team, event.get("user", ""), readonly=True
+        )
         if account is None:
             return
-        run = await self._blocking(self._in_session(_run_of_message, account.uid, item["channel"], item["ts"]))
+        run = await self._blocking(
+            self.store.call, _run_of_message, account.uid, item["channel"], item["ts"], readonly=True
+        )
         if run is None:
             return
         message = SlackMessage(team=team, channel=item["channel"], user=event["user"], ts=item["ts"], text="")

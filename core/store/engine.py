@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 READONLY = "oz_readonly"
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -102,6 +103,11 @@ class Store:
         """A transaction that only reads: on SQLite it neither takes nor waits for the write lock."""
         with self._read_sessions() as session, session.begin():
             yield session
+
+    def call(self, fn: Callable[..., T], *args: Any, readonly: bool = False, **kwargs: Any) -> T:
+        """``fn(session, *args, **kwargs)`` in one transaction (a reader one with ``readonly``)."""
+        with self.reader() if readonly else self.session() as session:
+            return fn(session, *args, **kwargs)
 
     def dispose(self) -> None:
         self.engine.dispose()
