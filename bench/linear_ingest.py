@@ -21,9 +21,7 @@ import json
 import os
 import secrets
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -31,30 +29,11 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.api import REDIS_URL, ROOT, free_port
-from bench.slack_ingest import cli, paced, settle, show, wait_ready
+from bench.api import ROOT
+from bench.ingest import bare, gateway_env, paced, provision, serving, show, start_fake
 from core.logs import configure_logging
 
 TEMPLATE = json.loads((ROOT / "tests" / "linear" / "fixtures" / "agent_session_event.created.json").read_text())
-BARE_APP = """
-import sys
-from aiohttp import web
-async def handle(request):
-    await request.read()
-    return web.json_response({"ok": True})
-app = web.Application()
-app.router.add_post("/linear/webhook", handle)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
-"""
-FAKE_LINEAR = """
-import sys, time
-sys.path.insert(0, sys.argv[1])
-from tests.fakes.linear import FakeLinear
-fake = FakeLinear().start()
-print(fake.url, flush=True)
-while True:
-    time.sleep(3600)
-"""
 
 
 class Deliveries:
@@ -86,11 +65,6 @@ class Deliveries:
         return raw, headers
 
 
-def start_fake_linear() -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen([sys.executable, "-c", FAKE_LINEAR, str(ROOT)], stdout=subprocess.PIPE, text=True)
-    return process, process.stdout.readline().strip()
-
-
 async def first_activity_latencies(fake_url: str, deliveries: Deliveries) -> list[float]:
     async with aiohttp.ClientSession() as session, session.get(fake_url.replace("/graphql", "/_operations")) as got:
         operations = await got.json()
@@ -107,59 +81,30 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def measure_gateway(args: argparse.Namespace) -> tuple[dict, list[float], int, int]:
-    data_dir = Path(tempfile.mkdtemp(prefix="ozgw-bench-linear-"))
-    database = data_dir / "bench.db"
     secret = "lin_wh_" + secrets.token_hex(16)
-    fake, fake_url = start_fake_linear()
-    queue_name = f"oz-bench-{uuid.uuid4().hex[:8]}"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OZGW_")}
-    env.update(
-        OZGW_DATA_DIR=str(data_dir),
-        OZGW_DATABASE_URL=f"sqlite:///{database}",
-        OZGW_REDIS_URL=REDIS_URL,
-        OZGW_QUEUE_NAME=queue_name,
-        OZGW_LOG_LEVEL="WARNING",
+    fake, fake_url = start_fake("tests.fakes.linear", "FakeLinear", "url")
+    env, database = gateway_env(
+        "ozgw-bench-linear-",
         OZGW_LINEAR_WEBHOOK_SECRET=secret,
         OZGW_LINEAR_ACCESS_TOKEN=secrets.token_hex(20),
         OZGW_LINEAR_API_URL=fake_url,
-        PYTHONPATH=str(ROOT),
     )
-    cli(env, "account", "create", "--email", "ada@acme.dev", "--team", "acme")
-    who = ("--email", "ada@acme.dev")
-    env_id = json.loads(cli(env, "--output-format", "json", "environment", "create", *who, "-n", "b", "-d", "x"))
-    cli(env, "integration", "create", "linear", *who, "--environment", env_id["uid"])
-    server = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port)], env=env, cwd=ROOT)
+    provision(env, "linear")
     deliveries = Deliveries(secret)
     try:
-        url = f"http://127.0.0.1:{port}/linear/webhook"
-        await wait_ready(url)
-        load = await paced(url, deliveries, args.rate, args.seconds, 0)
-        created = await settle(str(database), len(deliveries.unique))
-        firsts = await first_activity_latencies(fake_url, deliveries)
-        return load, firsts, len(deliveries.unique), created
+        async with serving(env, database, "/linear/webhook") as gateway:
+            load = await paced(gateway.url, deliveries, args.rate, args.seconds)
+            created = await gateway.settle(len(deliveries.unique))
+            firsts = await first_activity_latencies(fake_url, deliveries)
     finally:
-        server.terminate()
-        server.wait(30)
         fake.terminate()
         fake.wait(10)
-        import redis
-
-        client = redis.Redis.from_url(REDIS_URL)
-        for key in client.scan_iter(f"*{queue_name}*"):
-            client.delete(key)
+    return load, firsts, len(deliveries.unique), created
 
 
 async def measure_bare(args: argparse.Namespace) -> dict:
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-c", BARE_APP, str(port)])
-    try:
-        url = f"http://127.0.0.1:{port}/linear/webhook"
-        await wait_ready(url)
-        return await paced(url, Deliveries("bare"), args.rate, args.seconds, 0)
-    finally:
-        server.terminate()
-        server.wait(30)
+    async with bare("/linear/webhook") as url:
+        return await paced(url, Deliveries("bare"), args.rate, args.seconds)
 
 
 async def main() -> None:
