@@ -31,14 +31,6 @@ class LinkRequired:
     request_uid: str
 
 
-@dataclass(frozen=True)
-class UnknownEmail:
-    """Matching by email found nobody (Linear's rule)."""
-
-    provider: IntegrationProvider
-    email: str | None
-
-
 def principal_of(account: Account) -> Principal:
     """The principal a person's run is created as: always their own account."""
     return Principal(

@@ -110,9 +110,12 @@ class LinearFrontDoor:
     # --- classification (one handler per event, an explicit list of ignored ones) ------------
 
     async def handle(self, body: dict) -> None:
-        handler = EVENT_HANDLERS.get((body.get("type"), body.get("action")))
+        event = (body.get("type"), body.get("action"))
+        handler = EVENT_HANDLERS.get(event)
         if handler is None:
-            log.debug("linear.ignored", type=body.get("type"), action=body.get("action"))
+            # Known-and-ignored is routine; anything else means the webhook subscribes to more than we use.
+            note = log.debug if event in IGNORED_EVENTS else log.info
+            note("linear.unhandled_event", type=event[0], action=event[1])
             return
         await handler(self, body)
 
