@@ -68,6 +68,15 @@ class Settings(BaseSettings):
     pull_images: bool = True
     """Pull an environment's image when the host lacks it (off where no registry is reachable)."""
 
+    export_image: str | None = None
+    """Image the agent's work is exported in (needs git and ``/bin/sh``); by default one the
+    worker builds from its own host's git, so environments need no git of their own."""
+    export_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    """The most one repo's new commits may weigh (its git bundle) before the push is refused."""
+    export_max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
+    """The largest file the agent may add (GitHub refuses files over 100 MB)."""
+    export_max_commits: int = Field(default=1000, ge=1)
+
     heartbeat_seconds: float = Field(default=5.0, gt=0)
     abandoned_after_seconds: float = Field(default=60.0, gt=0)
     """A claimed run whose heartbeat is older than this was abandoned by a dead worker."""

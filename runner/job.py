@@ -31,10 +31,11 @@ from core.managed_secrets import resolve_secrets
 from core.models import Environment, RepoRef, Run, RunState, StatusMessage
 from core.store import utcnow
 from core.store.tables import AccountRow
-from runner import github, pulls
+from runner import export, github, pulls
 from runner.context import WorkerContext, worker_context
 from runner.harness import Invocation, StreamParser, driver_for
-from runner.sandbox import PROMPT_DIR, WORKSPACE, Sandbox, SandboxSpec
+from runner.landing import Author
+from runner.sandbox import PROMPT_DIR, WORKSPACE, Bind, Sandbox, SandboxSpec
 from runner.supervisor import CANCELLED, TIMED_OUT, Supervisor
 from runner.workspace import Workspace
 
@@ -149,8 +150,7 @@ class Execution:
             self.run.run_id,
             SandboxSpec(
                 image=env.docker_image,
-                workspace=self.workspace.files,
-                prompt_dir=self.workspace.prompt_dir,
+                binds=[Bind(WORKSPACE, self.workspace.files), Bind(PROMPT_DIR, self.workspace.prompt_dir, True)],
                 network_mode=env.network_mode or self.settings.container_network,
                 memory=self.settings.container_memory,
                 cpus=self.settings.container_cpus,
@@ -293,22 +293,26 @@ class Execution:
 
     def _finish(self, parser: StreamParser) -> None:
         summary = self.masker.text(parser.summary) if parser.summary else None
-        opened = pulls.publish(
+        self.sandbox.kill()  # nothing of the agent may still run while its work is exported
+        exports = export.export_all(self.ctx.docker, self.settings, self.workspace, self.run.run_id)
+        self._checkpoint()
+        published = pulls.publish(
             self.settings,
             self.workspace,
+            exports,
             self.run,
             summary=summary,
-            agent=pulls.Author(self.settings.agent_git_name, self.settings.agent_git_email),
+            agent=Author(self.settings.agent_git_name, self.settings.agent_git_email),
             coauthor=self._coauthor(),
             run_url=self._run_url(),
         )
+        opened = published.opened
         message = summary or "The agent finished without a summary."
-        read_only = pulls.unpublished(self.workspace)
         if opened:
             message += "\n" + "\n".join(f"Pull request: {p.url}" for p in opened)
-        if read_only:
+        if published.read_only:
             message += (
-                f"\nChanges in {', '.join(read_only)} were not pushed: the run could only read them. "
+                f"\nChanges in {', '.join(published.read_only)} were not pushed: the run could only read them. "
                 f"Authorize GitHub to let runs open pull requests: "
                 f"{github.auth_url(self.settings, self.run.creator_uid)}"
             )
@@ -384,12 +388,12 @@ class Execution:
                 runs.note_progress(session, self.run.run_id, f"Working: {latest.headline()}")
         events.publish(self.ctx.redis, self.run.run_id, stored)
 
-    def _coauthor(self) -> pulls.Author | None:
+    def _coauthor(self) -> Author | None:
         if self.run.creator_kind != "user":
             return None
         with self.ctx.store.reader() as session:
             person = session.get(AccountRow, self.run.creator_uid)
-            return pulls.Author(person.display_name or person.email, person.email) if person else None
+            return Author(person.display_name or person.email, person.email) if person else None
 
     def _run_url(self) -> str:
         return f"{self.settings.effective_public_url}/api/v1/agent/runs/{self.run.run_id}"

@@ -1,5 +1,5 @@
-"""After a successful agent: commit what changed on a branch, push it, open the PR, and keep
-the files the agent left in ``.oz/artifacts/``."""
+"""After a successful agent: land its exported work, push a branch, open the PR, and keep the
+files the agent left in ``.oz/artifacts/``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
+import structlog
 from sqlalchemy.orm import Session
 
 from core.errors import ErrorCode, OzError
@@ -15,11 +16,16 @@ from core.models import Run
 from core.settings import Settings
 from core.store import utcnow
 from core.store.tables import ArtifactRow
+from runner.export import Exported
 from runner.github import open_pull_request
-from runner.workspace import ClonedRepo, GitError, Workspace, git, git_env
+from runner.landing import Author, Landing
+from runner.untrusted_files import Missing, Refused, open_dir, read_file, walk
+from runner.workspace import GitError, Workspace
 
 MAX_ARTIFACT_BYTES = 20 * 1024 * 1024
 MAX_ARTIFACTS = 50
+ARTIFACTS_DIR = (".oz", "artifacts")
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,20 +35,9 @@ class PullRequest:
     url: str
 
 
-@dataclass(frozen=True)
-class Author:
-    name: str
-    email: str
-
-
 def branch_name(run: Run) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", run.title.lower()).strip("-")[:40].rstrip("-") or "change"
     return f"oz/{run.run_id[:8]}-{slug}"
-
-
-def has_changes(repo: ClonedRepo, ws: Workspace) -> bool:
-    env = git_env(None, ws.clone_url)
-    return bool(git(["status", "--porcelain"], cwd=repo.path, env=env, masker=ws.masker).strip())
 
 
 def commit_message(run: Run, summary: str | None, coauthor: Author | None) -> str:
@@ -62,41 +57,47 @@ def pr_body(run: Run, summary: str | None, run_url: str) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Published:
+    opened: list[PullRequest]
+    read_only: list[str]
+    """Repos the agent changed that the run could only read (no token): nothing was pushed."""
+
+
 def publish(
     settings: Settings,
     ws: Workspace,
+    exports: list[Exported],
     run: Run,
     *,
     summary: str | None,
     agent: Author,
     coauthor: Author | None,
     run_url: str,
-) -> list[PullRequest]:
-    """Commit, push and open a PR for every repo the agent changed."""
-    opened = []
+) -> Published:
+    """Land every repo's exported work in its pristine clone (all of them are checked before
+    anything is pushed), then push a branch and open a PR for each one the agent changed."""
     branch = branch_name(run)
-    for repo in ws.repos:
-        if not has_changes(repo, ws) or repo.token is None:  # no token: read-only, never pushed
+    message = commit_message(run, summary, coauthor)
+    landed = []
+    for exported in exports:
+        landing = Landing(ws, exported.repo, settings)
+        commit = landing.land(exported, message, agent)
+        if commit is not None:
+            landed.append((landing, commit))
+    opened, read_only = [], []
+    for landing, commit in landed:
+        repo = landing.repo
+        if repo.token is None:
+            read_only.append(repo.ref.full_name)
             continue
-        env = git_env(repo.token, ws.clone_url)
-        env.update(
-            GIT_AUTHOR_NAME=agent.name,
-            GIT_AUTHOR_EMAIL=agent.email,
-            GIT_COMMITTER_NAME=agent.name,
-            GIT_COMMITTER_EMAIL=agent.email,
-        )
         try:
-            git(["checkout", "-q", "-b", branch], cwd=repo.path, env=env, masker=ws.masker)
-            git(["add", "-A"], cwd=repo.path, env=env, masker=ws.masker)
-            git(
-                ["commit", "-q", "-m", commit_message(run, summary, coauthor)], cwd=repo.path, env=env, masker=ws.masker
-            )
-            git(["push", "-q", "origin", f"HEAD:refs/heads/{branch}"], cwd=repo.path, env=env, masker=ws.masker)
+            landing.push(commit, branch)
         except GitError as exc:
             raise OzError(ErrorCode.NOT_AUTHORIZED, f"pushing {branch} to {repo.ref.full_name} failed: {exc}") from None
         url = open_pull_request(
             settings,
-            repo.token or "",
+            repo.token,
             repo.ref,
             head=branch,
             base=repo.base_branch,
@@ -104,12 +105,7 @@ def publish(
             body=pr_body(run, summary, run_url),
         )
         opened.append(PullRequest(repo.ref.full_name, branch, url))
-    return opened
-
-
-def unpublished(ws: Workspace) -> list[str]:
-    """Repos with changes that could not be pushed because the run could only read them."""
-    return [r.ref.full_name for r in ws.repos if r.token is None and has_changes(r, ws)]
+    return Published(opened, read_only)
 
 
 def record_pull_requests(session: Session, run_id: str, pulls: list[PullRequest]) -> None:
@@ -126,28 +122,38 @@ def record_pull_requests(session: Session, run_id: str, pulls: list[PullRequest]
 
 
 def record_files(session: Session, ws: Workspace, run_id: str) -> int:
-    """Files under ``.oz/artifacts/`` become downloadable FILE artifacts (size-capped)."""
-    if not ws.artifacts_dir.is_dir():
-        return 0
+    """Files under ``.oz/artifacts/`` become downloadable FILE artifacts (size-capped), read
+    without following any symlink: a symlinked ``.oz``, ``artifacts`` or file is skipped."""
     count = 0
-    for path in sorted(p for p in ws.artifacts_dir.rglob("*") if p.is_file() and not p.is_symlink()):
-        if count >= MAX_ARTIFACTS or path.stat().st_size > MAX_ARTIFACT_BYTES:
-            continue
-        relative = path.relative_to(ws.files).as_posix()
-        session.add(
-            ArtifactRow(
-                uid=str(uuid.uuid4()),
-                run_id=run_id,
-                artifact_type="FILE",
-                created_at=utcnow(),
-                content=path.read_bytes(),
-                data={
-                    "filename": path.name,
-                    "filepath": relative,
-                    "size_bytes": path.stat().st_size,
-                    "mime_type": mimetypes.guess_type(path.name)[0] or "application/octet-stream",
-                },
-            )
-        )
-        count += 1
+    try:
+        with open_dir(ws.files, *ARTIFACTS_DIR) as artifacts:
+            for dir_fd, name, found in walk(artifacts):
+                if count >= MAX_ARTIFACTS:
+                    break
+                if found.size > MAX_ARTIFACT_BYTES:
+                    continue
+                try:
+                    content = read_file(dir_fd, name, MAX_ARTIFACT_BYTES)
+                except Refused:
+                    continue
+                session.add(
+                    ArtifactRow(
+                        uid=str(uuid.uuid4()),
+                        run_id=run_id,
+                        artifact_type="FILE",
+                        created_at=utcnow(),
+                        content=content,
+                        data={
+                            "filename": name,
+                            "filepath": "/".join([*ARTIFACTS_DIR, found.path]),
+                            "size_bytes": len(content),
+                            "mime_type": mimetypes.guess_type(name)[0] or "application/octet-stream",
+                        },
+                    )
+                )
+                count += 1
+    except Missing:
+        pass  # the agent left no artifacts
+    except Refused as refused:
+        log.warning("artifacts.refused", run_id=run_id, reason=str(refused))
     return count

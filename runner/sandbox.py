@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
+import requests
 import structlog
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
@@ -25,6 +26,7 @@ log = structlog.get_logger(__name__)
 
 RUN_LABEL = "oz.run_id"
 GATEWAY_LABEL = "oz.gateway"
+ROLE_LABEL = "oz.role"
 WORKSPACE = "/workspace"
 PROMPT_DIR = "/oz"
 KEEPALIVE = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
@@ -34,10 +36,18 @@ CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "
 
 
 @dataclass(frozen=True)
+class Bind:
+    """A host directory seen at ``target`` in the container."""
+
+    target: str
+    source: Path
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
 class SandboxSpec:
     image: str
-    workspace: Path
-    prompt_dir: Path
+    binds: list[Bind]
     network_mode: str
     memory: str
     cpus: float
@@ -46,6 +56,27 @@ class SandboxSpec:
     pull: bool = True
     gateway: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    role: str = "agent"
+    """``agent`` (the run's container) or ``export`` (the throwaway one that exports its work)."""
+
+    def create_options(self, run_id: str) -> dict[str, object]:
+        """The container's settings: no privileges, limits, labels the sweeps find it by."""
+        return dict(
+            detach=True,
+            labels={RUN_LABEL: run_id, GATEWAY_LABEL: self.gateway, ROLE_LABEL: self.role},
+            mounts=[Mount(b.target, str(b.source), type="bind", read_only=b.read_only) for b in self.binds],
+            network_mode=self.network_mode,
+            cap_drop=["ALL"],
+            cap_add=CAPABILITIES,
+            security_opt=["no-new-privileges:true"],
+            privileged=False,
+            mem_limit=self.memory,
+            nano_cpus=int(self.cpus * 1e9),
+            pids_limit=self.pids,
+            user=self.user,
+            environment=self.env,
+            init=True,
+        )
 
 
 def docker_client() -> docker.DockerClient:
@@ -86,26 +117,7 @@ class Sandbox:
         _ensure_image(client, spec.image, spec.pull)
         try:
             container = client.containers.run(
-                spec.image,
-                entrypoint=KEEPALIVE[:1],
-                command=KEEPALIVE[1:],
-                detach=True,
-                labels={RUN_LABEL: run_id, GATEWAY_LABEL: spec.gateway},
-                mounts=[
-                    Mount(WORKSPACE, str(spec.workspace), type="bind"),
-                    Mount(PROMPT_DIR, str(spec.prompt_dir), type="bind", read_only=True),
-                ],
-                network_mode=spec.network_mode,
-                cap_drop=["ALL"],
-                cap_add=CAPABILITIES,
-                security_opt=["no-new-privileges:true"],
-                privileged=False,
-                mem_limit=spec.memory,
-                nano_cpus=int(spec.cpus * 1e9),
-                pids_limit=spec.pids,
-                user=spec.user,
-                environment=spec.env,
-                init=True,
+                spec.image, entrypoint=KEEPALIVE[:1], command=KEEPALIVE[1:], **spec.create_options(run_id)
             )
         except APIError as exc:
             raise OzError(
@@ -115,6 +127,29 @@ class Sandbox:
             ) from None
         log.info("sandbox.started", run_id=run_id, container=container.short_id, image=spec.image)
         return cls(client, container)
+
+    @classmethod
+    def run_once(
+        cls, client: docker.DockerClient, run_id: str, spec: SandboxSpec, argv: list[str], timeout: float
+    ) -> tuple[int | None, str]:
+        """Run ``argv`` as the container's own process until it exits (or ``timeout``), then
+        remove the container; its exit code (``None`` on timeout) and its output's tail."""
+        _ensure_image(client, spec.image, spec.pull)
+        try:
+            container = client.containers.run(spec.image, command=argv, **spec.create_options(run_id))
+        except APIError as exc:
+            raise OzError(ErrorCode.RESOURCE_UNAVAILABLE, exc.explanation or str(exc)) from None
+        sandbox = cls(client, container)
+        try:
+            try:
+                code: int | None = container.wait(timeout=timeout).get("StatusCode")
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                sandbox.kill()
+                code = None
+            output = container.logs(tail=50).decode("utf-8", "replace")
+        finally:
+            sandbox.remove()
+        return code, output
 
     def directory_exists(self, path: str) -> bool | None:
         """Whether ``path`` is a directory in the container; ``None`` if the container is gone."""

@@ -1,5 +1,12 @@
-"""The run's workspace, prepared on the host: repos cloned with the run's GitHub credential,
-then bind-mounted into the container.
+"""The run's directories on the host, and the one way the host runs git.
+
+``root/pristine/<owner>/<repo>.git`` is the host's own bare clone of each repo, made with the
+run's GitHub credential; nothing else ever sees it.  ``root/workspace/<repo>`` is the agent's
+working copy, cloned from the pristine one *before* the container starts and bind-mounted at
+``/workspace``: from then on everything under ``workspace/`` is the agent's, and the host never
+runs git, follows a symlink or executes anything there (``runner.export`` gets the work out as
+data, ``runner.landing`` lands it in the pristine clone).  ``root/prompt`` is mounted
+read-only; ``root/export`` is where the exporter writes its bundles.
 
 The token reaches git only through ``GIT_CONFIG_*`` environment variables of the git
 process on the host (an ``http.extraHeader``): it is never written to ``.git/config``, a
@@ -25,11 +32,28 @@ log = structlog.get_logger(__name__)
 GIT_TIMEOUT = 600
 
 
+HARDENED = [
+    "-c", "core.hooksPath=/dev/null",
+    "-c", "core.fsmonitor=false",
+    "-c", "gc.auto=0",
+    "-c", "maintenance.auto=false",
+    "-c", "commit.gpgSign=false",
+    "-c", "fetch.fsckObjects=true",
+    "-c", "transfer.fsckObjects=true",
+]  # fmt: skip
+"""Every host git process runs with these: no hooks, no fsmonitor, no background
+maintenance, and every object it receives checked (``.git`` in a path, bad ``.gitmodules``)."""
+
+
 @dataclass(frozen=True)
 class ClonedRepo:
     ref: RepoRef
     path: Path
+    """The agent's working copy (under ``workspace/``): never touched by the host after start."""
+    pristine: Path
+    """The host's bare clone, never mounted anywhere."""
     base_branch: str
+    base_commit: str
     token: str | None
 
 
@@ -47,9 +71,18 @@ def git_env(token: str | None, clone_url: str) -> dict[str, str]:
     return env
 
 
-def git(args: list[str], *, cwd: Path, env: dict[str, str], masker: Masker) -> str:
-    """Run git; a failure raises with git's own (masked) message."""
-    result = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=GIT_TIMEOUT)
+def git(args: list[str], *, cwd: Path, env: dict[str, str], masker: Masker, input: str | None = None) -> str:
+    """Run git with :data:`HARDENED`; a failure raises with git's own (masked) message."""
+    result = subprocess.run(
+        ["git", *HARDENED, *args],
+        cwd=cwd,
+        env=env,
+        input=input,
+        capture_output=True,
+        encoding="utf-8",
+        errors="surrogateescape",
+        timeout=GIT_TIMEOUT,
+    )
     if result.returncode != 0:
         raise GitError(masker.text((result.stderr or result.stdout).strip()))
     return result.stdout
@@ -67,29 +100,47 @@ class Workspace:
         self.repos: list[ClonedRepo] = []
         self.prompt_dir = root / "prompt"
         self.files = root / "workspace"
+        self.pristine = root / "pristine"
+        self.export_dir = root / "export"
 
     @classmethod
     def create(cls, base: Path, run_id: str, clone_url: str, masker: Masker) -> Workspace:
         root = base / run_id
-        if root.exists():
-            shutil.rmtree(root)  # a previous attempt's leftovers
         ws = cls(root, clone_url, masker)
-        ws.files.mkdir(parents=True)
-        ws.prompt_dir.mkdir()
+        ws.remove()  # a previous attempt's leftovers
+        for directory in (ws.files, ws.prompt_dir, ws.pristine, ws.export_dir):
+            directory.mkdir(parents=True)
         return ws
 
     def url_of(self, ref: RepoRef) -> str:
         return f"{self.clone_url}/{ref.owner}/{ref.repo}.git"
 
     def clone(self, ref: RepoRef, token: str | None) -> ClonedRepo:
+        """The pristine bare clone (with the token), then the agent's working copy from it
+        (without); both before the container exists, so nothing here is the agent's yet."""
+        pristine = self.pristine / ref.owner / f"{ref.repo}.git"
         target = self.files / ref.repo
-        env = git_env(token, self.clone_url)
-        args = ["clone", "--quiet", "--no-tags", "--single-branch"]
+        args = ["clone", "--bare", "--quiet", "--no-tags", "--single-branch"]
         if ref.branch:
             args += ["--branch", ref.branch]
+        plain = git_env(None, self.clone_url)
         try:
-            git([*args, self.url_of(ref), str(target)], cwd=self.files, env=env, masker=self.masker)
-            branch = git(["rev-parse", "--abbrev-ref", "HEAD"], cwd=target, env=env, masker=self.masker).strip()
+            git(
+                [*args, self.url_of(ref), str(pristine)],
+                cwd=self.root,
+                env=git_env(token, self.clone_url),
+                masker=self.masker,
+            )
+            branch = git(["symbolic-ref", "--short", "HEAD"], cwd=pristine, env=plain, masker=self.masker).strip()
+            base = git(["rev-parse", "--verify", "HEAD^{commit}"], cwd=pristine, env=plain, masker=self.masker).strip()
+            # --no-hardlinks: the agent must not share an inode with the pristine object store.
+            git(
+                ["clone", "--quiet", "--no-hardlinks", str(pristine), str(target)],
+                cwd=self.root,
+                env=plain,
+                masker=self.masker,
+            )
+            git(["remote", "set-url", "origin", self.url_of(ref)], cwd=target, env=plain, masker=self.masker)
         except (GitError, subprocess.TimeoutExpired) as exc:
             raise OzError(
                 ErrorCode.ENVIRONMENT_SETUP_FAILED, str(exc)[-2000:] or None, title=f"Failed to clone repository {ref}"
@@ -98,7 +149,7 @@ class Workspace:
         (target / ".git" / "info").mkdir(exist_ok=True)
         with open(target / ".git" / "info" / "exclude", "a") as exclude:
             exclude.write("\n.oz/\n")
-        cloned = ClonedRepo(ref, target, branch, token)
+        cloned = ClonedRepo(ref, target, pristine, branch, base, token)
         self.repos.append(cloned)
         log.info("workspace.cloned", repo=str(ref), branch=branch)
         return cloned
@@ -108,9 +159,9 @@ class Workspace:
         path.write_text(prompt)
         return path
 
-    @property
-    def artifacts_dir(self) -> Path:
-        return self.files / ".oz" / "artifacts"
-
     def remove(self) -> None:
+        """Delete everything under ``root`` without following a single symlink the agent made
+        (``shutil.rmtree`` works from directory file descriptors on this platform)."""
+        if not shutil.rmtree.avoids_symlink_attacks:
+            raise RuntimeError("this platform's shutil.rmtree can follow symlinks; refusing to clean a workspace")
         shutil.rmtree(self.root, ignore_errors=True)

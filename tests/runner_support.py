@@ -139,8 +139,8 @@ def github(app_key: tuple[str, str]) -> Iterator[FakeGitHub]:
     fake.stop()
 
 
-def git(*args: str, cwd: Path) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+def git(*args: str, cwd: Path, input: str | None = None) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, input=input).stdout
 
 
 class Remotes:
