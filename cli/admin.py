@@ -57,6 +57,17 @@ def key_create(ctx, email: str, name: str, agent_uid: str | None, expires: str) 
     emit({**record.model_dump(mode="json"), "key": raw}, ctx.output_format, ("key",))
 
 
+def _variables(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    """``--variable NAME=value`` pairs as a dict (the value may itself hold ``=``)."""
+    pairs = {}
+    for value in values:
+        name, sep, text = value.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{value!r} is not NAME=value")
+        pairs[name] = text
+    return pairs
+
+
 @click.group()
 def environment() -> None:
     """Environments: docker image, repos and setup commands runs execute in."""
@@ -76,10 +87,12 @@ def _env_view(env: Environment) -> dict:
 @click.option("--description", default=None, help="At most 240 characters.")
 @click.option("--working-dir", default=None, help="Directory the agent starts in (must exist in the container).")
 @click.option("--secret", "secrets", multiple=True, help="A managed secret runs receive as a variable; repeatable.")
+@click.option("--variable", "variables", multiple=True, callback=_variables, help="NAME=value, not secret; repeatable.")
+@click.option("--network", type=click.Choice(["none", "host", "bridge"]), default=None, help="The containers' network.")
 @email_option
 @click.pass_obj
 def environment_create(
-    ctx, name, docker_image, repos, setup_commands, description, working_dir, secrets, email
+    ctx, name, docker_image, repos, setup_commands, description, working_dir, secrets, variables, network, email
 ) -> None:
     with store_session(ctx.settings) as session:
         env = environments.create_environment(
@@ -92,6 +105,8 @@ def environment_create(
             description=description,
             working_dir=working_dir,
             secret_names=list(secrets),
+            variables=variables,
+            network_mode=network,
         )
     emit(_env_view(env), ctx.output_format, ("uid",))
 
@@ -127,6 +142,9 @@ def environment_get(ctx, uid: str, email: str | None) -> None:
 @click.option("--working-dir", default=None)
 @click.option("--secret", "secrets", multiple=True, help="Add a managed secret.")
 @click.option("--remove-secret", "remove_secrets", multiple=True)
+@click.option("--variable", "variables", multiple=True, callback=_variables, help="Set NAME=value.")
+@click.option("--remove-variable", "remove_variables", multiple=True)
+@click.option("--network", type=click.Choice(["none", "host", "bridge"]), default=None)
 @email_option
 @click.pass_obj
 def environment_update(
@@ -142,6 +160,9 @@ def environment_update(
     working_dir,
     secrets,
     remove_secrets,
+    variables,
+    remove_variables,
+    network,
     email,
 ) -> None:
     with store_session(ctx.settings) as session:
@@ -159,6 +180,9 @@ def environment_update(
             remove_setup_commands=list(remove_setup_commands),
             add_secrets=list(secrets),
             remove_secrets=list(remove_secrets),
+            set_variables=variables,
+            remove_variables=list(remove_variables),
+            network_mode=network,
         )
     emit(_env_view(env), ctx.output_format, ENV_COLUMNS)
 

@@ -47,6 +47,8 @@ def create_environment(
     description: str | None = None,
     working_dir: str | None = None,
     secret_names: list[str] = (),
+    variables: dict[str, str] | None = None,
+    network_mode: str | None = None,
 ) -> Environment:
     now = utcnow()
     env = _validated(
@@ -60,6 +62,8 @@ def create_environment(
             "description": description,
             "working_dir": working_dir,
             "secret_names": [check_name(n) for n in secret_names],
+            "variables": dict(variables or {}),
+            "network_mode": network_mode,
             "creator_uid": principal.uid,
             "last_editor_uid": principal.uid,
             "created_at": now,
@@ -111,6 +115,9 @@ def update_environment(
     remove_setup_commands: list[str] = (),
     add_secrets: list[str] = (),
     remove_secrets: list[str] = (),
+    set_variables: dict[str, str] | None = None,
+    remove_variables: list[str] = (),
+    network_mode: str | None = None,
 ) -> Environment:
     row = _row(session, principal.team_uid, uid)
     env = _to_environment(row)
@@ -134,14 +141,22 @@ def update_environment(
     commands.extend(add_setup_commands)
     names = [n for n in env.secret_names if n not in remove_secrets]
     names += [check_name(n) for n in add_secrets if n not in names]
+    variables = {k: v for k, v in env.variables.items() if k not in remove_variables}
+    variables.update(set_variables or {})
     changes = {
         "secret_names": names,
+        "variables": variables,
         "repos": repos,
         "setup_commands": commands,
         "last_editor_uid": principal.uid,
         "updated_at": utcnow(),
     }
-    for key, value in (("name", name), ("docker_image", docker_image), ("working_dir", working_dir)):
+    for key, value in (
+        ("name", name),
+        ("docker_image", docker_image),
+        ("working_dir", working_dir),
+        ("network_mode", network_mode),
+    ):
         if value is not None:
             changes[key] = value
     if description is not None:

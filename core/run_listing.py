@@ -213,5 +213,23 @@ def _item(run: Run, profiles: dict[str, UserProfile], artifacts: list[dict]) -> 
             "source": run.source,
             "status_message": run.status_message,
             "trigger_url": run.origin.trigger_url if run.origin else None,
+            "request_usage": _request_usage(run),
+            "usage": [u.model_dump() for u in run.usage] or None,
         }
     )
+
+
+def _request_usage(run: Run) -> dict | None:
+    costs = [u.cost_usd for u in run.usage if u.cost_usd is not None]
+    return {"inference_cost_usd": round(sum(costs), 6)} if costs else None
+
+
+def usage_line(run: RunItem) -> str | None:
+    """What the agent used, in one line for a closing post (``None`` before it reported any)."""
+    if not run.usage:
+        return None
+    parts = [f"{u.input_tokens:,} input / {u.output_tokens:,} output tokens ({u.model})" for u in run.usage]
+    line = "Used " + "; ".join(parts)
+    if run.request_usage and run.request_usage.inference_cost_usd is not None:
+        line += f" · about ${run.request_usage.inference_cost_usd:,.2f}"
+    return line

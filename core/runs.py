@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from core.agents import get_agent
 from core.errors import ErrorCode, OzError, invalid, not_found
 from core.ids import new_run_id
-from core.models import Origin, Principal, Run, RunSourceType, RunState, StatusMessage
+from core.models import ModelUsage, Origin, Principal, Run, RunSourceType, RunState, StatusMessage, add_usage
 from core.models.wire import TERMINAL_STATES, AmbientAgentConfig, FollowupRequest, RunAgentRequest
 from core.queue import RunQueue
 from core.store import Store, utcnow
@@ -76,6 +76,7 @@ def run_from_row(row: RunRow) -> Run:
             },
             "metadata": row.run_metadata or {},
             "config": row.config or {},
+            "usage": row.usage or [],
             "origin": row.origin,
             "status_message": row.status_message,
         }
@@ -217,6 +218,15 @@ def note_progress(session: Session, run_id: str, message: str) -> None:
         .where(RunRow.run_id == run_id, RunRow.state == S.INPROGRESS.value)
         .values(status_message=StatusMessage(message=message).wire(), updated_at=utcnow())
     )
+
+
+def record_usage(session: Session, run_id: str, usage: list[ModelUsage]) -> None:
+    """Add what an execution's agent used to what the run has used so far."""
+    if not usage:
+        return
+    row = session.get(RunRow, run_id)
+    so_far = [ModelUsage.model_validate(u) for u in row.usage or []]
+    row.usage = [u.model_dump(mode="json") for u in add_usage(so_far, usage)]
 
 
 def heartbeat(session: Session, run_id: str) -> None:

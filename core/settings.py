@@ -65,8 +65,15 @@ class Settings(BaseSettings):
     container_cpus: float = Field(default=2.0, gt=0)
     container_pids: int = Field(default=1024, ge=16)
     container_user: str | None = None
+    """The user the agent runs as; by default the image's own ``USER``, or its ``agent`` user when that is
+    root (setup commands always run as root, so they can install packages)."""
     pull_images: bool = True
     """Pull an environment's image when the host lacks it (off where no registry is reachable)."""
+
+    agent_model_retries: int | None = Field(default=None, ge=0, le=9)
+    """How often the agent CLI retries a failing model API call before it gives up (Claude Code
+    ``CLAUDE_CODE_MAX_RETRIES``, Gemini ``general.maxAttempts``, Codex's provider retries);
+    unset keeps each CLI's own default, which for Claude Code means minutes on a wrong key."""
 
     export_image: str | None = None
     """Image the agent's work is exported in (needs git and ``/bin/sh``); by default one the

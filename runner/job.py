@@ -14,12 +14,14 @@ The container and the host workspace are removed on every path.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import structlog
+from sqlalchemy.orm import Session
 
 from core import events, runs
 from core.agents import get_agent
@@ -32,10 +34,11 @@ from core.models import Environment, RepoRef, Run, RunState, StatusMessage
 from core.store import utcnow
 from core.store.tables import AccountRow
 from runner import export, github, pulls
+from runner.agent import Agent, agent_user
 from runner.context import WorkerContext, worker_context
-from runner.harness import Invocation, StreamParser, driver_for
+from runner.harness import Driver, Invocation, StreamParser, driver_for
 from runner.landing import Author
-from runner.sandbox import PROMPT_DIR, WORKSPACE, Bind, Sandbox, SandboxSpec
+from runner.sandbox import PROMPT_DIR, WORKSPACE, Bind, OutputTail, Sandbox, SandboxSpec
 from runner.supervisor import CANCELLED, TIMED_OUT, Supervisor
 from runner.workspace import Workspace
 
@@ -86,17 +89,6 @@ class Stopped(Exception):
         self.reason = reason
 
 
-class OutputTail:
-    """The last characters of a process's output, for error details."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.text = ""
-
-    def add(self, chunk: str) -> None:
-        self.text = (self.text + chunk)[-self.limit :]
-
-
 class Execution:
     def __init__(self, ctx: WorkerContext, run: Run) -> None:
         self.ctx = ctx
@@ -106,6 +98,7 @@ class Execution:
         self.supervisor = Supervisor(ctx, run.run_id, self.settings.max_runtime_seconds)
         self.sandbox: Sandbox | None = None
         self.workspace: Workspace | None = None
+        self._record_lock = threading.Lock()
 
     # --- the steps ------------------------------------------------------------------------
 
@@ -134,8 +127,9 @@ class Execution:
 
     def _execute(self) -> None:
         env = self._environment()
+        driver = self._driver()
         credentials = self._credentials(env.repos)
-        secrets = self._secrets(env)
+        secrets = self._secrets(env, driver)
         self._checkpoint()
         self.workspace = Workspace.create(
             self.settings.effective_work_dir, self.run.run_id, self.settings.github_clone_url, self.masker
@@ -143,7 +137,11 @@ class Execution:
         for ref in env.repos:
             self.workspace.clone(ref, credentials.token_for(ref))
             self._checkpoint()
-        prompt_file = self.workspace.write_prompt(self._prompt())
+        variables = {**env.variables, **secrets, "OZ_RUN_ID": self.run.run_id}
+        invocation = self._invocation(driver, self._prompt(), variables)
+        self.workspace.write_prompt(invocation.prompt)
+        for name, content in driver.files(invocation).items():
+            self.workspace.write_config(name, content)
         self._transition(S.CLAIMED)
         self.sandbox = Sandbox.start(
             self.ctx.docker,
@@ -155,18 +153,53 @@ class Execution:
                 memory=self.settings.container_memory,
                 cpus=self.settings.container_cpus,
                 pids=self.settings.container_pids,
-                user=self.settings.container_user,
+                user="0",  # setup commands may install packages; the agent gets its own user below
                 pull=self.settings.pull_images,
                 gateway=self.settings.effective_gateway_id,
-                env={**secrets, "OZ_RUN_ID": self.run.run_id},
+                env=variables,
             ),
         )
         self.supervisor.attach(self.sandbox)
         workdir = self._working_directory(env)
         self._setup(env, workdir)
+        user, root = agent_user(self.sandbox, self.settings.container_user)
+        agent = Agent(
+            self.sandbox,
+            driver,
+            dataclasses.replace(invocation, root=root),
+            workdir=workdir,
+            user=user,
+            masker=self.masker,
+            record=self._record,
+            checkpoint=self._checkpoint,
+            tail_chars=self.settings.output_tail_chars,
+        )
+        agent.check_program()
         self._transition(S.INPROGRESS, session_link=self._run_url() + "/events")
-        parser = self._agent(workdir, prompt_file.read_text())
-        self._finish(parser)
+        self.supervisor.on_followups = agent.deliver
+        try:
+            result = agent.run()
+        finally:
+            self.supervisor.on_followups = None
+        with self.ctx.store.session() as session:
+            runs.record_usage(session, self.run.run_id, result.usage)
+        self._finish(result.parser)
+
+    def _driver(self) -> Driver:
+        harness = self.run.config.harness
+        return driver_for(harness.type if harness else None, self.settings)
+
+    def _invocation(self, driver: Driver, prompt: str, variables: dict[str, str]) -> Invocation:
+        harness = self.run.config.harness
+        return Invocation(
+            prompt=prompt,
+            prompt_file=f"{PROMPT_DIR}/prompt.md",
+            model_id=(harness.model_id if harness and harness.model_id else self.run.model_id),
+            reasoning_level=harness.reasoning_level if harness else None,
+            variables=variables,
+            config_dir=PROMPT_DIR,
+            model_retries=self.settings.agent_model_retries,
+        )
 
     def _environment(self) -> Environment:
         if self.run.environment_id:
@@ -195,8 +228,9 @@ class Execution:
             raise revoked.error from None
         return credentials
 
-    def _secrets(self, env: Environment) -> dict[str, str]:
-        """The managed secrets the environment and the executing agent name, for this container only."""
+    def _secrets(self, env: Environment, driver: Driver) -> dict[str, str]:
+        """The managed secrets the environment and the executing agent name, and the harness's
+        model key, for this container only; all checked before anything starts."""
         names = list(env.secret_names)
         person = self.run.creator_uid if self.run.creator_kind == "user" else None
         with self.ctx.store.reader() as session:
@@ -204,15 +238,37 @@ class Execution:
                 agent = get_agent(session, self.run.team_uid, self.run.agent_uid)
                 names += [s["name"] for s in agent.settings.get("secrets", []) if s["name"] not in names]
             values, missing = resolve_secrets(session, self.ctx.vault, self.run.team_uid, person, names)
+            keys = self._model_key(session, driver, person)
         if missing:
             raise OzError(
                 ErrorCode.ENVIRONMENT_SETUP_FAILED,
                 "create them with `oz-gateway secret create NAME --team` (or --personal)",
                 title=f"Secrets not defined: {', '.join(missing)}",
             )
+        if driver.key_secrets and not keys:
+            auth = self.run.config.harness_auth_secrets
+            first = getattr(auth, f"{driver.name}_auth_secret_name", None) or driver.key_secrets[0]
+            raise OzError(
+                ErrorCode.ENVIRONMENT_SETUP_FAILED,
+                f"create it with `oz-gateway secret create {first} --team` (or --personal); "
+                "only this run's container receives it",
+                title=f"The {driver.name} harness needs a model key: the managed secret {first} is not defined",
+            )
+        values = {**keys, **values}
         for value in values.values():
             self.masker.add(value)
         return values
+
+    def _model_key(self, session: Session, driver: Driver, person: str | None) -> dict[str, str]:
+        """The harness's model key: the secret the run's ``harness_auth_secrets`` names (given to
+        the CLI under its own variable), else whichever of the CLI's usual names exists."""
+        auth = self.run.config.harness_auth_secrets
+        named = getattr(auth, f"{driver.name}_auth_secret_name", None) if auth else None
+        if named and driver.key_secrets:
+            found, _ = resolve_secrets(session, self.ctx.vault, self.run.team_uid, person, [named])
+            return {driver.key_secrets[0]: found[named]} if found else {}
+        keys, _ = resolve_secrets(session, self.ctx.vault, self.run.team_uid, person, list(driver.key_secrets))
+        return keys
 
     def _prompt(self) -> str:
         with self.ctx.store.session() as session:
@@ -250,46 +306,6 @@ class Execution:
                     self.masker.text(tail.text.strip()) or None,
                     title=f"Setup command {command!r} exited with {code}",
                 )
-
-    def _agent(self, workdir: str, prompt: str) -> StreamParser:
-        harness = self.run.config.harness
-        driver = driver_for(harness.type if harness else None, self.settings)
-        invocation = Invocation(
-            prompt=prompt,
-            prompt_file=f"{PROMPT_DIR}/prompt.md",
-            model_id=(harness.model_id if harness and harness.model_id else self.run.model_id),
-            reasoning_level=harness.reasoning_level if harness else None,
-        )
-        parser = driver.parser()
-        tail = OutputTail(self.settings.output_tail_chars)
-        pending = ""
-
-        def on_output(chunk: str) -> None:
-            nonlocal pending
-            tail.add(chunk)
-            *lines, pending = (pending + chunk).split("\n")
-            self._record([e for line in lines for e in parser.feed(line)])
-
-        env = {
-            "OZ_PROMPT": prompt,
-            "OZ_PROMPT_FILE": invocation.prompt_file,
-            "OZ_RUN_ID": self.run.run_id,
-            **invocation.env,
-        }
-        code = self.sandbox.exec(driver.command(invocation), workdir=workdir, on_output=on_output, env=env)
-        if pending:
-            self._record(parser.feed(pending))
-        self._checkpoint()
-        if code is None:
-            raise OzError(ErrorCode.AGENT_PROCESS_FAILED, "the container stopped while the agent was running")
-        if code != 0:
-            raise OzError(
-                ErrorCode.AGENT_PROCESS_FAILED,
-                f"exit code {code}: " + self.masker.text(parser.failure or tail.text.strip()[-1000:]),
-            )
-        if parser.failure:
-            raise OzError(ErrorCode.AGENT_PROCESS_FAILED, self.masker.text(parser.failure))
-        return parser
 
     def _finish(self, parser: StreamParser) -> None:
         summary = self.masker.text(parser.summary) if parser.summary else None
@@ -379,14 +395,17 @@ class Execution:
         events.announce(self.ctx.redis, self.run.run_id, to.value)
 
     def _record(self, new: list[RunEvent]) -> None:
+        """Store and announce transcript events; the agent's output and the supervisor's
+        follow-up notes both write here, one at a time (events are numbered in order)."""
         if not new:
             return
-        with self.ctx.store.session() as session:
-            stored = events.record(session, self.run.run_id, new, self.masker)
-            latest = next((e for e in reversed(stored) if e.kind != EventKind.STATUS), None)
-            if latest is not None:
-                runs.note_progress(session, self.run.run_id, f"Working: {latest.headline()}")
-        events.publish(self.ctx.redis, self.run.run_id, stored)
+        with self._record_lock:
+            with self.ctx.store.session() as session:
+                stored = events.record(session, self.run.run_id, new, self.masker)
+                latest = next((e for e in reversed(stored) if e.kind != EventKind.STATUS), None)
+                if latest is not None:
+                    runs.note_progress(session, self.run.run_id, f"Working: {latest.headline()}")
+            events.publish(self.ctx.redis, self.run.run_id, stored)
 
     def _coauthor(self) -> Author | None:
         if self.run.creator_kind != "user":

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,7 @@ import structlog
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.types import Mount
+from docker.utils.socket import STDERR, STDOUT, frames_iter
 
 from core.errors import ErrorCode, OzError
 
@@ -107,6 +110,71 @@ def _missing_image(image: str, detail: str | None = None) -> OzError:
     )
 
 
+class OutputTail:
+    """The last characters of a process's output, for error details."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.text = ""
+
+    def add(self, chunk: str) -> None:
+        self.text = (self.text + chunk)[-self.limit :]
+
+
+class StdinChannel:
+    """A process's standard input while it runs: what is written before it starts is sent
+    when it does; :meth:`close` is its end of input.  Written from any thread."""
+
+    def __init__(self, initial: bytes = b"", *, keep_open: bool = False) -> None:
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._pending = bytearray(initial)
+        self._closed = not keep_open
+        self._finished = False
+
+    def attach(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._socket = sock
+            if self._pending:
+                sock.sendall(bytes(self._pending))
+                self._pending.clear()
+            if self._closed:
+                sock.shutdown(socket.SHUT_WR)
+
+    def detach(self) -> None:
+        with self._lock:
+            self._socket, self._finished = None, True
+
+    @property
+    def open(self) -> bool:
+        """Whether a write can still reach the process."""
+        with self._lock:
+            return not self._closed and not self._finished
+
+    def write(self, data: bytes) -> bool:
+        """Send ``data``; ``False`` when input is already closed (or the process is gone)."""
+        with self._lock:
+            if self._closed or self._finished:
+                return False
+            if self._socket is None:
+                self._pending += data
+                return True
+            try:
+                self._socket.sendall(data)
+            except OSError:
+                return False
+            return True
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._socket is not None:
+                with contextlib.suppress(OSError):
+                    self._socket.shutdown(socket.SHUT_WR)
+
+
 class Sandbox:
     def __init__(self, client: docker.DockerClient, container: Container) -> None:
         self.client = client
@@ -156,22 +224,75 @@ class Sandbox:
         code = self.exec(["test", "-d", path], workdir="/", on_output=lambda _t: None)
         return None if code is None else code == 0
 
+    def image_user(self) -> str:
+        """The ``USER`` the container's image declares (empty for root)."""
+        try:
+            return self.client.api.inspect_image(self.container.attrs["Image"])["Config"].get("User") or ""
+        except (APIError, NotFound, KeyError):
+            return ""
+
+    def identity(self, user: str | None = None) -> tuple[int, int] | None:
+        """The numeric uid and gid ``user`` (or the container's default user) has in the image;
+        ``None`` when the image cannot say (no ``id``) or the container is gone."""
+        out = OutputTail(200)
+        code = self.exec(["id", "-u"], workdir="/", on_output=out.add, user=user)
+        uid = out.text.strip()
+        out = OutputTail(200)
+        if code != 0 or self.exec(["id", "-g"], workdir="/", on_output=out.add, user=user) != 0:
+            return None
+        gid = out.text.strip()
+        return (int(uid), int(gid)) if uid.isdigit() and gid.isdigit() else None
+
     def exec(
-        self, argv: list[str], *, workdir: str, on_output: Callable[[str], None], env: dict[str, str] | None = None
+        self,
+        argv: list[str],
+        *,
+        workdir: str,
+        on_output: Callable[[str], None],
+        env: dict[str, str] | None = None,
+        user: str | None = None,
+        stdin: StdinChannel | None = None,
+        on_stderr: Callable[[str], None] | None = None,
     ) -> int | None:
-        """Run a process in the container, streaming its merged output as text; its exit code,
-        or ``None`` when the container went away under it (killed for a cancel or timeout)."""
+        """Run a process in the container, streaming its output as text; its exit code, or
+        ``None`` when the container went away under it (killed for a cancel or timeout).
+
+        Standard error goes to ``on_stderr`` when given (so its writes cannot split a line of a
+        machine-read standard output), else into ``on_output`` with the rest.  The attach
+        socket has no read timeout (an agent may think for minutes in silence); ``stdin``, when
+        given, is the process's standard input for as long as it runs.
+        """
         api = self.client.api
         try:
             exec_id = api.exec_create(
-                self.container.id, argv, workdir=workdir, environment=env or {}, stdout=True, stderr=True
+                self.container.id,
+                argv,
+                workdir=workdir,
+                environment=env or {},
+                stdout=True,
+                stderr=True,
+                stdin=stdin is not None,
+                user=user or "",
             )["Id"]
-            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            for chunk in api.exec_start(exec_id, stream=True):
-                on_output(decoder.decode(chunk))
-            on_output(decoder.decode(b"", final=True))
+            sock = api.exec_start(exec_id, socket=True)
+            raw = getattr(sock, "_sock", sock)
+            raw.settimeout(None)
+            if stdin is not None:
+                stdin.attach(raw)
+            sinks = {STDOUT: on_output, STDERR: on_stderr or on_output}
+            decoders = {n: codecs.getincrementaldecoder("utf-8")(errors="replace") for n in sinks}
+            try:
+                for stream, data in frames_iter(sock, tty=False):
+                    if stream in sinks:
+                        sinks[stream](decoders[stream].decode(data))
+            finally:
+                if stdin is not None:
+                    stdin.detach()
+                sock.close()
+            for stream, sink in sinks.items():
+                sink(decoders[stream].decode(b"", final=True))
             return api.exec_inspect(exec_id).get("ExitCode")
-        except (APIError, NotFound) as exc:
+        except (APIError, NotFound, OSError) as exc:
             log.info("sandbox.exec_interrupted", container=self.container.short_id, reason=str(exc)[:200])
             return None
 

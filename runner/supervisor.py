@@ -1,11 +1,13 @@
 """Watches one executing run from a side thread: pushes its heartbeat, notices a cancel in
 the store, enforces the maximum runtime — and kills the sandbox when either of the last two
-happens, so the blocked ``exec`` stream in the job returns at once."""
+happens, so the blocked ``exec`` stream in the job returns at once.  While the agent works it
+also hands new follow-ups to it, within a tick of their arrival."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import structlog
 
@@ -28,6 +30,8 @@ class Supervisor(threading.Thread):
         self.deadline = time.monotonic() + max_runtime
         self.reason: str | None = None
         self.sandbox: Sandbox | None = None
+        self.on_followups: Callable[[list[str]], None] | None = None
+        """Set while the agent runs: follow-ups taken from the store go there."""
         self._done = threading.Event()
         settings = ctx.settings
         self._tick = min(settings.heartbeat_seconds, settings.cancel_poll_seconds, 1.0)
@@ -51,11 +55,17 @@ class Supervisor(threading.Thread):
 
     def _check(self) -> None:
         now = time.monotonic()
+        deliver = self.on_followups
+        messages: list[str] = []
         with self.ctx.store.session() as session:
             if now >= self._next_beat:
                 runs.heartbeat(session, self.run_id)
                 self._next_beat = now + self.ctx.settings.heartbeat_seconds
             state = runs.load_run(session, self.run_id).state
+            if deliver is not None and state == RunState.INPROGRESS:
+                messages = runs.take_followups(session, self.run_id)
+        if messages:
+            deliver(messages)
         if self.reason is None and state == RunState.CANCELLED:
             self._halt(CANCELLED)
         elif self.reason is None and now >= self.deadline:

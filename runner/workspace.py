@@ -155,8 +155,12 @@ class Workspace:
         return cloned
 
     def write_prompt(self, prompt: str) -> Path:
-        path = self.prompt_dir / "prompt.md"
-        path.write_text(prompt)
+        return self.write_config("prompt.md", prompt)
+
+    def write_config(self, name: str, content: str) -> Path:
+        """A file the agent reads from its read-only ``/oz`` (the prompt, a CLI's settings)."""
+        path = self.prompt_dir / name
+        path.write_text(content)
         return path
 
     def remove(self) -> None:

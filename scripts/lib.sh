@@ -75,4 +75,16 @@ ensure_docker() {
 ensure_test_tools() {  # what the tests build their local images from
   [ -x /bin/busybox ] || apt_install busybox-static
   command -v git >/dev/null || apt_install git
+  command -v debootstrap >/dev/null || apt_install debootstrap
+  command -v npm >/dev/null || apt_install nodejs npm
+}
+
+ensure_agent_image() {  # the real agent CLIs' image (debootstrap + npm; built once per recipe)
+  local out
+  if ! out="$("$VENV/bin/python" -m tests.agent_image 2>&1)"; then
+    printf '%s\n' "$out" >&2
+    log "building the agent image failed"
+    return 1
+  fi
+  log "agent image: ${out##*$'\n'}"
 }

@@ -27,7 +27,7 @@ from tests.images import busybox_image
 from tests.live_server import LiveServer, gateway_server
 from tests.redis_server import REDIS_URL
 
-pytest_plugins = ["tests.runner_support", "tests.boundary"]
+pytest_plugins = ["tests.runner_support", "tests.boundary", "tests.real_agents"]
 
 PG_ADMIN_URL = os.environ.get("OZGW_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", "postgres"]

@@ -66,9 +66,16 @@ def worker_env(
 
 
 def start_agent_worker(
-    tmp_path: Path, database_url: str, queue: RunQueue, settings: Settings, image: str, agent: str = "edit.sh"
+    tmp_path: Path,
+    database_url: str,
+    queue: RunQueue,
+    settings: Settings,
+    image: str,
+    agent: str = "edit.sh",
+    **overrides: str,
 ) -> subprocess.Popen:
-    """An ``oz-gateway worker`` running ``agent`` for people's runs (their GitHub tokens decrypt)."""
+    """An ``oz-gateway worker`` running ``agent`` for people's runs (their GitHub tokens decrypt);
+    ``overrides`` are further ``OZGW_*`` settings (another harness, more memory)."""
     env = worker_env(
         database_url,
         queue.queue.name,
@@ -81,6 +88,7 @@ def start_agent_worker(
         OZGW_PUBLIC_URL=settings.public_url,
     )
     env["OZGW_COMMAND_HARNESS_FORMAT"] = "claude" if agent == "edit.sh" else "text"  # edit.sh speaks stream-json
+    env.update(overrides)
     log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - kept open for the worker's lifetime
     return subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=env, stdout=log, stderr=log)
 

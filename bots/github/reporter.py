@@ -13,6 +13,7 @@ from github.Issue import Issue
 from github.IssueComment import IssueComment
 
 from core.models import RunItem, RunState
+from core.run_listing import usage_line
 
 MARKER = "<!-- oz-gateway-run:{run_id} -->"
 S = RunState
@@ -50,6 +51,9 @@ def render(run: RunItem, now: datetime | None = None) -> str:
             lines += ["", f"Error code: `{run.status_message.error_code}`"]
         for url in pull_request_urls(run):
             lines += ["", f"**Pull request:** {url}"]
+        used = usage_line(run)
+        if used:
+            lines += ["", f"<sub>{used}</sub>"]
         return "\n".join(lines)
     lines.append(f"⏳ **Oz is on it** · {_elapsed(run, now)}{link}")
     lines.append("")

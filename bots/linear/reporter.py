@@ -27,6 +27,7 @@ from core.models import Run, RunItem, RunState
 from core.models.wire import TERMINAL_STATES
 from core.offload import off_loop
 from core.reporting import load_for_report
+from core.run_listing import usage_line
 from core.settings import Settings
 from core.store import Store
 
@@ -136,7 +137,7 @@ class LinearReporter:
             if prs and ref.get("session"):
                 urls = [{"label": "Pull request", "url": url} for url in prs]
                 await self.client.execute(queries.SESSION_UPDATE, id=ref["session"], input={"addedExternalUrls": urls})
-            kind, body = self._closing(item, prs)
+            kind, body = closing(self.settings, item, prs)
             if ref.get("session"):
                 await self.activity(ref["session"], {"type": kind, "body": body})
             else:
@@ -145,22 +146,27 @@ class LinearReporter:
             await self.redis.delete(guard)  # the next render tries again
             raise
 
-    def _closing(self, item: RunItem, prs: list[str]) -> tuple[str, str]:
-        message = strip_mentions(item.status_message.message if item.status_message else "")
-        if item.state == S.SUCCEEDED:
-            body = message or "Done."
-            if prs:
-                body += "\n\nPull request: " + ", ".join(prs)
-            return "response", body
-        code = item.status_message.error_code if item.status_message else None
-        body = f"Oz {VERDICTS.get(item.state, 'finished')}: {message}".strip()
-        if code:
-            body += f"\n\n`{code}` — see {run_link(self.settings, item)}"
-        return ("response" if item.state == S.CANCELLED else "error"), body
-
     async def _attach(self, issue_id: str, url: str, title: str) -> None:
         try:
             await self.client.execute(queries.ATTACH_GITHUB_PR, issueId=issue_id, url=url, title=title)
         except LinearError as error:
             log.info("linear.github_attach_refused", reason=str(error))
             await self.client.execute(queries.ATTACH_URL, issueId=issue_id, url=url, title=title)
+
+
+def closing(settings: Settings, item: RunItem, prs: list[str]) -> tuple[str, str]:
+    """The session's last activity (or the issue's last comment): its kind and body."""
+    message = strip_mentions(item.status_message.message if item.status_message else "")
+    used = usage_line(item)
+    if item.state == S.SUCCEEDED:
+        body = message or "Done."
+        if prs:
+            body += "\n\nPull request: " + ", ".join(prs)
+        if used:
+            body += f"\n\n{used}"
+        return "response", body
+    code = item.status_message.error_code if item.status_message else None
+    body = f"Oz {VERDICTS.get(item.state, 'finished')}: {message}".strip()
+    if code:
+        body += f"\n\n`{code}` — see {run_link(settings, item)}"
+    return ("response" if item.state == S.CANCELLED else "error"), body

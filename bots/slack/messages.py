@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from core.errors import ErrorCode, OzError
 from core.models import RunItem, RunState
+from core.run_listing import usage_line
 
 S = RunState
 Blocks = list[dict]
@@ -140,4 +141,8 @@ def final(run: RunItem) -> tuple[str, Blocks]:
     else:
         summary = explain(run.status_message.error_code if run.status_message else None, message)
         text = f"{VERDICTS.get(run.state, 'Finished')}: {run.title}"
-    return text, [_section(f"{ICONS.get(run.state, '')} {summary}".strip())]
+    blocks = [_section(f"{ICONS.get(run.state, '')} {summary}".strip())]
+    used = usage_line(run)
+    if used:
+        blocks.append(_context(used))
+    return text, blocks

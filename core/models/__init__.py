@@ -9,11 +9,13 @@ from core.models.domain import (
     Integration,
     IntegrationProvider,
     KeyKind,
+    ModelUsage,
     Origin,
     Principal,
     RepoRef,
     Run,
     Team,
+    add_usage,
 )
 from core.models.wire import (
     AmbientAgentConfig,
@@ -42,6 +44,7 @@ __all__ = [
     "Integration",
     "IntegrationProvider",
     "KeyKind",
+    "ModelUsage",
     "Origin",
     "PageInfo",
     "Principal",
@@ -54,4 +57,5 @@ __all__ = [
     "StatusMessage",
     "Team",
     "UserProfile",
+    "add_usage",
 ]

@@ -117,6 +117,41 @@ class RepoRef(Record):
         return self.full_name + (f"@{self.branch}" if self.branch else "")
 
 
+class ModelUsage(BaseModel):
+    """What one model cost a run, as the agent CLI reported it (summed over its turns)."""
+
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cost_usd: float | None = None
+    """Only where the CLI reports a cost (Claude Code does); pricing is the budgets issue's."""
+
+    def plus(self, other: ModelUsage) -> ModelUsage:
+        costs = [c for c in (self.cost_usd, other.cost_usd) if c is not None]
+        return ModelUsage(
+            model=self.model,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
+            cost_usd=sum(costs) if costs else None,
+        )
+
+
+def add_usage(*groups: list[ModelUsage]) -> list[ModelUsage]:
+    """Usage lists merged per model, in the order models first appeared."""
+    merged: dict[str, ModelUsage] = {}
+    for group in groups:
+        for usage in group:
+            merged[usage.model] = merged[usage.model].plus(usage) if usage.model in merged else usage
+    return list(merged.values())
+
+
+VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+RESERVED_VARIABLES = ("OZ_", "PATH", "HOME", "USER", "HOSTNAME", "LD_")
+"""Names an environment may not set: the gateway's own ``OZ_*`` and what the image decides."""
+
+
 class Environment(Record):
     """Where a run executes: image, repos cloned into the workspace, setup commands."""
 
@@ -130,7 +165,9 @@ class Environment(Record):
     network_mode: Literal["none", "host", "bridge"] | None = None
     secret_names: list[str] = []
     """Managed secrets injected into this environment's containers (as environment variables)."""
-    """Container network; ``None`` uses the gateway's default (``OZGW_CONTAINER_NETWORK``)."""
+    variables: dict[str, str] = {}
+    """Plain (not secret) environment variables of its containers: a model gateway's base URL
+    (``ANTHROPIC_BASE_URL``, ``OPENAI_BASE_URL``, ``GOOGLE_GEMINI_BASE_URL``), a proxy."""
     description: Annotated[str, Field(max_length=ENVIRONMENT_DESCRIPTION_MAX)] | None = None
     creator_uid: str | None = None
     last_editor_uid: str | None = None
@@ -142,6 +179,16 @@ class Environment(Record):
     def _no_blank_commands(cls, value: list[str]) -> list[str]:
         if any(not c.strip() for c in value):
             raise ValueError("setup commands must not be blank")
+        return value
+
+    @field_validator("variables")
+    @classmethod
+    def _valid_variables(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not re.match(VARIABLE_NAME, name) or name.upper().startswith(RESERVED_VARIABLES):
+                raise ValueError(f"{name!r} cannot be set: names are letters, digits and _, not OZ_*, PATH or HOME")
+            if len(text) > 4096 or "\0" in text:
+                raise ValueError(f"the value of {name} is too long (4096 characters at most)")
         return value
 
 
@@ -225,6 +272,7 @@ class Run(Record):
     execution_location: Literal["LOCAL", "REMOTE"] = "REMOTE"
     attempt: int = 0
     run_time_seconds: float = 0.0
+    usage: list[ModelUsage] = []
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None = None

@@ -341,6 +341,28 @@ class AgentSkill(WireModel):
     name: str | None = None
 
 
+class RequestUsage(WireModel):
+    """The SDK's resource usage of a run; the gateway knows inference cost only where the agent
+    CLI reports one (credits are Warp's, so only the ``*_usd`` fields are ever set)."""
+
+    compute_cost: float | None = None
+    compute_cost_usd: float | None = None
+    inference_cost: float | None = None
+    inference_cost_usd: float | None = None
+    platform_cost: float | None = None
+    platform_cost_usd: float | None = None
+
+
+class TokenUsage(WireModel):
+    """Our extension to ``RunItem``: tokens per model, as the agent CLI reported them."""
+
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cost_usd: float | None = None
+
+
 class RunItem(WireModel):
     created_at: datetime
     prompt: str
@@ -368,6 +390,9 @@ class RunItem(WireModel):
     started_at: datetime | None = None
     status_message: StatusMessage | None = None
     trigger_url: str | None = None
+    request_usage: RequestUsage | None = None
+    usage: list[TokenUsage] | None = None
+    """Extension: tokens per model (absent until the agent reported any)."""
 
 
 class ListRunsResponse(WireModel):

@@ -114,6 +114,7 @@ class EnvironmentRow(Base):
     working_dir: Mapped[str | None] = mapped_column(String(500))
     network_mode: Mapped[str | None] = mapped_column(String(32))
     secret_names: Mapped[list] = mapped_column(JSON, default=list)
+    variables: Mapped[dict] = mapped_column(JSON, default=dict)
     description: Mapped[str | None] = mapped_column(String(240))
     creator_uid: Mapped[str | None] = mapped_column(String(32))
     last_editor_uid: Mapped[str | None] = mapped_column(String(32))
@@ -160,6 +161,7 @@ class RunRow(Base):
     execution_location: Mapped[str] = mapped_column(String(8), default="REMOTE")
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     run_time_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    usage: Mapped[list | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     started_at: Mapped[datetime | None]

@@ -15,7 +15,7 @@ from runner.harness.oz import OzDriver
 
 PARSERS: dict[str, Callable[[], StreamParser]] = {
     "claude": ClaudeParser,
-    "codex": CodexParser,
+    "codex": lambda: CodexParser("codex-default"),
     "gemini": GeminiParser,
     "text": TextParser,
 }

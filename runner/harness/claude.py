@@ -1,25 +1,53 @@
-"""Claude Code: ``claude -p … --output-format stream-json --verbose``."""
+"""Claude Code: ``claude -p --input-format stream-json --output-format stream-json --verbose``.
+
+The prompt, and every follow-up while the run works, is a ``user`` message on standard input.
+A follow-up that arrives mid-turn is folded into that turn ("The user sent a new message while
+you were working"); one that arrives between turns is queued for a turn of its own.  Each turn
+ends with a ``result`` line saying how many messages are still queued (``queued_turn_count``);
+when none are, the runner closes standard input and the CLI exits.  ``bypassPermissions`` is
+refused as root unless ``IS_SANDBOX=1`` says the process is sandboxed (it is: the container is).
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from core.events import EventKind, RunEvent
+from core.models import ModelUsage
 from runner.harness.base import Driver, Invocation, JsonLinesParser, StreamParser
 
 FILE_TOOLS = {"Edit", "Write", "MultiEdit", "NotebookEdit"}
+QUIET = {
+    "DISABLE_AUTOUPDATER": "1",
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_ERROR_REPORTING": "1",
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+}
 
 
 class ClaudeParser(JsonLinesParser):
     def on_object(self, obj: dict[str, Any]) -> list[RunEvent]:
         kind = obj.get("type")
-        if kind == "assistant":
+        if kind == "system" and obj.get("subtype") == "init":
+            self.session_id = obj.get("session_id") or self.session_id
+        elif kind == "assistant":
             return [e for item in obj.get("message", {}).get("content", []) if (e := self._content(item))]
-        if kind == "result":
-            if obj.get("is_error") or obj.get("subtype") != "success":
-                self.failure = obj.get("result") or f"Claude Code stopped: {obj.get('subtype', 'error')}"
-                return [RunEvent(kind=EventKind.ERROR, text=self.failure)]
-            self.summary = obj.get("result") or self.summary
+        elif kind == "result":
+            return self._result(obj)
+        return []
+
+    def _result(self, obj: dict[str, Any]) -> list[RunEvent]:
+        self.turns += 1
+        self.queued_input = int(obj.get("queued_turn_count") or 0)
+        self.session_id = obj.get("session_id") or self.session_id
+        self.usage = [_usage(model, numbers) for model, numbers in (obj.get("modelUsage") or {}).items()]
+        if obj.get("is_error") or obj.get("subtype") != "success":
+            self.failure = obj.get("result") or f"Claude Code stopped: {obj.get('subtype', 'error')}"
+            self.failure_status = obj.get("api_error_status")
+            return [RunEvent(kind=EventKind.ERROR, text=self.failure)]
+        self.failure = None  # a later turn that succeeds supersedes an earlier failure
+        self.summary = obj.get("result") or self.summary
         return []
 
     def _content(self, item: dict[str, Any]) -> RunEvent | None:
@@ -41,14 +69,33 @@ class ClaudeParser(JsonLinesParser):
         return None
 
 
+def _usage(model: str, numbers: dict[str, Any]) -> ModelUsage:
+    return ModelUsage(
+        model=model,
+        input_tokens=int(numbers.get("inputTokens") or 0),
+        output_tokens=int(numbers.get("outputTokens") or 0),
+        cached_input_tokens=int(numbers.get("cacheReadInputTokens") or 0),
+        cost_usd=numbers.get("costUSD"),
+    )
+
+
+def user_message(text: str) -> bytes:
+    return (json.dumps({"type": "user", "message": {"role": "user", "content": text}}) + "\n").encode()
+
+
 class ClaudeDriver(Driver):
     name = "claude"
+    program = "claude"
+    install_hint = "npm install -g @anthropic-ai/claude-code (see manifests/images/agent)"
+    key_secrets = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
+    live_input = True
 
     def command(self, invocation: Invocation) -> list[str]:
         argv = [
             "claude",
             "-p",
-            invocation.prompt,
+            "--input-format",
+            "stream-json",
             "--output-format",
             "stream-json",
             "--verbose",
@@ -57,7 +104,21 @@ class ClaudeDriver(Driver):
         ]
         if invocation.model_id:
             argv += ["--model", invocation.model_id]
+        if invocation.resume:
+            argv += ["--resume", invocation.resume]
         return argv
 
-    def parser(self) -> StreamParser:
+    def environment(self, invocation: Invocation) -> dict[str, str]:
+        env = {**QUIET, **({"IS_SANDBOX": "1"} if invocation.root else {})}
+        if invocation.model_retries is not None:
+            env["CLAUDE_CODE_MAX_RETRIES"] = str(invocation.model_retries)
+        return env
+
+    def stdin(self, invocation: Invocation) -> bytes:
+        return user_message(invocation.prompt)
+
+    def followup(self, message: str) -> bytes:
+        return user_message(message)
+
+    def parser(self, invocation: Invocation) -> StreamParser:
         return ClaudeParser()

@@ -1,20 +1,50 @@
-"""Codex CLI: ``codex exec --json``."""
+"""Codex CLI: ``codex exec --json … -`` (the prompt on standard input).
+
+Codex's own sandbox is off (``--dangerously-bypass-approvals-and-sandbox``): the container is
+the sandbox, and Codex's would need privileges the container does not have.  A model gateway
+named by ``OPENAI_BASE_URL`` becomes a provider of its own (Codex ignores that variable),
+speaking the Responses API over HTTPS.  A follow-up is a next turn: ``exec resume <thread> -``.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from core.events import EventKind, RunEvent
+from core.models import ModelUsage, add_usage
 from runner.harness.base import Driver, Invocation, JsonLinesParser, StreamParser
+
+QUIET = ["-c", "analytics.enabled=false", "-c", "feedback.enabled=false", "-c", "check_for_update_on_startup=false"]
+KEYS = ("OPENAI_API_KEY", "CODEX_API_KEY")
 
 
 class CodexParser(JsonLinesParser):
+    def __init__(self, model: str) -> None:
+        super().__init__()
+        self.model = model
+
     def on_object(self, obj: dict[str, Any]) -> list[RunEvent]:
         kind = obj.get("type")
-        if kind == "item.completed":
+        if kind == "thread.started":
+            self.session_id = obj.get("thread_id") or self.session_id
+        elif kind == "item.completed":
             return self._item(obj.get("item") or {})
-        if kind in ("error", "turn.failed"):
+        elif kind == "turn.completed":
+            self.turns += 1
+            self.failure = None
+            numbers = obj.get("usage") or {}
+            turn = ModelUsage(
+                model=self.model,
+                input_tokens=int(numbers.get("input_tokens") or 0),
+                output_tokens=int(numbers.get("output_tokens") or 0),
+                cached_input_tokens=int(numbers.get("cached_input_tokens") or 0),
+            )
+            self.usage = add_usage(self.usage, [turn])
+        elif kind in ("error", "turn.failed"):
             message = obj.get("message") or (obj.get("error") or {}).get("message") or "Codex failed"
+            if kind == "error" and message.startswith("Reconnecting..."):
+                return [RunEvent(kind=EventKind.STATUS, text=message)]  # a retry, not the end
             if self.failure == message:
                 return []  # turn.failed repeats the error event
             self.failure = message
@@ -46,14 +76,39 @@ class CodexParser(JsonLinesParser):
 
 class CodexDriver(Driver):
     name = "codex"
+    program = "codex"
+    install_hint = "npm install -g @openai/codex (see manifests/images/agent)"
+    key_secrets = KEYS
 
     def command(self, invocation: Invocation) -> list[str]:
         argv = ["codex", "exec", "--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"]
+        argv += QUIET
         if invocation.model_id:
             argv += ["--model", invocation.model_id]
         if invocation.reasoning_level:
-            argv += ["-c", f"model_reasoning_effort={invocation.reasoning_level}"]
-        return [*argv, invocation.prompt]
+            argv += ["-c", f"model_reasoning_effort={json.dumps(invocation.reasoning_level)}"]
+        base_url = invocation.variables.get("OPENAI_BASE_URL")
+        if base_url:
+            provider = {
+                "name": "model-gateway",
+                "base_url": base_url,
+                "env_key": "CODEX_API_KEY",
+                "wire_api": "responses",
+                "supports_websockets": False,
+            }
+            if invocation.model_retries is not None:
+                retries = invocation.model_retries
+                provider |= {"request_max_retries": retries, "stream_max_retries": retries}
+            argv += ["-c", 'model_provider="model-gateway"']
+            for key, value in provider.items():
+                argv += ["-c", f"model_providers.model-gateway.{key}={json.dumps(value)}"]
+        if invocation.resume:
+            argv += ["resume", invocation.resume]
+        return [*argv, "-"]
 
-    def parser(self) -> StreamParser:
-        return CodexParser()
+    def environment(self, invocation: Invocation) -> dict[str, str]:
+        key = next((invocation.variables[k] for k in KEYS if invocation.variables.get(k)), None)
+        return {"CODEX_API_KEY": key} if key else {}
+
+    def parser(self, invocation: Invocation) -> StreamParser:
+        return CodexParser(invocation.model_id or "codex-default")

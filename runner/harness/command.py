@@ -1,6 +1,6 @@
-"""An operator-given command line.  The prompt travels in ``$OZ_PROMPT`` and the file
-``$OZ_PROMPT_FILE`` (never in argv, where long prompts and quoting go wrong); its output is
-parsed as whichever harness format the operator says it prints."""
+"""An operator-given command line.  The prompt travels in ``$OZ_PROMPT``, the file
+``$OZ_PROMPT_FILE`` and on standard input (never in argv, where long prompts and quoting go
+wrong); its output is parsed as whichever harness format the operator says it prints."""
 
 from __future__ import annotations
 
@@ -22,5 +22,5 @@ class CommandDriver(Driver):
     def command(self, invocation: Invocation) -> list[str]:
         return list(self.argv)
 
-    def parser(self) -> StreamParser:
+    def parser(self, invocation: Invocation) -> StreamParser:
         return self._parser_factory()

@@ -1,15 +1,31 @@
-"""Gemini CLI: ``gemini -p … --output-format stream-json`` (init / message / tool_use /
-tool_result / error / result events)."""
+"""Gemini CLI: ``gemini --output-format stream-json --yolo`` with the prompt on standard input
+(init / message / tool_use / tool_result / error / result events).
+
+Its settings come from a system settings file the host writes into the read-only ``/oz``
+(``GEMINI_CLI_SYSTEM_SETTINGS_PATH``; system settings override anything in the workspace):
+API-key auth, folder trust off (the container is the trusted sandbox, and an untrusted folder
+would turn ``--yolo`` back into asking), usage statistics and update checks off.  A model
+gateway is ``GOOGLE_GEMINI_BASE_URL``.  A follow-up is a next turn: ``--resume latest``.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from core.events import EventKind, RunEvent
+from core.models import ModelUsage
 from runner.harness.base import Driver, Invocation, JsonLinesParser, StreamParser
 
 SHELL_TOOLS = {"run_shell_command", "shell"}
 FILE_TOOLS = {"write_file", "replace", "edit", "edit_file"}
+SETTINGS_FILE = "gemini-settings.json"
+SETTINGS = {
+    "security": {"auth": {"selectedType": "gemini-api-key"}, "folderTrust": {"enabled": False}},
+    "privacy": {"usageStatisticsEnabled": False},
+    "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
+    "telemetry": {"enabled": False},
+}
 
 
 class GeminiParser(JsonLinesParser):
@@ -19,6 +35,8 @@ class GeminiParser(JsonLinesParser):
 
     def on_object(self, obj: dict[str, Any]) -> list[RunEvent]:
         match obj.get("type"):
+            case "init":
+                self.session_id = obj.get("session_id") or self.session_id
             case "message" if obj.get("role") == "assistant":
                 text = obj.get("content", "")
                 if obj.get("delta"):
@@ -38,12 +56,28 @@ class GeminiParser(JsonLinesParser):
             case "error":
                 return [*self._flush(), RunEvent(kind=EventKind.ERROR, text=obj.get("message", ""))]
             case "result":
-                events = self._flush()
-                if obj.get("status") not in (None, "success"):
-                    self.failure = (obj.get("error") or {}).get("message") or f"Gemini CLI: {obj.get('status')}"
-                    events.append(RunEvent(kind=EventKind.ERROR, text=self.failure))
-                return events
+                return self._result(obj)
         return []
+
+    def _result(self, obj: dict[str, Any]) -> list[RunEvent]:
+        events = self._flush()
+        self.turns += 1
+        models = (obj.get("stats") or {}).get("models") or {}
+        self.usage = [
+            ModelUsage(
+                model=name,
+                input_tokens=int(numbers.get("input_tokens") or 0),
+                output_tokens=int(numbers.get("output_tokens") or 0),
+                cached_input_tokens=int(numbers.get("cached") or 0),
+            )
+            for name, numbers in models.items()
+        ]
+        if obj.get("status") not in (None, "success"):
+            self.failure = (obj.get("error") or {}).get("message") or f"Gemini CLI: {obj.get('status')}"
+            events.append(RunEvent(kind=EventKind.ERROR, text=self.failure))
+        else:
+            self.failure = None
+        return events
 
     def _message(self, text: str) -> RunEvent:
         self.summary = text
@@ -56,12 +90,29 @@ class GeminiParser(JsonLinesParser):
 
 class GeminiDriver(Driver):
     name = "gemini"
+    program = "gemini"
+    install_hint = "npm install -g @google/gemini-cli (see manifests/images/agent)"
+    key_secrets = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 
     def command(self, invocation: Invocation) -> list[str]:
-        argv = ["gemini", "-p", invocation.prompt, "--output-format", "stream-json", "--yolo"]
+        argv = ["gemini", "--output-format", "stream-json", "--yolo"]
         if invocation.model_id:
             argv += ["--model", invocation.model_id]
+        if invocation.resume:
+            argv += ["--resume", "latest"]
         return argv
 
-    def parser(self) -> StreamParser:
+    def environment(self, invocation: Invocation) -> dict[str, str]:
+        env = {"GEMINI_CLI_SYSTEM_SETTINGS_PATH": f"{invocation.config_dir}/{SETTINGS_FILE}"}
+        if not invocation.variables.get("GEMINI_API_KEY") and invocation.variables.get("GOOGLE_API_KEY"):
+            env["GEMINI_API_KEY"] = invocation.variables["GOOGLE_API_KEY"]
+        return env
+
+    def files(self, invocation: Invocation) -> dict[str, str]:
+        settings = json.loads(json.dumps(SETTINGS))
+        if invocation.model_retries is not None:
+            settings["general"]["maxAttempts"] = min(invocation.model_retries + 1, 10)
+        return {SETTINGS_FILE: json.dumps(settings, indent=2)}
+
+    def parser(self, invocation: Invocation) -> StreamParser:
         return GeminiParser()

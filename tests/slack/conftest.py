@@ -8,6 +8,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -25,7 +26,7 @@ from core.store import Store
 from core.store.tables import RunRow
 from tests.fakes.slack import TEAM, FakeSlack, event_fixture
 from tests.live_server import LiveServer, gateway_server
-from tests.runner_support import settings_with
+from tests.runner_support import settings_with, start_reporter
 
 ADA = "U061F7AUR"
 
@@ -158,3 +159,36 @@ def all_runs(store: Store) -> list[Run]:
 def run_count(store: Store) -> int:
     with store.reader() as session:
         return session.scalar(select(func.count()).select_from(RunRow)) or 0
+
+
+@pytest.fixture
+def e2e_settings(runner_settings: Settings, fake_slack: FakeSlack, signing_secret: str, bot_token: str) -> Settings:
+    return settings_with(
+        runner_settings,
+        slack_signing_secret=signing_secret,
+        slack_bot_token=bot_token,
+        slack_api_url=fake_slack.api_url,
+        report_interval_seconds=0.3,
+    )
+
+
+@pytest.fixture
+def e2e_gateway(e2e_settings: Settings, store: Store, queue: RunQueue) -> Iterator[LiveServer]:
+    with gateway_server(e2e_settings, store, queue) as server:
+        yield server
+
+
+@pytest.fixture
+def reporter_process(tmp_path: Path, e2e_settings: Settings, database_url: str, queue: RunQueue) -> Iterator[None]:
+    process = start_reporter(
+        tmp_path,
+        database_url,
+        queue,
+        OZGW_PUBLIC_URL=e2e_settings.public_url,
+        OZGW_SLACK_SIGNING_SECRET=e2e_settings.slack_signing_secret.get_secret_value(),
+        OZGW_SLACK_BOT_TOKEN=e2e_settings.slack_bot_token.get_secret_value(),
+        OZGW_SLACK_API_URL=e2e_settings.slack_api_url,
+    )
+    yield
+    process.terminate()
+    process.wait(30)

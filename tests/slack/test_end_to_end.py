@@ -4,7 +4,6 @@ real ``oz-gateway reporter`` process; only Slack and GitHub are local fakes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,45 +16,12 @@ from core.settings import Settings
 from core.store import Store
 from tests.fakes.github import FakeGitHub
 from tests.fakes.slack import TEAM, FakeSlack
-from tests.live_server import LiveServer, gateway_server
-from tests.runner_support import Remotes, person_with_repo, settings_with, start_agent_worker, start_reporter
+from tests.live_server import LiveServer
+from tests.runner_support import Remotes, person_with_repo, start_agent_worker
 from tests.slack.conftest import ADA, SlackDelivery, all_runs, event, wait_for
 
 CHANNEL = "C0LAN2Q65"
 THREAD = "1732320100.000200"
-
-
-@pytest.fixture
-def e2e_settings(runner_settings: Settings, fake_slack: FakeSlack, signing_secret: str, bot_token: str) -> Settings:
-    return settings_with(
-        runner_settings,
-        slack_signing_secret=signing_secret,
-        slack_bot_token=bot_token,
-        slack_api_url=fake_slack.api_url,
-        report_interval_seconds=0.3,
-    )
-
-
-@pytest.fixture
-def e2e_gateway(e2e_settings: Settings, store: Store, queue: RunQueue) -> Iterator[LiveServer]:
-    with gateway_server(e2e_settings, store, queue) as server:
-        yield server
-
-
-@pytest.fixture
-def reporter_process(tmp_path: Path, e2e_settings: Settings, database_url: str, queue: RunQueue) -> Iterator[None]:
-    process = start_reporter(
-        tmp_path,
-        database_url,
-        queue,
-        OZGW_PUBLIC_URL=e2e_settings.public_url,
-        OZGW_SLACK_SIGNING_SECRET=e2e_settings.slack_signing_secret.get_secret_value(),
-        OZGW_SLACK_BOT_TOKEN=e2e_settings.slack_bot_token.get_secret_value(),
-        OZGW_SLACK_API_URL=e2e_settings.slack_api_url,
-    )
-    yield
-    process.terminate()
-    process.wait(30)
 
 
 @pytest.fixture
