@@ -94,6 +94,7 @@ def main() -> None:
         OZGW_DATA_DIR=str(data),
         OZGW_PULL_IMAGES="false",
         OZGW_CONTAINER_MEMORY="2g",
+        OZGW_ALLOW_HOST_NETWORK="true",
         OZGW_LOG_LEVEL="WARNING",
         PYTHONPATH=str(ROOT),
     )

@@ -9,6 +9,7 @@ from cli.session import acting_principal, email_option, store_session
 from core import accounts, environments, keys
 from core.models import Environment
 from core.models.domain import KEY_EXPIRIES
+from core.settings import Settings
 
 ENV_COLUMNS = ("uid", "name", "docker_image", "repos", "setup_commands", "secret_names", "description")
 
@@ -22,12 +23,34 @@ def account() -> None:
 @click.option("--email", required=True)
 @click.option("--team", "team_name", default=None, help="Team to join (created if new); default: a team of one.")
 @click.option("--name", "display_name", default=None, help="Display name.")
+@click.option("--admin/--member", default=None, help="Team admin? Default: admin for a team's first account.")
 @click.pass_obj
-def account_create(ctx, email: str, team_name: str | None, display_name: str | None) -> None:
+def account_create(ctx, email: str, team_name: str | None, display_name: str | None, admin: bool | None) -> None:
     with store_session(ctx.settings) as session:
-        created = accounts.create_account(session, email, team_name, display_name)
+        created = accounts.create_account(session, email, team_name, display_name, admin=admin)
         team = accounts.team_by_uid(session, created.team_uid)
-    emit({**created.model_dump(mode="json"), "team": team.name}, ctx.output_format, ("uid", "email", "team"))
+    emit(
+        {**created.model_dump(mode="json"), "team": team.name}, ctx.output_format, ("uid", "email", "team", "is_admin")
+    )
+
+
+@account.command("promote")
+@click.argument("email")
+@click.pass_obj
+def account_promote(ctx, email: str) -> None:
+    """Make a person an admin of their team (integrations, cloud agents, team secrets)."""
+    with store_session(ctx.settings) as session:
+        changed = accounts.set_admin(session, email, True)
+    emit(changed.model_dump(mode="json"), ctx.output_format, ("uid", "email", "is_admin"))
+
+
+@account.command("demote")
+@click.argument("email")
+@click.pass_obj
+def account_demote(ctx, email: str) -> None:
+    with store_session(ctx.settings) as session:
+        changed = accounts.set_admin(session, email, False)
+    emit(changed.model_dump(mode="json"), ctx.output_format, ("uid", "email", "is_admin"))
 
 
 @click.group()
@@ -68,6 +91,14 @@ def _variables(_ctx: click.Context, _param: click.Parameter, values: tuple[str, 
     return pairs
 
 
+def _check_network(settings: Settings, network: str | None) -> None:
+    if network == "host" and not settings.allow_host_network:
+        raise click.UsageError(
+            "host networking is disabled on this gateway: a container on the host network reaches its Redis; "
+            "set OZGW_ALLOW_HOST_NETWORK=true only for trusted agents"
+        )
+
+
 @click.group()
 def environment() -> None:
     """Environments: docker image, repos and setup commands runs execute in."""
@@ -94,6 +125,7 @@ def _env_view(env: Environment) -> dict:
 def environment_create(
     ctx, name, docker_image, repos, setup_commands, description, working_dir, secrets, variables, network, email
 ) -> None:
+    _check_network(ctx.settings, network)
     with store_session(ctx.settings) as session:
         env = environments.create_environment(
             session,
@@ -165,6 +197,7 @@ def environment_update(
     network,
     email,
 ) -> None:
+    _check_network(ctx.settings, network)
     with store_session(ctx.settings) as session:
         env = environments.update_environment(
             session,

@@ -72,7 +72,7 @@ def _sweeps(settings: Settings) -> tuple[list, object]:
 
     from core import sweeps
     from runner.context import WorkerContext
-    from runner.recovery import reap_containers
+    from runner.recovery import reap_containers, reap_workspaces
 
     ctx = WorkerContext.build(settings)
     ctx.store.migrate()
@@ -82,6 +82,7 @@ def _sweeps(settings: Settings) -> tuple[list, object]:
         lambda: sweeps.requeue_orphans(ctx.store, ctx.queue, grace=grace),
         lambda: sweeps.recover_abandoned(ctx.store, ctx.queue, after=abandoned),
         lambda: reap_containers(ctx),
+        lambda: reap_workspaces(ctx),
     ]
     return jobs, ctx
 

@@ -40,17 +40,36 @@ def get_or_create_team(session: Session, name: str) -> Team:
 
 
 def create_account(
-    session: Session, email: str, team_name: str | None = None, display_name: str | None = None
+    session: Session,
+    email: str,
+    team_name: str | None = None,
+    display_name: str | None = None,
+    *,
+    admin: bool | None = None,
 ) -> Account:
-    """Create a person; without a team name each person gets a team of their own."""
+    """Create a person; without a team name each person gets a team of their own.  A team's
+    first account is its admin unless ``admin`` says otherwise."""
     email = email.strip().lower()
     if "@" not in email or email.startswith("@") or email.endswith("@"):
         raise invalid(f"{email!r} is not an email address")
     if session.scalar(select(AccountRow).where(AccountRow.email == email)) is not None:
         raise OzError(ErrorCode.CONFLICT, f"an account with email {email} already exists")
     team = get_or_create_team(session, team_name or f"{email}'s team")
-    row = AccountRow(uid=new_uid(), email=email, display_name=display_name, team_uid=team.uid, created_at=utcnow())
+    if admin is None:
+        admin = session.scalar(select(AccountRow.uid).where(AccountRow.team_uid == team.uid).limit(1)) is None
+    row = AccountRow(
+        uid=new_uid(), email=email, display_name=display_name, team_uid=team.uid, is_admin=admin, created_at=utcnow()
+    )
     session.add(row)
+    session.flush()
+    return Account.model_validate(row)
+
+
+def set_admin(session: Session, email: str, admin: bool) -> Account:
+    row = session.scalar(select(AccountRow).where(AccountRow.email == email.strip().lower()))
+    if row is None:
+        raise not_found("account", email)
+    row.is_admin = admin
     session.flush()
     return Account.model_validate(row)
 

@@ -12,8 +12,10 @@ from sqlalchemy.orm import Session
 
 from core.errors import ErrorCode, OzError, not_found
 from core.ids import new_uid
+from core.mcp import redact
 from core.models import AgentIdentity, Principal
 from core.models.wire import AgentCreateRequest, AgentResponse, AgentUpdateRequest
+from core.permissions import require_admin
 from core.settings import get_settings
 from core.store.tables import AgentRow, ApiKeyRow, EnvironmentRow, utcnow
 
@@ -90,6 +92,7 @@ def _apply(row: AgentRow, fields: dict) -> None:
 
 def create_agent(session: Session, principal: Principal, request: AgentCreateRequest) -> AgentIdentity:
     _require_human(principal)
+    require_admin(session, principal, "create a cloud agent")
     live = _live_rows(session, principal.team_uid)
     limit = get_settings().agent_limit
     if len(live) >= limit:
@@ -110,6 +113,7 @@ def create_agent(session: Session, principal: Principal, request: AgentCreateReq
 
 def update_agent(session: Session, principal: Principal, uid: str, request: AgentUpdateRequest) -> AgentIdentity:
     _require_human(principal)
+    require_admin(session, principal, "change a cloud agent")
     agent = get_agent(session, principal.team_uid, uid)
     if not agent.available:
         raise OzError(
@@ -129,6 +133,7 @@ def update_agent(session: Session, principal: Principal, uid: str, request: Agen
 def delete_agent(session: Session, principal: Principal, uid: str) -> None:
     """Soft-delete the agent and revoke every key bound to it."""
     _require_human(principal)
+    require_admin(session, principal, "delete a cloud agent")
     agent = get_agent(session, principal.team_uid, uid)
     if agent.is_default:
         raise OzError(ErrorCode.OPERATION_NOT_SUPPORTED, "the team's default cloud agent cannot be deleted")
@@ -163,7 +168,7 @@ def to_response(agent: AgentIdentity) -> AgentResponse:
             "agent_type": settings.get("agent_type") or ("CUSTOM" if not agent.is_default else None),
             "credential_strategy": settings.get("credential_strategy"),
             "harness": settings.get("harness"),
-            "mcp_servers": settings.get("mcp_servers"),
+            "mcp_servers": redact(settings.get("mcp_servers")),
             "worker_host": settings.get("worker_host"),
         }
     )

@@ -144,11 +144,15 @@ def publish(connection: redis.Redis | None, run_id: str, events: list[RunEvent])
 
 
 def announce(connection: redis.Redis | None, run_id: str, state: str) -> None:
-    """Tell reporters a run changed state (they re-render it from the store)."""
+    """Tell reporters a run changed state (they re-render it from the store), and the run's own
+    channel, where its live event streams learn it without polling."""
     if connection is None:
         return
     try:
-        connection.publish(UPDATES_CHANNEL, json.dumps({"run_id": run_id, "state": state}))
+        pipe = connection.pipeline(transaction=False)
+        pipe.publish(UPDATES_CHANNEL, json.dumps({"run_id": run_id, "state": state}))
+        pipe.publish(channel(run_id), json.dumps({"state": state}))
+        pipe.execute()
     except RedisError as exc:
         log.warning("events.announce_failed", run_id=run_id, reason=type(exc).__name__)
 

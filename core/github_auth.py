@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.secrets import Vault
-from core.store import utcnow
+from core.store import Store, utcnow
 from core.store.tables import GitHubAuthorizationRow
 
 EXPIRY_MARGIN = timedelta(minutes=5)
@@ -54,23 +54,50 @@ Refresher = Callable[[str], tuple[str, str | None, datetime | None]]
 
 
 def authorization_for(
-    session: Session, vault: Vault, account_uid: str, refresher: Refresher | None = None
+    store: Store, vault: Vault, account_uid: str, refresher: Refresher | None = None
 ) -> GitHubAuthorization | None:
     """The person's usable token; an expired one is refreshed (rotating the refresh token)
-    when a refresher is given, and ``None`` means they must authorize (again)."""
-    row = session.get(GitHubAuthorizationRow, account_uid)
+    when a refresher is given, and ``None`` means they must authorize (again).
+
+    The refresh is a call to GitHub, made outside any transaction (a slow GitHub must not hold
+    the store's write lock).  Two runs may refresh at once: the refresh token rotates, so only
+    the first succeeds — the second sees the stored refresh token has changed meanwhile and
+    uses the first one's token instead of marking the authorization stale."""
+    with store.reader() as session:
+        row = session.get(GitHubAuthorizationRow, account_uid)
+        if row is None or row.stale:
+            return None
+        login, token_cipher, refresh_cipher = row.login, row.token_encrypted, row.refresh_token_encrypted
+        expired = row.expires_at is not None and row.expires_at <= utcnow() + EXPIRY_MARGIN
+    if not expired:
+        return GitHubAuthorization(account_uid, login, vault.decrypt(token_cipher))
+    if refresher is None or refresh_cipher is None:
+        return None
+    try:
+        token, refresh_token, expires_at = refresher(vault.decrypt(refresh_cipher))
+    except Exception:  # GitHub refused the refresh token (or another run rotated it first)
+        return _after_failed_refresh(store, vault, account_uid, refresh_cipher)
+    with store.session() as session:
+        row = session.get(GitHubAuthorizationRow, account_uid)
+        if row is None or row.refresh_token_encrypted != refresh_cipher:  # another run got there first
+            return _current(row, vault, account_uid)
+        save_authorization(session, vault, account_uid, login, token, refresh_token, expires_at)
+    return GitHubAuthorization(account_uid, login, token)
+
+
+def _after_failed_refresh(store: Store, vault: Vault, account_uid: str, used: bytes) -> GitHubAuthorization | None:
+    with store.session() as session:
+        row = session.get(GitHubAuthorizationRow, account_uid)
+        if row is not None and row.refresh_token_encrypted != used:  # rotated by a concurrent run
+            return _current(row, vault, account_uid)
+        if row is not None:
+            row.stale = True  # the person has to authorize again
+        return None
+
+
+def _current(row: GitHubAuthorizationRow | None, vault: Vault, account_uid: str) -> GitHubAuthorization | None:
     if row is None or row.stale:
         return None
-    if row.expires_at is not None and row.expires_at <= utcnow() + EXPIRY_MARGIN:
-        if refresher is None or row.refresh_token_encrypted is None:
-            return None
-        try:
-            token, refresh_token, expires_at = refresher(vault.decrypt(row.refresh_token_encrypted))
-        except Exception:  # GitHub refused the refresh token: the person has to authorize again
-            row.stale = True
-            return None
-        save_authorization(session, vault, account_uid, row.login, token, refresh_token, expires_at)
-        return GitHubAuthorization(account_uid, row.login, token)
     return GitHubAuthorization(account_uid, row.login, vault.decrypt(row.token_encrypted))
 
 

@@ -7,6 +7,7 @@ PyGithub derives the OAuth host from the API base URL (``api.github.com`` → ``
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +21,9 @@ from core.signing import read_token, sign_token
 STATE_PURPOSE = "github-oauth-state"
 LINK_PURPOSE = "github-authorize"
 STATE_TTL = timedelta(minutes=10)
-LINK_TTL = timedelta(days=7)
+LINK_TTL = timedelta(minutes=30)
+"""A signed link is short-lived and single-use (its ``j`` is claimed when used), and handed
+only to its person privately (the CLI, a private Slack message), never in a run's error."""
 
 
 @dataclass(frozen=True)
@@ -45,14 +48,23 @@ def _app(settings: Settings) -> ApplicationOAuth:
     )
 
 
+def authorize_page(settings: Settings) -> str:
+    """Where anyone may be sent to connect GitHub: they sign in there as themselves first."""
+    return f"{settings.effective_public_url}/auth/github"
+
+
 def authorize_link(settings: Settings, account_uid: str, public_url: str | None = None) -> str:
-    """The link a person follows to authorize GitHub (in errors, Slack buttons, the CLI)."""
-    token = sign_token(settings.signing_key(), LINK_PURPOSE, {"a": account_uid}, LINK_TTL)
+    """A person's own link to authorize GitHub without signing in: single-use, 30 minutes.
+    Only for places only they read."""
+    data = {"a": account_uid, "j": secrets.token_urlsafe(12)}
+    token = sign_token(settings.signing_key(), LINK_PURPOSE, data, LINK_TTL)
     return f"{(public_url or settings.effective_public_url).rstrip('/')}/auth/github?token={token}"
 
 
-def account_of_link(settings: Settings, token: str | None) -> str:
-    return read_token(settings.signing_key(), LINK_PURPOSE, token)["a"]
+def read_link(settings: Settings, token: str | None) -> tuple[str, str]:
+    """(account uid, the link's single-use id) of a valid link."""
+    data = read_token(settings.signing_key(), LINK_PURPOSE, token)
+    return data["a"], data.get("j", "")
 
 
 def login_url(settings: Settings, account_uid: str, nonce: str, redirect_uri: str) -> str:

@@ -20,6 +20,7 @@ from core.errors import ErrorCode, OzError, invalid, not_found
 from core.ids import new_uid
 from core.models import Integration, IntegrationProvider, Principal
 from core.models.wire import McpServerConfig
+from core.permissions import require_admin
 from core.settings import get_settings
 from core.store import utcnow
 from core.store.tables import EnvironmentRow, IntegrationRow
@@ -60,6 +61,7 @@ def create_integration(
     model_id: str | None = None,
     mcp_servers: dict | None = None,
 ) -> Integration:
+    require_admin(session, principal, "set up an integration")
     if _row(session, principal.team_uid, provider) is not None:
         raise OzError(ErrorCode.CONFLICT, f"the team already has a {TITLES[provider]} integration; use update")
     if environment_id and not _environment_exists(session, principal.team_uid, environment_id):
@@ -103,6 +105,7 @@ def update_integration(
     enabled: bool | None = None,
 ) -> Integration:
     """Change only what is given; an empty ``prompt`` or ``model_id`` clears it."""
+    require_admin(session, principal, "change an integration")
     row = _row(session, principal.team_uid, provider)
     if row is None:
         raise not_found(f"{TITLES[provider]} integration", "for this team")

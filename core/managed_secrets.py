@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from core.errors import ErrorCode, OzError, invalid, not_found
 from core.ids import new_uid
 from core.models import Principal
+from core.permissions import require_admin
 from core.secrets import Vault
 from core.store import utcnow
 from core.store.tables import ManagedSecretRow
@@ -28,11 +29,14 @@ def check_name(name: str) -> str:
     return name
 
 
-def _owner(principal: Principal, scope: Scope) -> str:
+def _owner(session: Session, principal: Principal, scope: Scope) -> str:
+    """Whose secret a write touches: one's own personal secrets, or — admins only — the team's.
+    An agent key writes none (a prompt-injected agent holding one must not plant values)."""
+    if not principal.is_human:
+        raise OzError(ErrorCode.NOT_AUTHORIZED, "agent keys cannot change managed secrets")
     if scope == "personal":
-        if not principal.is_human:
-            raise OzError(ErrorCode.NOT_AUTHORIZED, "an agent key has no personal secrets; use the team scope")
         return principal.uid
+    require_admin(session, principal, "change the team's secrets")
     return ""
 
 
@@ -43,7 +47,7 @@ def put_secret(session: Session, vault: Vault, principal: Principal, name: str, 
         raise invalid("a secret needs a value")
     if len(value.encode()) > MAX_VALUE_BYTES:
         raise invalid(f"a secret value may be at most {MAX_VALUE_BYTES} bytes")
-    owner = _owner(principal, scope)
+    owner = _owner(session, principal, scope)
     now = utcnow()
     row = session.scalar(
         select(ManagedSecretRow).where(
@@ -78,7 +82,7 @@ def delete_secret(session: Session, principal: Principal, name: str, scope: Scop
     row = session.scalar(
         select(ManagedSecretRow).where(
             ManagedSecretRow.team_uid == principal.team_uid,
-            ManagedSecretRow.account_uid == _owner(principal, scope),
+            ManagedSecretRow.account_uid == _owner(session, principal, scope),
             ManagedSecretRow.name == name,
         )
     )

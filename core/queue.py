@@ -12,7 +12,6 @@ import redis
 import structlog
 from redis.exceptions import RedisError
 from rq import Queue
-from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
@@ -64,13 +63,14 @@ class RunQueue:
         return status in _LIVE_STATUSES
 
     def cancel(self, run_id: str) -> None:
-        """Drop a waiting job or stop a running one; best effort, the store already says CANCELLED."""
+        """Drop a waiting job; best effort, the store already says CANCELLED.
+
+        A started job is left alone: its supervisor sees the CANCELLED state within a tick and
+        stops the container, and the job cleans up.  RQ's stop command would SIGKILL the work
+        horse, leaving the container and the workspace (a private checkout) behind."""
         try:
             job = Job.fetch(run_id, connection=self.connection)
-            status = job.get_status(refresh=False)
-            if status == JobStatus.STARTED:
-                send_stop_job_command(self.connection, run_id)
-            elif status in _LIVE_STATUSES:
+            if job.get_status(refresh=False) in _LIVE_STATUSES - {JobStatus.STARTED}:
                 job.cancel()
         except (NoSuchJobError, InvalidJobOperation):
             return

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -45,6 +46,21 @@ class SurfaceReporter(Protocol):
     async def report(self, run: Run, item: RunItem) -> None: ...
 
 
+class Recent(OrderedDict):
+    """A dict that keeps only its ``limit`` most recently set keys: per-run memory of a
+    long-lived reporter (what it last showed, when it last rendered) must not grow forever."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: object, value: object) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.limit:
+            self.popitem(last=False)
+
+
 class Coalescer:
     """Calls ``render(key)`` at most once per ``interval`` per key, and always after the last poke.
 
@@ -56,7 +72,7 @@ class Coalescer:
         self._render = render
         self.interval = interval
         self._scheduled: dict[str, asyncio.Task[None]] = {}
-        self._last: dict[str, float] = {}
+        self._last: dict[str, float] = Recent()
         self._locks: dict[str, asyncio.Lock] = {}
 
     def poke(self, key: str) -> None:
@@ -75,6 +91,8 @@ class Coalescer:
                 await self._render(key)
             except Exception:
                 log.exception("reporter.render_failed", run_id=key)
+        if not lock.locked() and key not in self._scheduled:
+            self._locks.pop(key, None)  # nobody waits on it: a lock per run must not pile up
 
     async def drain(self) -> None:
         """Wait for every scheduled render (tests and shutdown)."""

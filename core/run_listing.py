@@ -18,8 +18,9 @@ from sqlalchemy import Select, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from core.errors import invalid
+from core.mcp import redact
 from core.models import Principal, Run, RunItem, RunState, Scope, UserProfile
-from core.models.wire import AgentSkill, ListRunsResponse, PageInfo, RunListQuery
+from core.models.wire import AgentSkill, AmbientAgentConfig, ListRunsResponse, PageInfo, RunListQuery
 from core.runs import is_cancellable_type, iso_duration, run_from_row, run_time, skill_name, visible_run
 from core.store.tables import AccountRow, AgentRow, ArtifactRow, RunMetadataRow, RunRow
 
@@ -195,7 +196,7 @@ def _item(run: Run, profiles: dict[str, UserProfile], artifacts: list[dict]) -> 
             "created_at": run.created_at,
             "updated_at": run.updated_at,
             "started_at": run.started_at,
-            "agent_config": run.config,
+            "agent_config": redact_mcp(run.config),
             "agent_skill": skill,
             "artifacts": artifacts,
             "conversation_id": run.conversation_id,
@@ -217,6 +218,13 @@ def _item(run: Run, profiles: dict[str, UserProfile], artifacts: list[dict]) -> 
             "usage": [u.model_dump() for u in run.usage] or None,
         }
     )
+
+
+def redact_mcp(config: AmbientAgentConfig) -> AmbientAgentConfig:
+    """The config as shown to people: MCP credentials redacted (:mod:`core.mcp`)."""
+    if not config.mcp_servers:
+        return config
+    return AmbientAgentConfig.model_validate({**config.model_dump(), "mcp_servers": redact(config.mcp_servers)})
 
 
 def _request_usage(run: Run) -> dict | None:

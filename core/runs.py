@@ -18,11 +18,13 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core import events
 from core.agents import get_agent
 from core.errors import ErrorCode, OzError, invalid, not_found
 from core.ids import new_run_id
 from core.models import ModelUsage, Origin, Principal, Run, RunSourceType, RunState, StatusMessage, add_usage
 from core.models.wire import TERMINAL_STATES, AmbientAgentConfig, FollowupRequest, RunAgentRequest
+from core.permissions import is_admin, require_steer
 from core.queue import RunQueue
 from core.store import Store, utcnow
 from core.store.tables import AccountRow, EnvironmentRow, RunAttachmentRow, RunFollowupRow, RunMetadataRow, RunRow
@@ -95,7 +97,7 @@ def visible_run(session: Session, principal: Principal, run_id: str) -> Run:
     row = session.get(RunRow, run_id)
     if row is None or row.team_uid != principal.team_uid:
         raise not_found("run", run_id)
-    if row.scope_type == "User" and row.creator_uid != principal.uid:
+    if row.scope_type == "User" and row.creator_uid != principal.uid and not is_admin(session, principal):
         raise OzError(ErrorCode.NOT_AUTHORIZED, f"run {run_id} is personal to the person who created it")
     return run_from_row(row)
 
@@ -514,6 +516,7 @@ def cancel(store: Store, queue: RunQueue | None, principal: Principal, run_id: s
     who = principal.email or principal.display_name or principal.uid
     with store.session() as session:
         run = visible_run(session, principal, run_id)
+        require_steer(session, principal, run, "cancel")
         if not is_cancellable_type(run):
             raise OzError(
                 ErrorCode.OPERATION_NOT_SUPPORTED,
@@ -531,6 +534,7 @@ def cancel(store: Store, queue: RunQueue | None, principal: Principal, run_id: s
             raise _cancel_refusal(run_id, stale.current) from None
     if queue is not None:
         queue.cancel(run_id)
+        events.announce(queue.connection, run_id, S.CANCELLED.value)
     return run
 
 
@@ -544,6 +548,7 @@ def followup(store: Store, queue: RunQueue | None, principal: Principal, run_id:
     """Accept a follow-up message: kept for an active run, or re-opening a finished one."""
     with store.session() as session:
         run = visible_run(session, principal, run_id)
+        require_steer(session, principal, run, "follow up on")
         session.add(
             RunFollowupRow(
                 run_id=run_id,

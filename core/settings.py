@@ -47,7 +47,7 @@ class Settings(BaseSettings):
 
     # --- runner ---------------------------------------------------------------------------
     work_dir: Path | None = None
-    """Host directory for run workspaces (cloned on the host, bind-mounted); ``data_dir/workspaces``."""
+    """Host directory for run workspaces (cloned on the host, bind-mounted); ``<data_dir>-work``."""
 
     default_image: str = "debian:12"
     """Image for runs without an environment (Oz's "empty environment")."""
@@ -61,9 +61,17 @@ class Settings(BaseSettings):
     """Which stream format the ``command`` harness prints."""
 
     container_network: Literal["none", "host", "bridge"] = "bridge"
+    allow_host_network: bool = False
+    """Let environments (and ``container_network``) use the host's network.  Off by default: a
+    container on the host network reaches the gateway's own Redis, where one pickled RQ job is
+    code execution in a worker.  Only for trusted agents, or tests reaching fakes on loopback."""
     container_memory: str = "4g"
     container_cpus: float = Field(default=2.0, gt=0)
     container_pids: int = Field(default=1024, ge=16)
+    container_capabilities: list[str] = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID"]
+    """Linux capabilities run containers keep (all others are dropped).  They matter only to
+    root processes — setup commands installing packages; the agent runs as the image's
+    non-root user and has none.  ``[]`` for images that need no root setup."""
     container_user: str | None = None
     """The user the agent runs as; by default the image's own ``USER``, or its ``agent`` user when that is
     root (setup commands always run as root, so they can install packages)."""
@@ -90,6 +98,8 @@ class Settings(BaseSettings):
 
     cancel_poll_seconds: float = Field(default=1.0, gt=0)
     output_tail_chars: int = 4000
+    max_events_per_run: int = Field(default=20_000, ge=100)
+    """A run's transcript stops growing here (the agent's output is still read to its end)."""
 
     github_api_url: str = "https://api.github.com"
     github_clone_url: str = "https://github.com"
@@ -160,7 +170,9 @@ class Settings(BaseSettings):
 
     @property
     def effective_work_dir(self) -> Path:
-        return (self.work_dir or self.data_dir / "workspaces").resolve()
+        """Beside the data directory, never inside it: that one holds the keys and the store."""
+        data = self.data_dir.resolve()
+        return (self.work_dir or data.parent / f"{data.name}-work").resolve()
 
     def app_private_key(self) -> str | None:
         if self.github_app_private_key is None:

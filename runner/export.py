@@ -20,7 +20,7 @@ import docker
 from core.errors import ErrorCode, OzError
 from core.settings import Settings
 from runner.exporter_image import exporter_image
-from runner.sandbox import Bind, Sandbox, SandboxSpec
+from runner.sandbox import EXPORT_CAPABILITIES, Bind, Sandbox, SandboxSpec
 from runner.untrusted_files import Missing, Refused, copy_file, open_dir, read_file
 from runner.workspace import ClonedRepo, Workspace
 
@@ -96,6 +96,7 @@ def export_all(client: docker.DockerClient, settings: Settings, ws: Workspace, r
         pull=settings.pull_images,
         gateway=settings.effective_gateway_id,
         role="export",
+        capabilities=EXPORT_CAPABILITIES,
     )
     code, output = Sandbox.run_once(client, run_id, spec, ["/bin/sh", "-c", SCRIPT, "export", *args], EXPORT_TIMEOUT)
     if code != 0:

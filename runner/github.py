@@ -12,15 +12,15 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 from github import Auth, Github, GithubException, GithubIntegration
-from sqlalchemy.orm import Session
 
 from core import github_oauth, github_orgs
 from core.errors import ErrorCode, OzError
 from core.github_auth import authorization_for
-from core.github_oauth import authorize_link
+from core.github_oauth import authorize_page
 from core.models import RepoRef, Run
 from core.secrets import Vault
 from core.settings import Settings
+from core.store import Store
 
 log = structlog.get_logger(__name__)
 
@@ -43,10 +43,10 @@ class RunCredentials:
 
 
 def auth_url(settings: Settings, account_uid: str | None = None) -> str:
-    """Where to fix a GitHub problem: the person's own signed authorize link when we know them."""
-    if account_uid:
-        return authorize_link(settings, account_uid)
-    return f"{settings.effective_public_url}/auth/github"
+    """Where to fix a GitHub problem.  Never a signed link: run errors are posted in shared
+    Slack threads and Linear or GitHub comments, where someone else could use it to bind their
+    GitHub to the person; the page asks whoever opens it to sign in as themselves."""
+    return authorize_page(settings)
 
 
 _TOKEN_MARGIN = timedelta(minutes=5)
@@ -83,16 +83,18 @@ def uses_app(run: Run) -> bool:
     return run.executor_kind == "service_account" and run.config.credential_strategy != "CREATOR"
 
 
-def resolve(session: Session, vault: Vault, settings: Settings, run: Run, repos: list[RepoRef]) -> RunCredentials:
+def resolve(store: Store, vault: Vault, settings: Settings, run: Run, repos: list[RepoRef]) -> RunCredentials:
+    """The run's credential for each repo.  Store reads and writes are short transactions of
+    their own; every call to GitHub happens outside them."""
     if not repos:
         return RunCredentials(kind="none")
     if settings.github_token is not None:
         token = settings.github_token.get_secret_value()
         return RunCredentials(kind="token", tokens={r.full_name: token for r in repos})
     if uses_app(run):
-        return _app_credentials(session, settings, run.team_uid, repos)
+        return _app_credentials(store, settings, run.team_uid, repos)
     person = run.creator_uid if run.creator_kind == "user" else None
-    authorization = authorization_for(session, vault, person, _refresher(settings)) if person else None
+    authorization = authorization_for(store, vault, person, _refresher(settings)) if person else None
     if authorization is None:
         if _all_public(settings, repos):  # readable by anyone; nothing will be pushed
             return RunCredentials(kind="anonymous", account_uid=person)
@@ -120,7 +122,7 @@ def _all_public(settings: Settings, repos: list[RepoRef]) -> bool:
         return False
 
 
-def _app_credentials(session: Session, settings: Settings, team_uid: str, repos: list[RepoRef]) -> RunCredentials:
+def _app_credentials(store: Store, settings: Settings, team_uid: str, repos: list[RepoRef]) -> RunCredentials:
     """Installation tokens, only for repos in GitHub orgs the team enabled (the Admin Panel's
     "Enabled GitHub Orgs") and inside the installation's current scope."""
     key = settings.app_private_key()
@@ -131,14 +133,16 @@ def _app_credentials(session: Session, settings: Settings, team_uid: str, repos:
             provider="github",
             auth_url=auth_url(settings),
         )
-    not_enabled = [r.full_name for r in repos if not github_orgs.org_enabled(session, team_uid, r.owner)]
+    with store.reader() as session:
+        not_enabled = [r.full_name for r in repos if not github_orgs.org_enabled(session, team_uid, r.owner)]
+        out_of_scope = [
+            ref.full_name
+            for ref in repos
+            if (known := github_orgs.installation_for(session, ref.owner)) is not None
+            and not github_orgs.installation_covers(known, ref.full_name)
+        ]
     if not_enabled:
         raise _inaccessible(settings, not_enabled, "GitHub orgs not enabled for this team hold")
-    out_of_scope = []
-    for ref in repos:
-        known = github_orgs.installation_for(session, ref.owner)
-        if known is not None and not github_orgs.installation_covers(known, ref.full_name):
-            out_of_scope.append(ref.full_name)
     if out_of_scope:
         raise _inaccessible(settings, out_of_scope, "The GitHub App installation does not include")
     integration = GithubIntegration(auth=Auth.AppAuth(settings.github_app_id, key), base_url=settings.github_api_url)

@@ -40,6 +40,7 @@ from runner.harness import Driver, Invocation, StreamParser, driver_for
 from runner.landing import Author
 from runner.sandbox import PROMPT_DIR, WORKSPACE, Bind, OutputTail, Sandbox, SandboxSpec
 from runner.supervisor import CANCELLED, TIMED_OUT, Supervisor
+from runner.transcript import TranscriptWriter
 from runner.workspace import Workspace
 
 log = structlog.get_logger(__name__)
@@ -98,7 +99,8 @@ class Execution:
         self.supervisor = Supervisor(ctx, run.run_id, self.settings.max_runtime_seconds)
         self.sandbox: Sandbox | None = None
         self.workspace: Workspace | None = None
-        self._record_lock = threading.Lock()
+        self.transcript = TranscriptWriter(self._write, self.settings.max_events_per_run)
+        self.supervisor.on_tick = self.transcript.flush
 
     # --- the steps ------------------------------------------------------------------------
 
@@ -120,6 +122,7 @@ class Execution:
             self._fail(OzError(ErrorCode.INTERNAL_ERROR))
         finally:
             self.supervisor.finish()
+            self.transcript.flush()
             if self.sandbox is not None:
                 self.sandbox.remove()
             if self.workspace is not None:
@@ -137,6 +140,7 @@ class Execution:
         for ref in env.repos:
             self.workspace.clone(ref, credentials.token_for(ref))
             self._checkpoint()
+        network = self._network(env)
         variables = {**env.variables, **secrets, "OZ_RUN_ID": self.run.run_id}
         invocation = self._invocation(driver, self._prompt(), variables)
         self.workspace.write_prompt(invocation.prompt)
@@ -149,11 +153,12 @@ class Execution:
             SandboxSpec(
                 image=env.docker_image,
                 binds=[Bind(WORKSPACE, self.workspace.files), Bind(PROMPT_DIR, self.workspace.prompt_dir, True)],
-                network_mode=env.network_mode or self.settings.container_network,
+                network_mode=network,
                 memory=self.settings.container_memory,
                 cpus=self.settings.container_cpus,
                 pids=self.settings.container_pids,
                 user="0",  # setup commands may install packages; the agent gets its own user below
+                capabilities=self.settings.container_capabilities,
                 pull=self.settings.pull_images,
                 gateway=self.settings.effective_gateway_id,
                 env=variables,
@@ -184,6 +189,18 @@ class Execution:
         with self.ctx.store.session() as session:
             runs.record_usage(session, self.run.run_id, result.usage)
         self._finish(result.parser)
+
+    def _network(self, env: Environment) -> str:
+        """The container's network; the host's only where the operator allowed it (a container
+        on the host network reaches the gateway's Redis: one pickled job is code execution)."""
+        network = env.network_mode or self.settings.container_network
+        if network == "host" and not self.settings.allow_host_network:
+            raise OzError(
+                ErrorCode.ENVIRONMENT_SETUP_FAILED,
+                "use bridge or none, or let the operator set OZGW_ALLOW_HOST_NETWORK=true for trusted agents",
+                title="Host networking is disabled on this gateway",
+            )
+        return network
 
     def _driver(self) -> Driver:
         harness = self.run.config.harness
@@ -216,8 +233,7 @@ class Execution:
         )
 
     def _credentials(self, repos: list[RepoRef]) -> github.RunCredentials:
-        with self.ctx.store.session() as session:  # may refresh and save an expired user token
-            credentials = github.resolve(session, self.ctx.vault, self.settings, self.run, repos)
+        credentials = github.resolve(self.ctx.store, self.ctx.vault, self.settings, self.run, repos)
         for secret in credentials.secrets:
             self.masker.add(secret)
         try:
@@ -308,6 +324,7 @@ class Execution:
                 )
 
     def _finish(self, parser: StreamParser) -> None:
+        self.transcript.flush()  # every step is stored before the run says it is done
         summary = self.masker.text(parser.summary) if parser.summary else None
         self.sandbox.kill()  # nothing of the agent may still run while its work is exported
         exports = export.export_all(self.ctx.docker, self.settings, self.workspace, self.run.run_id)
@@ -360,6 +377,7 @@ class Execution:
             raise Stopped(self.supervisor.reason)
 
     def _fail(self, error: OzError) -> None:
+        self.transcript.flush()
         failed = runs.record_failure(self.ctx.store, self.run.run_id, error)
         if failed is not None:
             events.announce(self.ctx.redis, self.run.run_id, failed.state.value)
@@ -395,17 +413,18 @@ class Execution:
         events.announce(self.ctx.redis, self.run.run_id, to.value)
 
     def _record(self, new: list[RunEvent]) -> None:
-        """Store and announce transcript events; the agent's output and the supervisor's
-        follow-up notes both write here, one at a time (events are numbered in order)."""
-        if not new:
-            return
-        with self._record_lock:
-            with self.ctx.store.session() as session:
-                stored = events.record(session, self.run.run_id, new, self.masker)
-                latest = next((e for e in reversed(stored) if e.kind != EventKind.STATUS), None)
-                if latest is not None:
-                    runs.note_progress(session, self.run.run_id, f"Working: {latest.headline()}")
-            events.publish(self.ctx.redis, self.run.run_id, stored)
+        """Transcript events, batched and capped by :class:`TranscriptWriter` (the agent's output
+        and the supervisor's follow-up notes both come here)."""
+        self.transcript.add(new)
+
+    def _write(self, new: list[RunEvent]) -> None:
+        """Store and announce one batch of events, with the latest step as the run's progress."""
+        with self.ctx.store.session() as session:
+            stored = events.record(session, self.run.run_id, new, self.masker)
+            latest = next((e for e in reversed(stored) if e.kind != EventKind.STATUS), None)
+            if latest is not None:
+                runs.note_progress(session, self.run.run_id, f"Working: {latest.headline()}")
+        events.publish(self.ctx.redis, self.run.run_id, stored)
 
     def _coauthor(self) -> Author | None:
         if self.run.creator_kind != "user":

@@ -33,9 +33,8 @@ ROLE_LABEL = "oz.role"
 WORKSPACE = "/workspace"
 PROMPT_DIR = "/oz"
 KEEPALIVE = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
-# Docker's default set minus raw sockets, mknod, chroot, setpcap, setfcap, audit and binding
-# low ports: enough for package managers in setup commands, nothing to escape with.
-CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID"]
+EXPORT_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER"]
+"""The exporter reads and writes files of any owner in the workspace, nothing more."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +60,8 @@ class SandboxSpec:
     env: dict[str, str] = field(default_factory=dict)
     role: str = "agent"
     """``agent`` (the run's container) or ``export`` (the throwaway one that exports its work)."""
+    capabilities: list[str] = field(default_factory=list)
+    """Capabilities kept (``OZGW_CONTAINER_CAPABILITIES``); every other one is dropped."""
 
     def create_options(self, run_id: str) -> dict[str, object]:
         """The container's settings: no privileges, limits, labels the sweeps find it by."""
@@ -70,7 +71,7 @@ class SandboxSpec:
             mounts=[Mount(b.target, str(b.source), type="bind", read_only=b.read_only) for b in self.binds],
             network_mode=self.network_mode,
             cap_drop=["ALL"],
-            cap_add=CAPABILITIES,
+            cap_add=list(self.capabilities),
             security_opt=["no-new-privileges:true"],
             privileged=False,
             mem_limit=self.memory,

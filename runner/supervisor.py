@@ -32,6 +32,8 @@ class Supervisor(threading.Thread):
         self.sandbox: Sandbox | None = None
         self.on_followups: Callable[[list[str]], None] | None = None
         """Set while the agent runs: follow-ups taken from the store go there."""
+        self.on_tick: Callable[[], None] | None = None
+        """Called every tick (the transcript's pending events are written then)."""
         self._done = threading.Event()
         settings = ctx.settings
         self._tick = min(settings.heartbeat_seconds, settings.cancel_poll_seconds, 1.0)
@@ -49,6 +51,8 @@ class Supervisor(threading.Thread):
     def run(self) -> None:
         while not self._done.wait(self._tick):
             try:
+                if self.on_tick is not None:
+                    self.on_tick()
                 self._check()
             except Exception:  # a store hiccup must not kill the watch; try again next tick
                 log.exception("supervisor.check_failed", run_id=self.run_id)

@@ -37,18 +37,23 @@ class FoundFile:
     size: int
 
 
+def _open_at(dir_fd: int, name: str, flags: int) -> int:
+    """``name`` opened relative to ``dir_fd``; a symlink (``ELOOP``) or anything else amiss is Refused."""
+    try:
+        return os.open(name, flags, dir_fd=dir_fd)
+    except FileNotFoundError:
+        raise Missing(name) from None
+    except OSError as exc:
+        raise Refused(f"{name}: {exc.strerror}") from None
+
+
 @contextlib.contextmanager
 def open_dir(root: Path, *parts: str) -> Iterator[int]:
     """A descriptor for ``root/parts…``; ``root`` is the host's own, each part must not be a symlink."""
     fd = os.open(root, _DIR_FLAGS)
     try:
         for part in parts:
-            try:
-                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            except FileNotFoundError:
-                raise Missing(part) from None
-            except OSError as exc:
-                raise Refused(f"{part}: {exc.strerror}") from None
+            child = _open_at(fd, part, _DIR_FLAGS)
             os.close(fd)
             fd = child
         yield fd
@@ -58,12 +63,7 @@ def open_dir(root: Path, *parts: str) -> Iterator[int]:
 
 @contextlib.contextmanager
 def _open_regular(dir_fd: int, name: str) -> Iterator[tuple[int, int]]:
-    try:
-        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
-    except FileNotFoundError:
-        raise Missing(name) from None
-    except OSError as exc:
-        raise Refused(f"{name}: {exc.strerror}") from None
+    fd = _open_at(dir_fd, name, _FILE_FLAGS)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

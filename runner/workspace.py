@@ -164,8 +164,12 @@ class Workspace:
         return path
 
     def remove(self) -> None:
-        """Delete everything under ``root`` without following a single symlink the agent made
-        (``shutil.rmtree`` works from directory file descriptors on this platform)."""
-        if not shutil.rmtree.avoids_symlink_attacks:
-            raise RuntimeError("this platform's shutil.rmtree can follow symlinks; refusing to clean a workspace")
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_tree(self.root)
+
+
+def remove_tree(root: Path) -> None:
+    """Delete everything under ``root`` without following a single symlink the agent made
+    (``shutil.rmtree`` works from directory file descriptors on this platform)."""
+    if not shutil.rmtree.avoids_symlink_attacks:
+        raise RuntimeError("this platform's shutil.rmtree can follow symlinks; refusing to clean a workspace")
+    shutil.rmtree(root, ignore_errors=True)

@@ -6,6 +6,8 @@ so the stock runner, ``oz-gateway serve`` and the tests all build the same app.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,8 +15,9 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
 
-from bots.api.context import ASYNC_REDIS, EXECUTOR, KEY_USE, QUEUE, SETTINGS, STORE, VAULT, public
-from bots.api.middleware import auth_middleware, problem_middleware
+from bots.api.context import ASYNC_REDIS, EXECUTOR, KEY_USE, QUEUE, SETTINGS, STORE, VAULT, blocking, public
+from bots.api.events import STREAMS
+from bots.api.middleware import auth_middleware, problem_middleware, webhook_guard
 from bots.api.openapi import openapi_document
 from bots.api.routes import LINEAR_ROUTES, ROUTES, SLACK_EVENTS_ROUTE, SLACK_ROUTES
 from bots.linear.app import linear_configured, linear_lifecycle
@@ -32,14 +35,34 @@ async def _openapi(_request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
 
+HEALTH_TTL_SECONDS = 2.0
+
+
 @public
 async def _health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "queue": request.app[QUEUE].ping()})
+    """Liveness plus whether Redis answers; the ping runs off the event loop (a slow Redis must
+    not stall every route) and its answer is reused for a moment (a probe storm is one ping)."""
+    cached = request.app[HEALTH]
+    now = time.monotonic()
+    if cached.get("at", -HEALTH_TTL_SECONDS) + HEALTH_TTL_SECONDS <= now:
+        pending = cached.get("pending")
+        if pending is None or pending.done():
+            pending = cached["pending"] = asyncio.ensure_future(blocking(request, request.app[QUEUE].ping))
+        cached["queue"] = await asyncio.shield(pending)
+        cached["at"] = time.monotonic()
+    return web.json_response({"status": "ok", "queue": cached["queue"]})
+
+
+HEALTH: web.AppKey[dict] = web.AppKey("health", dict)
 
 
 def create_app(settings: Settings, *, store: Store | None = None, queue: RunQueue | None = None) -> web.Application:
-    app = web.Application(middlewares=[problem_middleware, auth_middleware], client_max_size=32 * 1024 * 1024)
+    app = web.Application(
+        middlewares=[problem_middleware, webhook_guard, auth_middleware], client_max_size=32 * 1024 * 1024
+    )
     app[SETTINGS] = settings
+    app[HEALTH] = {}
+    app[STREAMS] = {}
     app[KEY_USE] = UseThrottle()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

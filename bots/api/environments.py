@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import quote
+
 from aiohttp import web
 from sqlalchemy.orm import Session
 
@@ -47,6 +50,18 @@ async def download_artifact(request: web.Request) -> web.Response:
         request.app[SETTINGS].signing_key(), request.path, request.query.get("expires"), request.query.get("signature")
     )
     name, mime_type, content = await reading(request, download, request.match_info["uid"])
+    # The name is the agent's: RFC 6266's quoted form and RFC 5987's encoded one, never raw.
+    disposition = f"attachment; filename=\"{_ascii_name(name)}\"; filename*=UTF-8''{quote(name, safe='')}"
     return web.Response(
-        body=content, content_type=mime_type, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+        body=content,
+        content_type=mime_type,
+        headers={
+            "Content-Disposition": disposition,
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "sandbox",
+        },
     )
+
+
+def _ascii_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._ -]", "_", name)[:200] or "artifact"

@@ -18,12 +18,16 @@ from sqlalchemy.orm import Session
 
 from bots.api.context import ASYNC_REDIS, principal, reading
 from core import runs
+from core.errors import ErrorCode, OzError
 from core.events import RunEvent, channel, transcript
 from core.models import Principal, RunState
 from core.models.wire import TERMINAL_STATES
 
-KEEPALIVE_SECONDS = 15.0
-STATE_POLL_SECONDS = 1.0
+FALLBACK_POLL_SECONDS = 15.0
+"""How often an idle stream sends a keepalive and re-reads the store anyway (a publish Redis
+lost); events and state changes themselves arrive on the run's channel."""
+STREAMS_PER_KEY = 8
+STREAMS: web.AppKey[dict] = web.AppKey("event_streams", dict)
 
 
 def _page(session: Session, who: Principal, run_id: str, after: int) -> tuple[RunState, list[RunEvent]]:
@@ -60,9 +64,27 @@ def _sse(event: RunEvent) -> bytes:
 
 
 async def _stream(request: web.Request, run_id: str, after: int) -> web.StreamResponse:
-    redis: Redis = request.app[ASYNC_REDIS]
     who = principal(request)
     await reading(request, runs.visible_run, who, run_id)  # 404 / 403 before any stream starts
+    open_streams = request.app[STREAMS]
+    holder = who.key_uid or who.uid
+    if open_streams.get(holder, 0) >= STREAMS_PER_KEY:
+        raise OzError(
+            ErrorCode.RESOURCE_UNAVAILABLE,
+            f"at most {STREAMS_PER_KEY} live event streams per API key; close one first",
+            status=429,
+        )
+    open_streams[holder] = open_streams.get(holder, 0) + 1
+    try:
+        return await _tail(request, who, run_id, after)
+    finally:
+        open_streams[holder] -= 1
+        if not open_streams[holder]:
+            del open_streams[holder]
+
+
+async def _tail(request: web.Request, who: Principal, run_id: str, after: int) -> web.StreamResponse:
+    redis: Redis = request.app[ASYNC_REDIS]
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     pubsub = redis.pubsub()
@@ -73,19 +95,22 @@ async def _stream(request: web.Request, run_id: str, after: int) -> web.StreamRe
         for event in stored:
             await response.write(_sse(event))
             last = event.seq
-        idle = 0.0
         while state not in TERMINAL_STATES:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=STATE_POLL_SECONDS)
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=FALLBACK_POLL_SECONDS)
             if message is not None:
-                event = RunEvent.model_validate(json.loads(message["data"]))
+                data = json.loads(message["data"])
+                if "state" in data:  # a state change: read what came before it, then carry on or end
+                    state, missed = await reading(request, _page, who, run_id, last)
+                    for event in missed:
+                        await response.write(_sse(event))
+                        last = event.seq
+                    continue
+                event = RunEvent.model_validate(data)
                 if event.seq and event.seq > last:
                     await response.write(_sse(event))
                     last = event.seq
                 continue
-            idle += STATE_POLL_SECONDS
-            if idle >= KEEPALIVE_SECONDS:
-                await response.write(b": keepalive\n\n")
-                idle = 0.0
+            await response.write(b": keepalive\n\n")
             state, missed = await reading(request, _page, who, run_id, last)  # also catches a lost publish
             for event in missed:
                 await response.write(_sse(event))

@@ -66,6 +66,32 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem_response(OzError(ErrorCode.INTERNAL_ERROR), request, trace_id)
 
 
+WEBHOOK_SIGNATURES = {
+    "/slack/events": "X-Slack-Signature",
+    "/linear/webhook": "Linear-Signature",
+    "/github/webhook": "X-Hub-Signature-256",
+}
+WEBHOOK_MAX_BYTES = 1024 * 1024
+
+
+@web.middleware
+async def webhook_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Webhook deliveries are small and signed: one without its signature header, or declaring
+    more than 1 MiB, is refused before a byte of its body is read; a longer chunked body stops
+    at the limit (413) instead of being buffered."""
+    header = WEBHOOK_SIGNATURES.get(request.path)
+    if header is None or request.method != "POST" or request.match_info.http_exception is not None:
+        return await handler(request)  # not a webhook, or one this gateway does not serve (404)
+    if not request.headers.get(header):
+        missing = f"the {header} header is missing"
+        unsigned = OzError(ErrorCode.AUTHENTICATION_REQUIRED, missing, title="Unsigned delivery")
+        return problem_response(unsigned, request)
+    if (request.content_length or 0) > WEBHOOK_MAX_BYTES:
+        limit = f"webhook bodies are at most {WEBHOOK_MAX_BYTES} bytes"
+        return problem_response(OzError(ErrorCode.INVALID_REQUEST, limit, status=413), request)
+    return await handler(request.clone(client_max_size=WEBHOOK_MAX_BYTES))
+
+
 def bearer_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -85,9 +111,10 @@ async def read_json(request: web.Request) -> dict:
     """The JSON object body, or ``invalid_request`` saying what is wrong with it."""
     if not request.can_read_body:
         return {}
-    try:
-        body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    raw = await request.read()
+    try:  # JSON is UTF-8 (RFC 8259), whatever charset the header claims
+        body = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise OzError(ErrorCode.INVALID_REQUEST, "the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise OzError(ErrorCode.INVALID_REQUEST, "the request body must be a JSON object")

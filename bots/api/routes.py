@@ -125,7 +125,8 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("DELETE", f"{API}/secrets/{{name}}", secrets.delete_secret, "Delete a managed secret", response_status=204),
     # Outside the Oz API (no bearer key; not in the OpenAPI document):
-    Route("GET", "/auth/github", authorize.start, "Start GitHub authorization (signed link or personal key)"),
+    Route("GET", "/auth/github", authorize.show, "GitHub authorization: sign in, or confirm a signed link"),
+    Route("POST", "/auth/github", authorize.start, "Start GitHub authorization (signed link or personal key)"),
     Route("GET", "/auth/github/callback", authorize.callback, "GitHub OAuth callback"),
     Route("POST", "/github/webhook", webhook.receive, "GitHub App webhook"),
 )

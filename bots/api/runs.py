@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from bots.api.context import QUEUE, STORE, blocking, principal, reading
 from bots.api.middleware import read_json
 from core import run_listing, runs
-from core.errors import invalid
+from core.errors import ErrorCode, OzError, invalid
 from core.models import Origin, Principal, RunSourceType
 from core.models.wire import FollowupRequest, RunAgentRequest, RunAgentResponse, RunItem, RunListQuery
 
@@ -28,10 +28,20 @@ def _origin(request: web.Request) -> Origin:
     declared = request.headers.get("X-Oz-Source", "API").upper()
     if declared not in CLIENT_SOURCES:
         raise invalid(f"X-Oz-Source must be one of {', '.join(CLIENT_SOURCES)}")
+    if declared == "GITHUB_ACTION" and principal(request).is_human:
+        # Such runs cannot be cancelled through the API: only the Action's agent key may say so.
+        raise OzError(ErrorCode.NOT_AUTHORIZED, "only an agent API key (the GitHub Action's) may declare GITHUB_ACTION")
     trigger_url = request.headers.get("X-Oz-Trigger-Url")
     if trigger_url and not trigger_url.startswith(("https://", "http://")):
         raise invalid("X-Oz-Trigger-Url must be an http(s) URL")
     return Origin(source=CLIENT_SOURCES[declared], trigger_url=trigger_url)
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    """A client's key, in a namespace of its own: it can never name the run a Slack message or a
+    Linear session made (theirs are ``slack:…``, ``linear:…``)."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    return None if key is None else f"api:{key}"
 
 
 async def create_run(request: web.Request) -> web.Response:
@@ -46,7 +56,7 @@ async def create_run(request: web.Request) -> web.Response:
         body,
         source=origin.source,
         origin=origin,
-        idempotency_key=request.headers.get(IDEMPOTENCY_HEADER),
+        idempotency_key=_idempotency_key(request),
     )
     run = created.run
     response = RunAgentResponse(

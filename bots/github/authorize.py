@@ -1,8 +1,11 @@
 """``/auth/github``: a person authorizes the gateway on GitHub (OAuth web flow).
 
-They arrive with a signed link (from an ``external_authentication_required`` error, a Slack
-button, or ``oz-gateway github authorize``) or with their personal API key; GitHub sends
-them back to ``/auth/github/callback`` with a code and our signed, single-use ``state``.
+Whoever opens the page proves who they are first: with their personal API key, or with a
+signed link that only they were given (single-use, 30 minutes), after a page that says plainly
+which account GitHub is about to be connected to.  Starting the flow sets a nonce cookie in
+that browser; GitHub's callback is accepted only with the same nonce in the signed ``state``
+*and* in the cookie, so a link or a callback URL opened in someone else's browser cannot bind
+their GitHub account to this person (or the reverse).
 """
 
 from __future__ import annotations
@@ -12,22 +15,24 @@ import secrets
 
 from aiohttp import web
 from redis.asyncio import Redis
+from sqlalchemy.orm import Session
 
 from bots.api.context import ASYNC_REDIS, SETTINGS, VAULT, blocking, in_session, public, reading
-from bots.api.middleware import bearer_token
 from core import github_oauth
 from core.errors import ErrorCode, OzError
 from core.github_auth import save_authorization
 from core.keys import authenticate
+from core.store.tables import AccountRow
 
 NONCE_TTL_SECONDS = 15 * 60
+COOKIE = "oz_github_oauth"
 
 
-def _page(title: str, body: str, status: int = 200) -> web.Response:
+def _page(title: str, body: str, status: int = 200, form: str = "") -> web.Response:
     document = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
         f"<body style='font-family:sans-serif;max-width:40em;margin:4em auto'>"
-        f"<h1>{html.escape(title)}</h1><p>{html.escape(body)}</p></body></html>"
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(body)}</p>{form}</body></html>"
     )
     return web.Response(text=document, content_type="text/html", status=status)
 
@@ -36,31 +41,93 @@ def _public_url(request: web.Request) -> str:
     return (request.app[SETTINGS].public_url or str(request.url.origin())).rstrip("/")
 
 
+def _key(request: web.Request, kind: str, value: str) -> str:
+    return f"{request.app[SETTINGS].redis_prefix}gh-{kind}:{value}"
+
+
+SIGN_IN = (
+    "<form method='post' action='/auth/github'>"
+    "<label>Your personal API key <input type='password' name='api_key' autocomplete='off' placeholder='wk-…' "
+    "size='40'></label> <button type='submit'>Continue to GitHub</button></form>"
+    "<p><small>Create one with <code>oz-gateway key create --email you@example.com --name github</code>. "
+    "It is only checked, never stored.</small></p>"
+)
+
+
+def _confirm(token: str) -> str:
+    return (
+        "<form method='post' action='/auth/github'>"
+        f"<input type='hidden' name='token' value='{html.escape(token, quote=True)}'>"
+        "<button type='submit'>Yes, connect my GitHub account</button></form>"
+    )
+
+
+def _email_of(session: Session, account_uid: str) -> str:
+    row = session.get(AccountRow, account_uid)
+    if row is None:
+        raise OzError(ErrorCode.NOT_AUTHORIZED, "the link is invalid or has expired; ask for a new one")
+    return row.email
+
+
+@public
+async def show(request: web.Request) -> web.Response:
+    """The sign-in page, or — for a signed link — the confirmation naming the account."""
+    token = request.query.get("token")
+    if not token:
+        return _page(
+            "Connect GitHub",
+            "Sign in with your personal API key; runs you start will then use your GitHub account.",
+            form=SIGN_IN,
+        )
+    try:
+        account_uid, _jti = github_oauth.read_link(request.app[SETTINGS], token)
+        email = await reading(request, _email_of, account_uid)
+    except OzError as error:
+        return _page("This link cannot be used", error.message, error.status)
+    return _page(
+        f"Connect GitHub to {email}?",
+        f"Runs started by {email} will act on GitHub as the GitHub account you sign in with next. "
+        f"Continue only if you are {email}; otherwise close this page.",
+        form=_confirm(token),
+    )
+
+
 @public
 async def start(request: web.Request) -> web.StreamResponse:
+    """The form's POST: who this is (link or key), a nonce for this browser, then GitHub."""
     settings = request.app[SETTINGS]
-    token = request.query.get("token")
+    form = await request.post()
+    redis: Redis = request.app[ASYNC_REDIS]
     try:
+        token = str(form.get("token") or "")
         if token:
-            account_uid = github_oauth.account_of_link(settings, token)
+            account_uid, jti = github_oauth.read_link(settings, token)
+            if not await redis.set(
+                _key(request, "link", jti), "1", nx=True, ex=int(github_oauth.LINK_TTL.total_seconds())
+            ):
+                raise OzError(ErrorCode.NOT_AUTHORIZED, "this link was already used; ask for a new one")
         else:
-            who = await reading(request, authenticate, bearer_token(request))
+            who = await reading(request, authenticate, str(form.get("api_key") or "").strip() or None)
             if not who.is_human:
                 raise OzError(ErrorCode.NOT_AUTHORIZED, "agent keys have no GitHub account to authorize")
             account_uid = who.uid
-        nonce = secrets.token_urlsafe(16)
-        await request.app[ASYNC_REDIS].set(f"oz:gh-oauth:{nonce}", account_uid, ex=NONCE_TTL_SECONDS)
-        url = await blocking(
-            request,
-            github_oauth.login_url,
-            settings,
-            account_uid,
-            nonce,
-            f"{_public_url(request)}/auth/github/callback",
-        )
+        nonce = secrets.token_urlsafe(24)
+        await redis.set(_key(request, "oauth", nonce), account_uid, ex=NONCE_TTL_SECONDS)
+        redirect = f"{_public_url(request)}/auth/github/callback"
+        url = await blocking(request, github_oauth.login_url, settings, account_uid, nonce, redirect)
     except OzError as error:
         return _page("Cannot start GitHub authorization", error.message, error.status)
-    raise web.HTTPFound(url)
+    response = web.HTTPSeeOther(url)
+    response.set_cookie(
+        COOKIE,
+        nonce,
+        max_age=NONCE_TTL_SECONDS,
+        path="/auth/github",
+        httponly=True,
+        samesite="Lax",
+        secure=_public_url(request).startswith("https://"),
+    )
+    raise response
 
 
 @public
@@ -74,8 +141,13 @@ async def callback(request: web.Request) -> web.Response:
         )
     try:
         account_uid, nonce = github_oauth.read_state(settings, request.query.get("state"))
+        if not secrets.compare_digest(request.cookies.get(COOKIE, ""), nonce):
+            raise OzError(
+                ErrorCode.NOT_AUTHORIZED,
+                "finish in the browser you started in (this one did not start the authorization); start again",
+            )
         redis: Redis = request.app[ASYNC_REDIS]
-        if await redis.getdel(f"oz:gh-oauth:{nonce}") is None:  # single use: a replayed state is refused
+        if await redis.getdel(_key(request, "oauth", nonce)) is None:  # single use: a replayed state is refused
             raise OzError(ErrorCode.NOT_AUTHORIZED, "this authorization link was already used; start again")
         code = request.query.get("code") or ""
         grant = await blocking(request, github_oauth.exchange_code, settings, code)
@@ -92,4 +164,6 @@ async def callback(request: web.Request) -> web.Response:
         )
     except OzError as error:
         return _page("GitHub authorization failed", error.message, error.status)
-    return _page("GitHub is connected", f"Runs you start will use GitHub as {login}. You can close this tab.")
+    response = _page("GitHub is connected", f"Runs you start will use GitHub as {login}. You can close this tab.")
+    response.del_cookie(COOKIE, path="/auth/github")
+    return response

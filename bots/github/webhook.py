@@ -119,18 +119,20 @@ async def receive(request: web.Request) -> web.Response:
         log.warning("github.webhook_bad_signature", delivery=request.headers.get("X-GitHub-Delivery"))
         return web.json_response({"error": "signature does not match"}, status=401)
     event = request.headers.get("X-GitHub-Event", "")
-    delivery = request.headers.get("X-GitHub-Delivery", "")
+    # The delivery id header is not signed: a replayed body under a new id must still be a duplicate.
+    delivery = hashlib.sha256(body).hexdigest()
     if event not in EVENT_HANDLERS:
         if event in IGNORED_EVENTS:
             return web.json_response({"ok": True, "ignored": event})
         return web.json_response({"error": f"unsupported event {event!r}"}, status=400)
-    if delivery and not await request.app[ASYNC_REDIS].set(f"oz:gh-delivery:{delivery}", 1, nx=True, ex=DEDUPE_SECONDS):
-        return web.json_response({"ok": True, "duplicate": delivery})
+    claim = f"{request.app[SETTINGS].redis_prefix}gh-delivery:{delivery}"
+    if not await request.app[ASYNC_REDIS].set(claim, 1, nx=True, ex=DEDUPE_SECONDS):
+        return web.json_response({"ok": True, "duplicate": request.headers.get("X-GitHub-Delivery", delivery)})
     try:
         payload = json.loads(body)
         result = await in_session(request, EVENT_HANDLERS[event], payload)
     except (json.JSONDecodeError, ValidationError) as exc:
-        await request.app[ASYNC_REDIS].delete(f"oz:gh-delivery:{delivery}")
+        await request.app[ASYNC_REDIS].delete(claim)
         return web.json_response({"error": f"malformed {event} payload: {str(exc)[:300]}"}, status=400)
     log.info("github.webhook", github_event=event, delivery=delivery, result=result)
     return web.json_response({"ok": True, "handled": result})

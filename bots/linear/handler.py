@@ -12,6 +12,7 @@ comments are never acted on: a bot that triggers itself loops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
@@ -79,12 +80,14 @@ class LinearFrontDoor:
     _app_user: str | None = None
     _busy: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WORK_IN_FLIGHT))
 
-    def spawn(self, body: dict) -> None:
-        task = asyncio.get_running_loop().create_task(self._guarded(body))
+    def spawn(self, body: dict, claims: list[str] = ()) -> None:
+        """Handle the delivery after the answer; ``claims`` are its dedupe keys, released if the
+        handling fails, so a redelivery of it is handled rather than dropped as a duplicate."""
+        task = asyncio.get_running_loop().create_task(self._guarded(body, list(claims)))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _guarded(self, body: dict) -> None:
+    async def _guarded(self, body: dict, claims: list[str] = ()) -> None:
         try:
             # The first thought goes out before this session queues behind others' slow work:
             # Linear expects it within 10 s of ``created``, however busy the gateway is.
@@ -94,6 +97,9 @@ class LinearFrontDoor:
                 await self.handle(body)
         except Exception:
             log.exception("linear.delivery_failed", type=body.get("type"), action=body.get("action"))
+            if claims:
+                with contextlib.suppress(Exception):
+                    await self.reporter.redis.delete(*claims)
 
     async def _blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await off_loop(self.executor, fn, *args, **kwargs)
@@ -154,21 +160,26 @@ class LinearFrontDoor:
         if account is None:
             return
         latest = await self._latest(account, trigger)
-        if activity.get("signal") == "stop":
+        try:
+            if activity.get("signal") == "stop":
+                if latest is not None and runs.is_active(latest):
+                    who = identity.principal_of(account)
+                    await self._blocking(runs.cancel, self.store, self.queue, who, latest.run_id)
+                    await self.reporter.render(latest.run_id)
+                else:
+                    await self.reporter.activity(session["id"], {"type": "response", "body": "Nothing is running."})
+                return
             if latest is not None and runs.is_active(latest):
-                await self._blocking(runs.cancel, self.store, self.queue, identity.principal_of(account), latest.run_id)
-                await self.reporter.render(latest.run_id)
-            else:
-                await self.reporter.activity(session["id"], {"type": "response", "body": "Nothing is running."})
-            return
-        if latest is not None and runs.is_active(latest):
-            followup = FollowupRequest(message=trigger.request)
-            await self._blocking(
-                runs.followup, self.store, self.queue, identity.principal_of(account), latest.run_id, followup
-            )
-            await self.reporter.activity(
-                session["id"], {"type": "thought", "body": "Got it — adding that to the work."}
-            )
+                followup = FollowupRequest(message=trigger.request)
+                await self._blocking(
+                    runs.followup, self.store, self.queue, identity.principal_of(account), latest.run_id, followup
+                )
+                await self.reporter.activity(
+                    session["id"], {"type": "thought", "body": "Got it — adding that to the work."}
+                )
+                return
+        except OzError as error:  # someone else's run: only its creator (or an admin) steers it
+            await self._refuse(trigger, error, None)
             return
         await self._start(trigger, account, latest)
 
@@ -213,9 +224,12 @@ class LinearFrontDoor:
         latest = await self._latest(account, trigger)
         if latest is not None and runs.is_active(latest):
             followup = FollowupRequest(message=trigger.request)
-            await self._blocking(
-                runs.followup, self.store, self.queue, identity.principal_of(account), latest.run_id, followup
-            )
+            try:
+                await self._blocking(
+                    runs.followup, self.store, self.queue, identity.principal_of(account), latest.run_id, followup
+                )
+            except OzError as error:
+                await self._refuse(trigger, error, None)
             return
         await self._start(trigger, account, latest)
 

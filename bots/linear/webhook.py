@@ -71,20 +71,22 @@ async def receive(request: web.Request) -> web.Response:
     try:
         body = json.loads(raw)
         envelope = Envelope.model_validate(body)
-    except (ValueError, ValidationError):
+    except (ValueError, ValidationError, RecursionError):
         return _refuse(400, "malformed payload")
     if abs(time.time() * 1000 - envelope.webhookTimestamp) > MAX_SKEW_MS:
         return _refuse(401, "stale webhookTimestamp")
-    keys = [dedupe_key(body, request.headers.get("Linear-Delivery"))]
+    keys = [settings.redis_prefix + dedupe_key(body, request.headers.get("Linear-Delivery"))]
     if request.headers.get("Linear-Delivery"):
-        keys.append(f"linear:delivery:{request.headers['Linear-Delivery']}")
+        keys.append(f"{settings.redis_prefix}linear:delivery:{request.headers['Linear-Delivery']}")
+    claimed: list[str] = []
     try:
         for key in keys:
-            if not await request.app[ASYNC_REDIS].set(settings.redis_prefix + key, "1", nx=True, ex=DEDUPE_TTL):
+            if not await request.app[ASYNC_REDIS].set(key, "1", nx=True, ex=DEDUPE_TTL):
                 log.info("linear.duplicate_delivery", key=key)
                 return web.json_response({"ok": True, "duplicate": True})
+            claimed.append(key)
     except RedisError as exc:  # the run's idempotency key still makes one run per session
         log.warning("linear.dedupe_unavailable", reason=type(exc).__name__)
     front: LinearFrontDoor = request.app[LINEAR_FRONT]
-    front.spawn(body)
+    front.spawn(body, claimed)
     return web.json_response({"ok": True})

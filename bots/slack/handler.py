@@ -23,7 +23,7 @@ from bots.slack import messages
 from bots.slack.reporter import SlackReporter
 from bots.slack.thread import Names, SlackMessage, conversation, request_text
 from core import identity, integrations, runs
-from core.errors import OzError
+from core.errors import ErrorCode, OzError
 from core.identity import LinkRequired
 from core.models import Account, IntegrationProvider, Origin, Principal, Run, RunSourceType
 from core.models.wire import AmbientAgentConfig, FollowupRequest, RunAgentRequest
@@ -159,6 +159,7 @@ class SlackFrontDoor:
         request = RunAgentRequest(
             prompt=prompt,
             title=text if len(text) <= TITLE_LIMIT else text[: TITLE_LIMIT - 1] + "…",
+            team=not await self._private(client, message),
             conversation_id=previous.conversation_id if previous is not None else None,
             config=AmbientAgentConfig(
                 environment_id=defaults.environment_id,
@@ -185,6 +186,19 @@ class SlackFrontDoor:
         log.info("slack.run_started", run_id=created.run.run_id, team=message.team, channel=message.channel)
         return created.run
 
+    async def _private(self, client: AsyncWebClient, message: SlackMessage) -> bool:
+        """A DM or a private channel: its run is the requester's (and admins'), not the whole
+        team's.  When Slack cannot say, the run is treated as private."""
+        if message.channel.startswith("D"):
+            return True
+        try:
+            info = await client.conversations_info(channel=message.channel)
+        except SlackApiError as error:
+            log.info("slack.channel_unknown", channel=message.channel, reason=str(error.response.get("error")))
+            return True
+        channel = info.get("channel") or {}
+        return bool(channel.get("is_private") or channel.get("is_im") or channel.get("is_mpim"))
+
     async def _follow_up(
         self, message: SlackMessage, client: AsyncWebClient, principal: Principal, run: Run, text: str
     ) -> None:
@@ -201,10 +215,13 @@ class SlackFrontDoor:
         await self.cancel(client, message, principal, run)
 
     async def cancel(self, client: AsyncWebClient, message: SlackMessage, principal: Principal, run: Run) -> None:
-        if run.creator_uid != principal.uid:
-            await self._tell(client, message, "Only the person who started this run can stop it.")
+        try:
+            await self._blocking(runs.cancel, self.store, self.queue, principal, run.run_id)
+        except OzError as error:
+            if error.code != ErrorCode.NOT_AUTHORIZED:
+                raise
+            await self._tell(client, message, "Only the person who started this run (or a team admin) can stop it.")
             return
-        await self._blocking(runs.cancel, self.store, self.queue, principal, run.run_id)
         log.info("slack.run_cancelled", run_id=run.run_id)
         await self.reporter.report(*await self._blocking(load_for_report, self.store, run.run_id))
 

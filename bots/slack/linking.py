@@ -51,6 +51,18 @@ def _request_uid(request: web.Request, token: str | None) -> str:
     return read_token(request.app[SETTINGS].signing_key(), LINK_PURPOSE, token)["r"]
 
 
+async def _names(app: web.Application, team: str, user: str, enterprise: str | None) -> tuple[str, str]:
+    """The Slack person's name and their workspace's, for a page a person reads (ids otherwise)."""
+    try:
+        front = app[SLACK_BOT].front
+        client = await front.reporter.clients.for_team(team, enterprise)
+        workspace = (await client.auth_test()).get("team") or team
+        return await front.names.of(client, team, user), workspace
+    except Exception:  # a page must render even when Slack cannot be asked
+        log.info("slack.link_names_unavailable", team=team, user=user)
+        return user, team
+
+
 @public
 async def show(request: web.Request) -> web.Response:
     token = request.query.get("token")
@@ -58,9 +70,14 @@ async def show(request: web.Request) -> web.Response:
         parked = await reading(request, identity.open_request, _request_uid(request, token))
     except OzError as error:
         return _page("This link cannot be used", error.message, error.status)
+    person, workspace = await _names(
+        request.app, parked.external_team, parked.external_user, parked.payload.get("enterprise")
+    )
     return _page(
         "Link your Slack account",
-        f"Slack user {parked.external_user} in workspace {parked.external_team} will act as you on this gateway.",
+        f"You are letting Slack user {person} (workspace {workspace}) act as your account on this gateway: "
+        "every request they make in Slack will run as you, with your GitHub access. "
+        "Continue only if that Slack user is you.",
         form=_form(token or ""),
     )
 
@@ -79,7 +96,13 @@ async def submit(request: web.Request) -> web.Response:
         return _page("Your account was not linked", error.message, error.status)
     log.info("slack.linked", team=parked.external_team, user=parked.external_user, account=who.uid)
     _resume(request.app, SlackMessage(**parked.payload))
-    return _page("Your Slack account is linked", f"You are {who.email}. Your request is starting in Slack now.")
+    person, workspace = await _names(
+        request.app, parked.external_team, parked.external_user, parked.payload.get("enterprise")
+    )
+    return _page(
+        "Your Slack account is linked",
+        f"Slack user {person} (workspace {workspace}) now acts as {who.email}. Your request is starting in Slack now.",
+    )
 
 
 def _resume(app: web.Application, message: SlackMessage) -> None:

@@ -22,6 +22,7 @@ from bots.slack import messages
 from bots.slack.clients import SlackClients
 from core.models import Run, RunItem
 from core.models.wire import TERMINAL_STATES
+from core.reporting import Recent
 from core.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -39,8 +40,8 @@ class SlackReporter:
         self.clients = clients
         self.redis = redis
         self.settings = settings
-        self._shown: dict[str, str] = {}
-        self._thread_status_at: dict[str, float] = {}
+        self._shown: dict[str, str] = Recent()
+        self._thread_status_at: dict[str, float] = Recent()
 
     async def report(self, run: Run, item: RunItem) -> None:
         ref = run.origin.ref if run.origin else {}

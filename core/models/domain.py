@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from core.models.wire import AmbientAgentConfig, RunSourceType, RunState, StatusMessage
+from core.models.wire import AmbientAgentConfig, ModelUsage, RunSourceType, RunState, StatusMessage
 
 REPO_SPEC = re.compile(r"^(?P<owner>[A-Za-z0-9_.-]+)/(?P<repo>[A-Za-z0-9_.-]+)(?:@(?P<branch>[^\s@]+))?$")
 ENVIRONMENT_DESCRIPTION_MAX = 240
@@ -34,6 +34,8 @@ class Account(Record):
     email: str
     display_name: str | None = None
     team_uid: str
+    is_admin: bool = False
+    """Admins change what the whole team relies on: integrations, cloud agents, team secrets."""
     created_at: datetime
 
 
@@ -105,7 +107,7 @@ class RepoRef(Record):
     def parse(cls, spec: str) -> RepoRef:
         """``owner/repo`` or ``owner/repo@branch`` — the Oz CLI's ``--repo`` form."""
         match = REPO_SPEC.match(spec.strip())
-        if not match:
+        if not match or {match["owner"], match["repo"]} & {".", ".."}:
             raise ValueError(f"repo {spec!r} must look like owner/repo or owner/repo@branch")
         return cls(**match.groupdict())
 
@@ -115,27 +117,6 @@ class RepoRef(Record):
 
     def __str__(self) -> str:
         return self.full_name + (f"@{self.branch}" if self.branch else "")
-
-
-class ModelUsage(BaseModel):
-    """What one model cost a run, as the agent CLI reported it (summed over its turns)."""
-
-    model: str
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_input_tokens: int = 0
-    cost_usd: float | None = None
-    """Only where the CLI reports a cost (Claude Code does); pricing is the budgets issue's."""
-
-    def plus(self, other: ModelUsage) -> ModelUsage:
-        costs = [c for c in (self.cost_usd, other.cost_usd) if c is not None]
-        return ModelUsage(
-            model=self.model,
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
-            cost_usd=sum(costs) if costs else None,
-        )
 
 
 def add_usage(*groups: list[ModelUsage]) -> list[ModelUsage]:

@@ -353,14 +353,26 @@ class RequestUsage(WireModel):
     platform_cost_usd: float | None = None
 
 
-class TokenUsage(WireModel):
-    """Our extension to ``RunItem``: tokens per model, as the agent CLI reported them."""
+class ModelUsage(WireModel):
+    """What one model cost a run, as the agent CLI reported it (summed over its turns); our
+    extension to ``RunItem`` (``usage``)."""
 
     model: str
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
     cost_usd: float | None = None
+    """Only where the CLI reports a cost (Claude Code does); pricing is the budgets issue's."""
+
+    def plus(self, other: ModelUsage) -> ModelUsage:
+        costs = [c for c in (self.cost_usd, other.cost_usd) if c is not None]
+        return ModelUsage(
+            model=self.model,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
+            cost_usd=sum(costs) if costs else None,
+        )
 
 
 class RunItem(WireModel):
@@ -391,7 +403,7 @@ class RunItem(WireModel):
     status_message: StatusMessage | None = None
     trigger_url: str | None = None
     request_usage: RequestUsage | None = None
-    usage: list[TokenUsage] | None = None
+    usage: list[ModelUsage] | None = None
     """Extension: tokens per model (absent until the agent reported any)."""
 
 

@@ -62,7 +62,15 @@ def make_engine(url: str) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     # No pre-ping (a round trip per checkout); a dropped connection is invalidated on error
     # and recycled connections cap how long a stale one can linger.
-    return create_engine(parsed, pool_size=16, max_overflow=32, pool_recycle=1800)
+    return create_engine(
+        parsed,
+        pool_size=16,
+        max_overflow=32,
+        pool_recycle=1800,
+        # An unreachable or wedged PostgreSQL fails a request instead of hanging it (the statement
+        # limit is generous: migrations of a large store run through this engine too).
+        connect_args={"connect_timeout": 10, "options": "-c statement_timeout=120000"},
+    )
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -66,6 +66,7 @@ class AccountRow(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     display_name: Mapped[str | None] = mapped_column(String(200))
     team_uid: Mapped[str] = mapped_column(ForeignKey("teams.uid"), index=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -24,14 +25,27 @@ from tests.runner.test_execution import final
 from tests.runner_support import Remotes
 
 
-def follow(url: str, limit: int = 5) -> httpx.Response:
-    """A browser's redirects, hop by hop (the gateway and the fake GitHub are both on loopback)."""
-    response = httpx.get(url)
+def follow(browser: httpx.Client, response: httpx.Response, limit: int = 5) -> httpx.Response:
+    """A browser's redirects, hop by hop, cookies kept (the gateway and the fake GitHub are
+    both on loopback)."""
     for _ in range(limit):
         if response.status_code not in (301, 302, 303, 307):
             return response
-        response = httpx.get(response.headers["location"])
+        response = browser.get(response.headers["location"])
     return response
+
+
+def form_token(page: httpx.Response) -> str:
+    return re.search(r"name='token' value='([^']+)'", page.text).group(1)
+
+
+def open_link(link: str, browser: httpx.Client | None = None) -> httpx.Response:
+    """What a person does with their link: open it, confirm, and go through GitHub."""
+    browser = browser or httpx.Client()
+    page = browser.get(link)
+    assert page.status_code == 200, page.text
+    start = browser.post(link.split("?")[0], data={"token": form_token(page)})
+    return follow(browser, start)
 
 
 def make_person(store: Store, email: str = "carol@example.com") -> Principal:
@@ -46,12 +60,16 @@ def test_authorize_stores_the_token_encrypted(
     carol = make_person(store)
     github.browser_login = "carol-gh"
     link = authorize_link(web_settings, carol.uid, public_url=web.url)
-    first = httpx.get(link)
-    assert first.status_code == 302
+    browser = httpx.Client()
+    confirm = browser.get(link)
+    assert confirm.status_code == 200 and "Connect GitHub to carol@example.com?" in confirm.text
+    first = browser.post(f"{web.url}/auth/github", data={"token": form_token(confirm)})
+    assert first.status_code == 303 and "oz_github_oauth" in first.headers["set-cookie"]
+    assert "HttpOnly" in first.headers["set-cookie"] and "SameSite=Lax" in first.headers["set-cookie"]
     authorize = urlparse(first.headers["location"])
     assert authorize.path == "/login/oauth/authorize"
     assert parse_qs(authorize.query)["client_id"] == [web_settings.github_oauth_client_id]
-    page = follow(link)
+    page = follow(browser, first)
     assert page.status_code == 200 and "Runs you start will use GitHub as carol-gh" in page.text
 
     with store.reader() as session:
@@ -69,15 +87,51 @@ def test_authorize_stores_the_token_encrypted(
 def test_state_is_single_use_and_unforgeable(web: LiveServer, web_settings: Settings, github: FakeGitHub, store: Store):
     carol = make_person(store)
     github.browser_login = "carol-gh"
-    to_github = httpx.get(authorize_link(web_settings, carol.uid, public_url=web.url)).headers["location"]
-    callback = httpx.get(to_github).headers["location"]
-    assert httpx.get(callback).status_code == 200
-    replay = httpx.get(callback)
-    assert replay.status_code == 403 and "already used" in replay.text
+    browser = httpx.Client()
+    link = authorize_link(web_settings, carol.uid, public_url=web.url)
+    to_github = browser.post(f"{web.url}/auth/github", data={"token": form_token(browser.get(link))})
+    callback = browser.get(to_github.headers["location"]).headers["location"]
+    assert browser.get(callback).status_code == 200
+    replay = httpx.get(callback, cookies={"oz_github_oauth": parse_qs(urlparse(callback).query)["state"][0]})
+    assert replay.status_code == 403
     forged = httpx.get(f"{web.url}/auth/github/callback", params={"code": "x", "state": "forged.state"})
     assert forged.status_code == 403
     tampered_link = authorize_link(web_settings, carol.uid, public_url=web.url)[:-3] + "abc"
     assert httpx.get(tampered_link).status_code == 403
+
+
+def test_a_link_is_single_use_and_names_the_account_it_binds(
+    web: LiveServer, web_settings: Settings, github: FakeGitHub, store: Store
+):
+    carol = make_person(store)
+    link = authorize_link(web_settings, carol.uid, public_url=web.url)
+    github.browser_login = "carol-gh"
+    assert open_link(link).status_code == 200
+    # Someone else who saw the link later (a shared channel) cannot use it for their GitHub.
+    github.browser_login = "mallory-gh"
+    stranger = httpx.Client()
+    page = stranger.get(link)
+    assert "Connect GitHub to carol@example.com?" in page.text  # says whose account it is
+    again = stranger.post(f"{web.url}/auth/github", data={"token": form_token(page)})
+    assert again.status_code == 403 and "already used" in again.text
+    with store.reader() as session:
+        assert status(session, carol.uid)["login"] == "carol-gh"
+
+
+def test_the_callback_is_accepted_only_in_the_browser_that_started(
+    web: LiveServer, web_settings: Settings, github: FakeGitHub, store: Store
+):
+    carol = make_person(store)
+    github.browser_login = "mallory-gh"  # whoever is signed in to GitHub where the callback lands
+    carols_browser = httpx.Client()
+    link = authorize_link(web_settings, carol.uid, public_url=web.url)
+    to_github = carols_browser.post(f"{web.url}/auth/github", data={"token": form_token(carols_browser.get(link))})
+    callback = carols_browser.get(to_github.headers["location"]).headers["location"]
+    # The callback URL opened in another browser (sent to a victim, or stolen): refused.
+    elsewhere = httpx.Client().get(callback)
+    assert elsewhere.status_code == 403 and "browser you started in" in elsewhere.text
+    with store.reader() as session:
+        assert status(session, carol.uid)["authorized"] is False
 
 
 def test_a_personal_key_can_start_the_flow_and_nothing_else_can(web: LiveServer, github: FakeGitHub, store: Store):
@@ -87,12 +141,15 @@ def test_a_personal_key_can_start_the_flow_and_nothing_else_can(web: LiveServer,
         account = create_account(session, "dan@example.com", "acme")
         _, key = create_key(session, account, "laptop")
     github.browser_login = "dan-gh"
-    start = httpx.get(f"{web.url}/auth/github", headers={"Authorization": f"Bearer {key}"})
-    assert start.status_code == 302
-    assert follow(start.headers["location"]).status_code == 200
+    browser = httpx.Client()
+    sign_in = browser.get(f"{web.url}/auth/github")
+    assert sign_in.status_code == 200 and "personal API key" in sign_in.text
+    start = browser.post(f"{web.url}/auth/github", data={"api_key": key})
+    assert start.status_code == 303
+    assert follow(browser, start).status_code == 200
     with store.reader() as session:
         assert status(session, account.uid)["login"] == "dan-gh"
-    assert httpx.get(f"{web.url}/auth/github").status_code == 401
+    assert httpx.post(f"{web.url}/auth/github", data={"api_key": "wk-nope"}).status_code == 401
 
 
 def test_expired_tokens_are_refreshed_with_rotating_refresh_tokens(
@@ -109,7 +166,7 @@ def test_expired_tokens_are_refreshed_with_rotating_refresh_tokens(
     carol = make_person(store)
     github.browser_login = "carol-gh"
     github.token_lifetime = 1  # seconds: GitHub's expiring user tokens, shortened
-    assert follow(authorize_link(web_settings, carol.uid, public_url=web.url)).status_code == 200
+    assert open_link(authorize_link(web_settings, carol.uid, public_url=web.url)).status_code == 200
     first_refresh = next(iter(github.refresh_tokens))
     remotes.create("acme", "api")
     github.add_repo("acme", "api", collaborators={"carol-gh": "write"})
@@ -138,7 +195,8 @@ def test_a_revoked_token_marks_the_authorization_stale(
     assert run_job(ctx, run_id) == "FAILED"
     message = final(store, run_id).status_message.message
     assert message.startswith("Your GitHub authorization has expired or was revoked")
-    assert "/auth/github?token=" in message  # the person's own link to fix it
+    assert message.endswith("authorize again at http://gateway.test/auth/github)")  # a sign-in page, no bearer link
+    assert "token=" not in message
     with store.reader() as session:
         assert status(session, alice.principal.uid)["stale"] is True
     again = start_run(alice.principal, env_id)
@@ -162,7 +220,7 @@ def test_public_repos_are_read_without_authorization_but_never_written(
     assert github.pulls == []
     assert remotes.branches("acme", "docs") == ["main"]
     message = final(store, run_id).status_message.message
-    assert "Changes in acme/docs were not pushed" in message and "/auth/github?token=" in message
+    assert "Changes in acme/docs were not pushed" in message and "/auth/github" in message
 
 
 def test_cli_status_shows_who_is_authorized_as_which_login(alice, database_url: str, tmp_path: Path):

@@ -7,7 +7,10 @@ was used, and what was created.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -66,6 +69,8 @@ class FakeGitHub:
         self.pull_files: dict[tuple[str, int], list[str]] = {}
         self.review_comments: dict[int, dict] = {}
         self._next_comment_id = 1000
+        self.held_suffix: str | None = None
+        self.arrived, self.release = threading.Event(), threading.Event()
         self.server = LiveServer(self._app())
 
     # --- setup ------------------------------------------------------------------------------
@@ -127,8 +132,22 @@ class FakeGitHub:
 
     # --- HTTP -------------------------------------------------------------------------------
 
+    def hold(self, path_suffix: str) -> None:
+        """Make requests whose path ends with ``path_suffix`` wait until :attr:`release` is set
+        (GitHub being slow); :attr:`arrived` tells the test one is waiting."""
+        self.held_suffix = path_suffix
+
+    @web.middleware
+    async def _slow(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if self.held_suffix and request.path.endswith(self.held_suffix):
+            self.arrived.set()
+            await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 60)
+        return await handler(request)
+
     def _app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._slow])
         app.router.add_get("/user", self._user)
         app.router.add_get("/repos/{owner}/{repo}", self._get_repo)
         app.router.add_post("/repos/{owner}/{repo}/pulls", self._create_pull)

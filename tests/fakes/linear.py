@@ -78,6 +78,9 @@ class FakeLinear:
     def refuse(self, field: str) -> None:
         self._refused.add(field)
 
+    def accept(self, field: str) -> None:
+        self._refused.discard(field)
+
     def calls(self, field: str) -> list[Operation]:
         with self._lock:
             return [o for o in self.operations if o.field == field]

@@ -64,6 +64,7 @@ class FakeSlack:
         self.users: dict[str, dict] = {}
         self.threads: dict[str, list[dict]] = {}
         self.paginate = False
+        self.private_channels: set[str] = set()
         self.acks: list[str] = []
         self.oauth_grants: dict[str, dict] = {}
         self._limits: dict[str, int] = {}
@@ -194,6 +195,22 @@ class FakeSlack:
     def _users_info(self, params: dict) -> dict:
         user = self.users.get(params["user"])
         return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
+
+    def _conversations_info(self, params: dict) -> dict:
+        """Slack's answer for a channel: public unless the test made it private."""
+        channel = params["channel"]
+        private = channel in self.private_channels
+        return {
+            "ok": True,
+            "channel": {
+                "id": channel,
+                "name": f"chan-{channel.lower()}",
+                "is_channel": not private,
+                "is_group": private,
+                "is_im": channel.startswith("D"),
+                "is_private": private,
+            },
+        }
 
     def _conversations_replies(self, params: dict) -> dict:
         if self.paginate:

@@ -130,3 +130,54 @@ def test_the_apps_own_prompt_is_ignored(
     assert deliver.post(body).status_code == 200
     time.sleep(0.5)
     assert fake_linear.operations == [] and run_count(store) == 0
+
+
+def test_someone_else_in_the_session_cannot_steer_or_stop_the_run(
+    deliver: LinearDelivery, fake_linear: FakeLinear, store: Store, queue: RunQueue, ada, linear_integration
+) -> None:
+    from core.accounts import create_account
+
+    grace_id = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+    with store.session() as session:  # Grace is on the team too, but the run is Ada's
+        create_account(session, "grace@acme.dev", "acme", display_name="Grace Hopper")
+    fake_linear.users[grace_id] = {
+        **fake_linear.users[next(iter(fake_linear.users))],
+        "id": grace_id,
+        "name": "Grace Hopper",
+        "email": "grace@acme.dev",
+    }
+    deliver.post(payload("agent_session_event.created"))
+    run = wait_for(lambda: all_runs(store), what="the run")[0]
+    for name in ("agent_session_event.prompted", "agent_session_event.prompted.stop"):
+        body = payload(name)
+        body["agentActivity"]["userId"] = grace_id
+        body["webhookId"] = body.get("webhookId", "") + "-grace"
+        deliver.post(body)
+
+    errors = wait_for(
+        lambda: (
+            len([a for a in fake_linear.activities(SESSION) if a["type"] == "error"]) >= 2
+            and [a for a in fake_linear.activities(SESSION) if a["type"] == "error"]
+        )
+    )
+    assert "can follow up on it" in errors[0]["body"] and "can cancel it" in errors[1]["body"]
+    with store.reader() as session:
+        assert session.query(RunFollowupRow).filter_by(run_id=run.run_id).count() == 0
+        assert runs.load_run(session, run.run_id).state == RunState.QUEUED
+
+
+def test_a_delivery_whose_handling_failed_is_handled_when_linear_sends_it_again(
+    deliver: LinearDelivery, fake_linear: FakeLinear, store: Store, queue: RunQueue, ada, linear_integration
+) -> None:
+    fake_linear.refuse("issue")  # Linear is having a bad moment: the issue cannot be read
+    assert deliver.post(payload("agent_session_event.created")).status_code == 200
+    wait_for(lambda: fake_linear.calls("issue"), what="the failed attempt")
+    fake_linear.accept("issue")
+
+    # Linear's retry: refused as a duplicate only until the failed attempt has released its claim.
+    wait_for(
+        lambda: not deliver.post(payload("agent_session_event.created")).json().get("duplicate"),
+        what="the redelivery to be handled",
+    )
+    wait_for(lambda: all_runs(store), what="the run from the retried delivery")
+    assert run_count(store) == 1

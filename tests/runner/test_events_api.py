@@ -92,3 +92,46 @@ def test_someone_elses_transcript_is_not_found(
             headers={"Authorization": f"Bearer {key}", "Accept": accept},
         )
         assert response.status_code == 404
+
+
+def test_a_stream_learns_of_the_end_from_the_runs_channel_not_by_polling(
+    alice: Person, make_env, store: Store, gateway: LiveServer, queue, monkeypatch
+):
+    from bots.api import events as events_api
+    from core import runs
+    from core.models.wire import RunAgentRequest
+
+    monkeypatch.setattr(events_api, "FALLBACK_POLL_SECONDS", 3600.0)  # no rescue by the store
+    key = key_for(store, alice)
+    run_id = runs.create(store, None, alice.principal, RunAgentRequest(prompt="wait")).run.run_id
+    headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
+    lines: list[str] = []
+    with httpx.stream("GET", f"{gateway.api_url}/agent/runs/{run_id}/events", headers=headers, timeout=30) as stream:
+        runs.cancel(store, queue, alice.principal, run_id)  # announces on the run's channel
+        for line in stream.iter_lines():
+            lines.append(line)
+    assert "event: end" in lines and 'data: {"state": "CANCELLED"}' in lines
+
+
+def test_live_streams_are_capped_per_key(alice: Person, store: Store, gateway: LiveServer):
+    from bots.api.events import STREAMS_PER_KEY
+    from core import runs
+    from core.models.wire import RunAgentRequest
+
+    key = key_for(store, alice)
+    run_id = runs.create(store, None, alice.principal, RunAgentRequest(prompt="wait")).run.run_id
+    url = f"{gateway.api_url}/agent/runs/{run_id}/events"
+    headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
+    with httpx.Client(timeout=30) as client:
+        opened = [client.stream("GET", url, headers=headers) for _ in range(STREAMS_PER_KEY)]
+        responses = [o.__enter__() for o in opened]
+        try:
+            assert all(r.status_code == 200 for r in responses)
+            refused = client.get(url, headers=headers)
+            assert refused.status_code == 429
+            assert refused.json()["error"].endswith(
+                f"(at most {STREAMS_PER_KEY} live event streams per API key; close one first)"
+            )
+        finally:
+            for o in opened:
+                o.__exit__(None, None, None)

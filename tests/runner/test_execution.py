@@ -285,3 +285,18 @@ def test_the_token_never_enters_the_container_or_the_transcript(
     assert token not in text
     assert "extraheader" not in text.lower()  # nor the auth header in the repo's git config
     assert token not in final(store, run_id).model_dump_json()
+
+
+def test_a_flood_of_output_is_capped_in_the_transcript_but_read_to_its_end(
+    ctx: WorkerContext, alice: Person, make_env, start_run, store: Store
+):
+    flood = "i=0; while [ $i -lt 5000 ]; do echo step $i; i=$((i+1)); done; echo; echo All 5000 steps done."
+    ctx = with_settings(
+        ctx, command_harness=f"/bin/sh -c '{flood}'", command_harness_format="text", max_events_per_run=500
+    )
+    run_id = start_run(alice.principal, make_env())
+    assert run_job(ctx, run_id) == "SUCCEEDED"
+    steps = events_of(store, run_id)
+    assert len(steps) == 501
+    assert steps[-1].text == "The transcript stops here: 500 events kept"
+    assert final(store, run_id).status_message.message == "All 5000 steps done."  # the parser saw every line

@@ -19,10 +19,10 @@ from core.queue import RunQueue
 from core.store import Store, utcnow
 from runner.context import WorkerContext
 from runner.job import run_job
-from runner.recovery import reap_containers
+from runner.recovery import reap_containers, reap_workspaces
 from runner.sandbox import containers_of
 from tests.runner.test_execution import final, wait_for_state
-from tests.runner_support import Person, worker_env
+from tests.runner_support import Person, with_settings, worker_env
 
 
 def descendants(pid: int) -> list[int]:
@@ -87,6 +87,11 @@ def test_kill_9_mid_run_ends_the_run_and_removes_the_container(
     )
     assert reap_containers(ctx) == [run_id]
     assert containers_of(docker_client, run_id) == []
+    # The private checkout the dead worker left on disk is swept too.
+    workspace = Path(env["OZGW_DATA_DIR"]).resolve().parent / "worker-work" / run_id
+    assert workspace.is_dir()
+    assert reap_workspaces(with_settings(ctx, work_dir=workspace.parent)) == [run_id]
+    assert not workspace.exists()
 
 
 def test_a_run_abandoned_before_its_agent_started_is_queued_again(

@@ -45,6 +45,7 @@ def test_unlinked_user_links_and_their_request_then_runs(
     page = requests.get(_local(url, slack_gateway), timeout=10)
     assert page.status_code == 200
     assert "Link your Slack account" in page.text
+    assert "You are letting Slack user Ada Lovelace (workspace Acme) act as your account" in page.text
     token = re.search(r"name='token' value='([^']+)'", page.text).group(1)
 
     wrong = requests.post(f"{slack_gateway.url}/link/slack", data={"token": token, "api_key": "wk-nope"}, timeout=10)
@@ -54,7 +55,7 @@ def test_unlinked_user_links_and_their_request_then_runs(
 
     done = requests.post(f"{slack_gateway.url}/link/slack", data={"token": token, "api_key": ada_key}, timeout=10)
     assert done.status_code == 200
-    assert "ada@acme.dev" in done.text
+    assert "Slack user Ada Lovelace (workspace Acme) now acts as ada@acme.dev" in done.text
     run = wait_for(lambda: all_runs(store), what="the parked request's run")[0]
     assert run.creator_uid == ada.uid
     assert "can you take this one?" in run.prompt

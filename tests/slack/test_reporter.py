@@ -89,3 +89,24 @@ async def test_follower_turns_a_chatty_run_into_few_edits_ending_on_the_latest_s
     status = next(iter(fake_slack.messages.values()))
     assert "step 39" in status.text
     assert len(fake_slack.calls_to("chat.update")) <= 4  # 40 announcements, a handful of edits
+
+
+async def test_a_long_lived_reporter_forgets_old_runs() -> None:
+    from core.reporting import Coalescer, Recent
+
+    shown = Recent(limit=100)
+    for n in range(5000):
+        shown[f"run-{n}"] = "rendered"
+    assert len(shown) == 100 and "run-4999" in shown and "run-0" not in shown
+
+    rendered: list[str] = []
+
+    async def render(key: str) -> None:
+        rendered.append(key)
+
+    coalescer = Coalescer(render, interval=0)
+    for n in range(300):
+        coalescer.poke(f"run-{n}")
+    await coalescer.drain()
+    assert len(rendered) == 300
+    assert coalescer._locks == {}  # no lock per finished render is kept

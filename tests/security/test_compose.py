@@ -1,0 +1,41 @@
+"""The compose file works as written: shared keys required everywhere, one work directory at
+the same path inside and outside the worker, every Procfile process, a non-root image.  (The
+images cannot be pulled here, so the file is checked, not run.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "manifests" / "docker-compose.yml").read_text())
+GATEWAY = {name: s for name, s in COMPOSE["services"].items() if s.get("image") == "oz-gateway"}
+
+
+def test_every_gateway_process_must_be_given_the_shared_keys():
+    for name, service in GATEWAY.items():
+        env = service["environment"]
+        for key in ("OZGW_SECRET_KEY", "OZGW_ENCRYPTION_KEYS"):
+            assert env[key].startswith(f"${{{key}:?"), f"{name} would generate its own {key}"
+
+
+def test_every_procfile_process_runs():
+    procfile = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
+    commands = {" ".join(s["command"]) for s in GATEWAY.values()}
+    assert set(procfile.values()) <= commands
+
+
+def test_workspaces_have_one_path_on_the_host_and_in_the_worker():
+    worker = GATEWAY["worker"]
+    work_dir = worker["environment"]["OZGW_WORK_DIR"]
+    assert f"{work_dir}:{work_dir}" in worker["volumes"]
+    assert "/var/run/docker.sock:/var/run/docker.sock" in worker["volumes"]
+
+
+def test_the_image_runs_as_a_user_and_only_the_worker_as_root():
+    dockerfile = (ROOT / "manifests" / "Dockerfile").read_text().splitlines()
+    users = [line.split()[1] for line in dockerfile if line.startswith("USER ")]
+    assert users and users[-1] not in ("root", "0")
+    assert any("git" in line for line in dockerfile if "apt-get install" in line)
+    assert [name for name, s in GATEWAY.items() if s.get("user") in ("root", "0")] == ["worker"]

@@ -1,0 +1,125 @@
+"""The small holes: each closed, each with its test."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+
+import httpx
+import pytest
+
+from core import environments
+from core.errors import OzError
+from core.models import RepoRef
+from core.settings import Settings
+from core.store import Store
+from tests.conftest import Person
+from tests.live_server import LiveServer, gateway_server
+from tests.runner_support import settings_with
+
+
+def test_only_an_agent_key_may_declare_a_github_action_run(alice: Person, gateway: LiveServer):
+    response = httpx.post(
+        f"{gateway.api_url}/agent/runs",
+        json={"prompt": "x"},
+        headers={"Authorization": f"Bearer {alice.key}", "X-Oz-Source": "GITHUB_ACTION"},
+    )
+    assert response.status_code == 403  # else a person could make their run uncancellable
+
+
+def test_a_clients_idempotency_key_cannot_claim_a_slack_messages_run(alice: Person, store: Store, gateway: LiveServer):
+    from core import runs
+    from core.models.wire import RunAgentRequest
+
+    slack_key = "slack:T061EG9R6:C0LAN2Q65:1732320100.000200"
+    planted = alice.client.agent.run(prompt="planted", extra_headers={"Idempotency-Key": slack_key})
+    from_slack = runs.create(
+        store, None, alice_principal(alice), RunAgentRequest(prompt="real"), idempotency_key=slack_key
+    )
+    assert from_slack.created and from_slack.run.run_id != planted.run_id
+
+
+def alice_principal(person: Person):
+    from core.models import Principal
+
+    return Principal(kind="user", uid=person.account.uid, team_uid=person.account.team_uid)
+
+
+@pytest.mark.parametrize("spec", ["./api", "acme/..", "../x", "acme/."])
+def test_dot_repo_names_are_refused(spec: str, alice: Person, store: Store):
+    with pytest.raises(ValueError):
+        RepoRef.parse(spec)
+    with store.session() as session, pytest.raises(OzError):
+        environments.create_environment(session, alice_principal(alice), name="e", docker_image="x", repos=[spec])
+
+
+def test_a_replayed_github_delivery_under_a_new_id_is_a_duplicate(settings: Settings, store: Store, queue):
+    secret = "gh-" + uuid.uuid4().hex
+    with gateway_server(settings_with(settings, github_webhook_secret=secret), store, queue) as server:
+        body = json.dumps(
+            {
+                "action": "created",
+                "installation": {"id": 5, "account": {"login": "acme"}, "repository_selection": "all"},
+                "repositories": [],
+            }
+        ).encode()
+        signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+        def post(delivery: str) -> dict:
+            headers = {
+                "X-Hub-Signature-256": signature,
+                "X-GitHub-Event": "installation",
+                "X-GitHub-Delivery": delivery,
+                "Content-Type": "application/json",
+            }
+            return httpx.post(f"{server.url}/github/webhook", content=body, headers=headers).json()
+
+        assert "handled" in post("d-1")
+        assert post("d-2-forged")["duplicate"] == "d-2-forged"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"prompt": "\xff\xfe"}', b'{"prompt": "x"', b"\x00\x01"],
+    ids=["deeply-nested", "invalid-utf8", "truncated", "binary"],
+)
+def test_hostile_json_bodies_are_a_400_not_a_500(alice: Person, gateway: LiveServer, body: bytes):
+    response = httpx.post(
+        f"{gateway.api_url}/agent/runs",
+        content=body,
+        headers={"Authorization": f"Bearer {alice.key}", "Content-Type": "application/json; charset=bogus"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_two_runs_refreshing_one_rotating_token_leave_it_usable(store: Store, settings: Settings):
+    from datetime import timedelta
+
+    from core.accounts import create_account
+    from core.github_auth import authorization_for, save_authorization
+    from core.secrets import Vault
+    from core.store import utcnow
+
+    vault = Vault.from_settings(settings)
+    with store.session() as session:
+        person = create_account(session, "rota@example.com", "rota")
+        save_authorization(session, vault, person.uid, "rota-gh", "old", "refresh-1", utcnow() - timedelta(minutes=1))
+    seen: list[object] = []
+
+    def refused(_token: str):
+        raise RuntimeError("bad_refresh_token")  # GitHub: this refresh token was already used
+
+    def first(token: str):
+        assert token == "refresh-1"
+        seen.append(authorization_for(store, vault, person.uid, refused))  # the other run, mid-refresh
+        return "new", "refresh-2", utcnow() + timedelta(hours=8)
+
+    assert authorization_for(store, vault, person.uid, first).token == "new"
+    with store.reader() as session:
+        from core.github_auth import status
+
+        assert status(session, person.uid)["stale"] is False
+    assert authorization_for(store, vault, person.uid, refused).token == "new"  # and it stays usable
