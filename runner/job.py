@@ -130,6 +130,7 @@ class Execution:
 
     def _execute(self) -> None:
         env = self._environment()
+        network = self._network(env)
         driver = self._driver()
         credentials = self._credentials(env.repos)
         secrets = self._secrets(env, driver)
@@ -140,7 +141,6 @@ class Execution:
         for ref in env.repos:
             self.workspace.clone(ref, credentials.token_for(ref))
             self._checkpoint()
-        network = self._network(env)
         variables = {**env.variables, **secrets, "OZ_RUN_ID": self.run.run_id}
         invocation = self._invocation(driver, self._prompt(), variables)
         self.workspace.write_prompt(invocation.prompt)
