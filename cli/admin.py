@@ -39,17 +39,19 @@ def account_create(ctx, email: str, team_name: str | None, display_name: str | N
 @click.pass_obj
 def account_promote(ctx, email: str) -> None:
     """Make a person an admin of their team (integrations, cloud agents, team secrets)."""
-    with store_session(ctx.settings) as session:
-        changed = accounts.set_admin(session, email, True)
-    emit(changed.model_dump(mode="json"), ctx.output_format, ("uid", "email", "is_admin"))
+    _set_admin(ctx, email, True)
 
 
 @account.command("demote")
 @click.argument("email")
 @click.pass_obj
 def account_demote(ctx, email: str) -> None:
+    _set_admin(ctx, email, False)
+
+
+def _set_admin(ctx, email: str, admin: bool) -> None:
     with store_session(ctx.settings) as session:
-        changed = accounts.set_admin(session, email, False)
+        changed = accounts.set_admin(session, email, admin)
     emit(changed.model_dump(mode="json"), ctx.output_format, ("uid", "email", "is_admin"))
 
 

@@ -262,8 +262,7 @@ class Execution:
                 title=f"Secrets not defined: {', '.join(missing)}",
             )
         if driver.key_secrets and not keys:
-            auth = self.run.config.harness_auth_secrets
-            first = getattr(auth, f"{driver.name}_auth_secret_name", None) or driver.key_secrets[0]
+            first = self._named_key(driver) or driver.key_secrets[0]
             raise OzError(
                 ErrorCode.ENVIRONMENT_SETUP_FAILED,
                 f"create it with `oz-gateway secret create {first} --team` (or --personal); "
@@ -275,11 +274,15 @@ class Execution:
             self.masker.add(value)
         return values
 
+    def _named_key(self, driver: Driver) -> str | None:
+        """The secret the run's ``harness_auth_secrets`` names for this harness, if any."""
+        auth = self.run.config.harness_auth_secrets
+        return getattr(auth, f"{driver.name}_auth_secret_name", None) if auth else None
+
     def _model_key(self, session: Session, driver: Driver, person: str | None) -> dict[str, str]:
         """The harness's model key: the secret the run's ``harness_auth_secrets`` names (given to
         the CLI under its own variable), else whichever of the CLI's usual names exists."""
-        auth = self.run.config.harness_auth_secrets
-        named = getattr(auth, f"{driver.name}_auth_secret_name", None) if auth else None
+        named = self._named_key(driver)
         if named and driver.key_secrets:
             found, _ = resolve_secrets(session, self.ctx.vault, self.run.team_uid, person, [named])
             return {driver.key_secrets[0]: found[named]} if found else {}

@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Self
 
 from aiohttp import web
 
@@ -50,6 +51,23 @@ class LiveServer:
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(30)
+
+
+class FakeService:
+    """What every fake third-party API shares: its live server, started and stopped by tests."""
+
+    server: LiveServer
+
+    def start(self) -> Self:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from aiohttp import web
 
-from tests.live_server import LiveServer
+from tests.live_server import FakeService, LiveServer
 
 PERMISSIONS = {
     "admin": {"admin": True, "maintain": True, "push": True, "triage": True, "pull": True},
@@ -47,7 +47,7 @@ class Caller:
     app: bool = False
 
 
-class FakeGitHub:
+class FakeGitHub(FakeService):
     def __init__(self, app_id: str | None = None, app_public_key: str | None = None) -> None:
         self.app_id = app_id
         self.app_public_key = app_public_key
@@ -118,17 +118,6 @@ class FakeGitHub:
         repo = FakeRepo(owner, name, **kwargs)
         self.repos[repo.full_name] = repo
         return repo
-
-    def start(self) -> FakeGitHub:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     # --- HTTP -------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 from graphql import FieldNode, GraphQLSchema, OperationDefinitionNode, build_schema, parse, validate
 
-from tests.live_server import LiveServer
+from tests.live_server import FakeService, LiveServer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "linear" / "fixtures"
 APP_USER = "48a91e15-a5e1-4c91-b105-30ee7bb22878"
@@ -47,7 +47,7 @@ class Operation:
     """Wall-clock time it arrived (benchmarks match it to when a webhook was sent)."""
 
 
-class FakeLinear:
+class FakeLinear(FakeService):
     def __init__(self) -> None:
         self.operations: list[Operation] = []
         self.users: dict[str, dict] = {ADA_ID: graphql_fixture("user")["data"]["user"]}
@@ -60,13 +60,6 @@ class FakeLinear:
         self._refused: set[str] = set()
         self._lock = threading.Lock()
         self.server = LiveServer(self._app())
-
-    def start(self) -> FakeLinear:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
 
     @property
     def url(self) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.live_server import LiveServer
+from tests.live_server import FakeService, LiveServer
 
 READ, EDIT, SHELL, ANSWER = range(4)
 
@@ -61,7 +61,7 @@ def sse(event: str | None, data: dict[str, Any]) -> bytes:
     return f"{head}data: {json.dumps(data)}\n\n".encode()
 
 
-class FakeModelAPI:
+class FakeModelAPI(FakeService):
     """What the three fakes share: the script, the request log, failures, the server."""
 
     api_key = "test-model-key"
@@ -81,17 +81,6 @@ class FakeModelAPI:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
-
-    def start(self) -> FakeModelAPI:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     def fail(self, status: int, body: dict[str, Any], times: int | None = None, **headers: str) -> None:
         self.failure = Failure(status, body, headers, times)

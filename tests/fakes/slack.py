@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.live_server import LiveServer
+from tests.live_server import FakeService, LiveServer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "slack" / "fixtures"
 TEAM = "T061EG9R6"
@@ -57,7 +57,7 @@ class Posted:
         return json.dumps([self.text, self.blocks, self.edits])
 
 
-class FakeSlack:
+class FakeSlack(FakeService):
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.messages: dict[str, Posted] = {}
@@ -76,13 +76,6 @@ class FakeSlack:
         self.add_user("U0G9QF9C6", "Grace Hopper", "grace@acme.dev")
 
     # --- test-side controls -------------------------------------------------------------------
-
-    def start(self) -> FakeSlack:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
 
     @property
     def api_url(self) -> str:
