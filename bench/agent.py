@@ -5,7 +5,7 @@ p50/p95 over sequential runs, next to ``docker run`` of the same image running `
 
 Real parts throughout: SQLite store, Redis + an RQ ``oz-gateway worker``, the Docker engine,
 the agent image built locally (``tests/agent_image.py``), the real CLIs; only the model APIs
-are the scripted fakes of ``tests/fakes/models.py`` on loopback (host networking).
+are the scripted fakes of ``tests/fakes/models.py`` on loopback (reached through the egress forwarder).
 
     .venv/bin/python bench/agent.py [--rounds 5]
 """
@@ -94,7 +94,7 @@ def main() -> None:
         OZGW_DATA_DIR=str(data),
         OZGW_PULL_IMAGES="false",
         OZGW_CONTAINER_MEMORY="2g",
-        OZGW_ALLOW_HOST_NETWORK="true",
+        OZGW_EGRESS_ALLOW_PRIVATE="true",
         OZGW_LOG_LEVEL="WARNING",
         PYTHONPATH=str(ROOT),
     )
@@ -115,7 +115,7 @@ def main() -> None:
                     who,
                     name=name,
                     docker_image=image,
-                    network_mode="host",
+                    network_mode="egress",
                     variables={spec.base_url_variable: fake.url + spec.base_url_suffix},
                 ).uid
             starts = []

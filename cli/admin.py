@@ -7,8 +7,10 @@ import click
 from cli.output import emit
 from cli.session import acting_principal, email_option, store_session
 from core import accounts, environments, keys
+from core.errors import OzError
 from core.models import Environment
 from core.models.domain import KEY_EXPIRIES
+from core.network import NETWORK_MODES, check_network
 from core.settings import Settings
 
 ENV_COLUMNS = ("uid", "name", "docker_image", "repos", "setup_commands", "secret_names", "description")
@@ -94,11 +96,10 @@ def _variables(_ctx: click.Context, _param: click.Parameter, values: tuple[str, 
 
 
 def _check_network(settings: Settings, network: str | None) -> None:
-    if network == "host" and not settings.allow_host_network:
-        raise click.UsageError(
-            "host networking is disabled on this gateway: a container on the host network reaches its Redis; "
-            "set OZGW_ALLOW_HOST_NETWORK=true only for trusted agents"
-        )
+    try:
+        check_network(network, allow_host=settings.allow_host_network, allow_bridge=settings.allow_bridge_network)
+    except OzError as error:
+        raise click.UsageError(f"{error.title}: {error.detail}") from None
 
 
 @click.group()
@@ -121,11 +122,14 @@ def _env_view(env: Environment) -> dict:
 @click.option("--working-dir", default=None, help="Directory the agent starts in (must exist in the container).")
 @click.option("--secret", "secrets", multiple=True, help="A managed secret runs receive as a variable; repeatable.")
 @click.option("--variable", "variables", multiple=True, callback=_variables, help="NAME=value, not secret; repeatable.")
-@click.option("--network", type=click.Choice(["none", "host", "bridge"]), default=None, help="The containers' network.")
+@click.option(
+    "--network", type=click.Choice(NETWORK_MODES), default=None, help="The containers' network (default: egress)."
+)
+@click.option("--egress", "egress", multiple=True, help="host[:port] an egress container may reach; repeatable.")
 @email_option
 @click.pass_obj
 def environment_create(
-    ctx, name, docker_image, repos, setup_commands, description, working_dir, secrets, variables, network, email
+    ctx, name, docker_image, repos, setup_commands, description, working_dir, secrets, variables, network, egress, email
 ) -> None:
     _check_network(ctx.settings, network)
     with store_session(ctx.settings) as session:
@@ -141,6 +145,7 @@ def environment_create(
             secret_names=list(secrets),
             variables=variables,
             network_mode=network,
+            egress=list(egress),
         )
     emit(_env_view(env), ctx.output_format, ("uid",))
 
@@ -178,7 +183,9 @@ def environment_get(ctx, uid: str, email: str | None) -> None:
 @click.option("--remove-secret", "remove_secrets", multiple=True)
 @click.option("--variable", "variables", multiple=True, callback=_variables, help="Set NAME=value.")
 @click.option("--remove-variable", "remove_variables", multiple=True)
-@click.option("--network", type=click.Choice(["none", "host", "bridge"]), default=None)
+@click.option("--network", type=click.Choice(NETWORK_MODES), default=None)
+@click.option("--egress", "add_egress", multiple=True, help="Allow host[:port] (egress network).")
+@click.option("--remove-egress", "remove_egress", multiple=True)
 @email_option
 @click.pass_obj
 def environment_update(
@@ -197,6 +204,8 @@ def environment_update(
     variables,
     remove_variables,
     network,
+    add_egress,
+    remove_egress,
     email,
 ) -> None:
     _check_network(ctx.settings, network)
@@ -218,6 +227,8 @@ def environment_update(
             set_variables=variables,
             remove_variables=list(remove_variables),
             network_mode=network,
+            add_egress=list(add_egress),
+            remove_egress=list(remove_egress),
         )
     emit(_env_view(env), ctx.output_format, ENV_COLUMNS)
 

@@ -15,6 +15,7 @@ from core.ids import new_uid
 from core.managed_secrets import check_name
 from core.models import Environment, Principal, RepoRef, UserProfile
 from core.models.wire import CloudEnvironment, CloudEnvironmentConfig, GitHubRepo, Scope
+from core.network import parse_endpoint, parse_endpoints
 from core.store.tables import AccountRow, EnvironmentRow, RunRow, utcnow
 
 
@@ -27,6 +28,20 @@ def _validated(data: dict) -> Environment:
         return Environment.model_validate(data)
     except ValidationError as exc:
         raise invalid("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+
+
+def _edited_egress(uid: str, current: list[str], add: list[str], remove: list[str]) -> list[str]:
+    """The allow-list with ``remove`` taken out (each must be in it) and ``add`` put in."""
+    try:
+        kept = {str(e) for e in parse_endpoints(current)}
+        for text in remove:
+            endpoint = str(parse_endpoint(text))
+            if endpoint not in kept:
+                raise invalid(f"egress endpoint {endpoint} is not in environment {uid}")
+            kept.discard(endpoint)
+        return [*kept, *add]
+    except ValueError as exc:
+        raise invalid(f"egress: {exc}") from None
 
 
 def _parse_repos(specs: list[str]) -> list[RepoRef]:
@@ -49,6 +64,7 @@ def create_environment(
     secret_names: list[str] = (),
     variables: dict[str, str] | None = None,
     network_mode: str | None = None,
+    egress: list[str] = (),
 ) -> Environment:
     now = utcnow()
     env = _validated(
@@ -64,6 +80,7 @@ def create_environment(
             "secret_names": [check_name(n) for n in secret_names],
             "variables": dict(variables or {}),
             "network_mode": network_mode,
+            "egress": list(egress),
             "creator_uid": principal.uid,
             "last_editor_uid": principal.uid,
             "created_at": now,
@@ -118,6 +135,8 @@ def update_environment(
     set_variables: dict[str, str] | None = None,
     remove_variables: list[str] = (),
     network_mode: str | None = None,
+    add_egress: list[str] = (),
+    remove_egress: list[str] = (),
 ) -> Environment:
     row = _row(session, principal.team_uid, uid)
     env = _to_environment(row)
@@ -143,7 +162,9 @@ def update_environment(
     names += [check_name(n) for n in add_secrets if n not in names]
     variables = {k: v for k, v in env.variables.items() if k not in remove_variables}
     variables.update(set_variables or {})
+    egress = _edited_egress(uid, env.egress, add_egress, remove_egress)
     changes = {
+        "egress": egress,
         "secret_names": names,
         "variables": variables,
         "repos": repos,

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.network import NetworkMode
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OZGW_", env_file=".env", extra="ignore")
@@ -60,11 +62,22 @@ class Settings(BaseSettings):
     command_harness_format: Literal["claude", "codex", "gemini", "text"] = "text"
     """Which stream format the ``command`` harness prints."""
 
-    container_network: Literal["none", "host", "bridge"] = "bridge"
+    container_network: NetworkMode = "egress"
+    """The network of environments that do not choose one (``core/network.py`` says what each is)."""
     allow_host_network: bool = False
     """Let environments (and ``container_network``) use the host's network.  Off by default: a
     container on the host network reaches the gateway's own Redis, where one pickled RQ job is
-    code execution in a worker.  Only for trusted agents, or tests reaching fakes on loopback."""
+    code execution in a worker.  Only for trusted agents."""
+    allow_bridge_network: bool = False
+    """Let environments use Docker's bridge: open egress, the cloud metadata service included."""
+    egress_allow: list[str] = []
+    """``host[:port]`` endpoints every ``egress`` container may reach (a company proxy or mirror)."""
+    egress_allow_private: bool = False
+    """Let allowed endpoints resolve to private, loopback or link-local addresses (a model
+    gateway inside the company network; tests reaching fakes on loopback).  Off: an allowed
+    name that resolves to the metadata service or the host's own services is refused."""
+    egress_max_connections: int = Field(default=256, ge=1)
+    """Open forwarded connections one run may hold at once."""
     container_memory: str = "4g"
     container_cpus: float = Field(default=2.0, gt=0)
     container_pids: int = Field(default=1024, ge=16)

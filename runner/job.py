@@ -31,11 +31,13 @@ from core.events import EventKind, Masker, RunEvent
 from core.github_auth import mark_stale
 from core.managed_secrets import resolve_secrets
 from core.models import Environment, RepoRef, Run, RunState, StatusMessage
+from core.network import Endpoint, check_network, parse_endpoints
 from core.store import utcnow
 from core.store.tables import AccountRow
 from runner import export, github, pulls
 from runner.agent import Agent, agent_user
 from runner.context import WorkerContext, worker_context
+from runner.egress import EgressForwarder, hosts_entries
 from runner.harness import Driver, Invocation, StreamParser, driver_for
 from runner.landing import Author
 from runner.sandbox import PROMPT_DIR, WORKSPACE, Bind, OutputTail, Sandbox, SandboxSpec
@@ -99,6 +101,7 @@ class Execution:
         self.supervisor = Supervisor(ctx, run.run_id, self.settings.max_runtime_seconds)
         self.sandbox: Sandbox | None = None
         self.workspace: Workspace | None = None
+        self.egress: EgressForwarder | None = None
         self.transcript = TranscriptWriter(self._write, self.settings.max_events_per_run)
         self.supervisor.on_tick = self.transcript.flush
 
@@ -123,6 +126,8 @@ class Execution:
         finally:
             self.supervisor.finish()
             self.transcript.flush()
+            if self.egress is not None:
+                self.egress.close()
             if self.sandbox is not None:
                 self.sandbox.remove()
             if self.workspace is not None:
@@ -143,6 +148,7 @@ class Execution:
             self._checkpoint()
         variables = {**env.variables, **secrets, "OZ_RUN_ID": self.run.run_id}
         invocation = self._invocation(driver, self._prompt(), variables)
+        egress = self._egress(env, driver, invocation) if network == "egress" else []
         self.workspace.write_prompt(invocation.prompt)
         for name, content in driver.files(invocation).items():
             self.workspace.write_config(name, content)
@@ -153,7 +159,8 @@ class Execution:
             SandboxSpec(
                 image=env.docker_image,
                 binds=[Bind(WORKSPACE, self.workspace.files), Bind(PROMPT_DIR, self.workspace.prompt_dir, True)],
-                network_mode=network,
+                network_mode="none" if network == "egress" else network,
+                extra_hosts=hosts_entries(egress),
                 memory=self.settings.container_memory,
                 cpus=self.settings.container_cpus,
                 pids=self.settings.container_pids,
@@ -165,6 +172,9 @@ class Execution:
             ),
         )
         self.supervisor.attach(self.sandbox)
+        if egress:
+            self.egress = self._forwarder(egress)
+            self.egress.start(self.sandbox.network_namespace())
         workdir = self._working_directory(env)
         self._setup(env, workdir)
         user, root = agent_user(self.sandbox, self.settings.container_user)
@@ -191,16 +201,31 @@ class Execution:
         self._finish(result.parser)
 
     def _network(self, env: Environment) -> str:
-        """The container's network; the host's only where the operator allowed it (a container
-        on the host network reaches the gateway's Redis: one pickled job is code execution)."""
+        """The container's network (``core/network.py``): host and bridge only where the
+        operator allowed them."""
         network = env.network_mode or self.settings.container_network
-        if network == "host" and not self.settings.allow_host_network:
-            raise OzError(
-                ErrorCode.ENVIRONMENT_SETUP_FAILED,
-                "use bridge or none, or let the operator set OZGW_ALLOW_HOST_NETWORK=true for trusted agents",
-                title="Host networking is disabled on this gateway",
-            )
+        check_network(
+            network, allow_host=self.settings.allow_host_network, allow_bridge=self.settings.allow_bridge_network
+        )
         return network
+
+    def _egress(self, env: Environment, driver: Driver, invocation: Invocation) -> list[Endpoint]:
+        """What an ``egress`` container may reach: the operator's list, the environment's and
+        the harness's model API."""
+        try:
+            return parse_endpoints([*self.settings.egress_allow, *env.egress, *driver.egress(invocation)])
+        except ValueError as exc:
+            raise OzError(
+                ErrorCode.ENVIRONMENT_SETUP_FAILED, str(exc), title="An egress endpoint cannot be forwarded"
+            ) from None
+
+    def _forwarder(self, egress: list[Endpoint]) -> EgressForwarder:
+        return EgressForwarder(
+            egress,
+            allow_private=self.settings.egress_allow_private,
+            max_connections=self.settings.egress_max_connections,
+            on_refused=lambda text: self._record([RunEvent(kind=EventKind.STATUS, text=text)]),
+        )
 
     def _driver(self) -> Driver:
         harness = self.run.config.harness

@@ -62,6 +62,8 @@ class SandboxSpec:
     """``agent`` (the run's container) or ``export`` (the throwaway one that exports its work)."""
     capabilities: list[str] = field(default_factory=list)
     """Capabilities kept (``OZGW_CONTAINER_CAPABILITIES``); every other one is dropped."""
+    extra_hosts: dict[str, str] = field(default_factory=dict)
+    """``/etc/hosts`` names (an ``egress`` container's allowed hosts at their loopback addresses)."""
 
     def create_options(self, run_id: str) -> dict[str, object]:
         """The container's settings: no privileges, limits, labels the sweeps find it by."""
@@ -79,6 +81,7 @@ class SandboxSpec:
             pids_limit=self.pids,
             user=self.user,
             environment=self.env,
+            extra_hosts=dict(self.extra_hosts) or None,
             init=True,
         )
 
@@ -219,6 +222,17 @@ class Sandbox:
         finally:
             sandbox.remove()
         return code, output
+
+    def network_namespace(self) -> str:
+        """The container's network namespace as a path the worker can open."""
+        try:
+            self.container.reload()
+            pid = int(self.container.attrs["State"]["Pid"])
+        except (APIError, NotFound, KeyError, TypeError, ValueError):
+            pid = 0
+        if pid <= 0:
+            raise OzError(ErrorCode.RESOURCE_UNAVAILABLE, "the run's container stopped during setup")
+        return f"/proc/{pid}/ns/net"
 
     def directory_exists(self, path: str) -> bool | None:
         """Whether ``path`` is a directory in the container; ``None`` if the container is gone."""

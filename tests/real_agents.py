@@ -1,7 +1,8 @@
 """A pytest plugin (see ``tests/conftest.py``) for the real agent CLIs: the agent image, one
-scripted model server per CLI, and an environment wired to it — the image, the repo, host
-networking (these tests only: the container must reach the fake on 127.0.0.1), the model
-gateway's base URL as an environment variable and the model key as a team secret."""
+scripted model server per CLI, and an environment wired to it — the image, the repo, the
+``egress`` network (the worker forwards the model gateway's base URL, an environment
+variable, into the container; the settings allow private addresses: the fake is on
+127.0.0.1) and the model key as a team secret."""
 
 from __future__ import annotations
 
@@ -97,7 +98,7 @@ def model_env(store: Store, agent_image: str) -> Callable[..., str]:
                 name=f"{cli}-env",
                 docker_image=image or agent_image,
                 repos=list(repos),
-                network_mode="host",
+                network_mode="egress",
                 variables={spec.base_url_variable: fake.url + spec.base_url_suffix},
             )
         return env.uid

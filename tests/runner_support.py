@@ -264,7 +264,12 @@ def runner_alice(store: Store, ctx: WorkerContext, github: FakeGitHub) -> Person
 @pytest.fixture
 def make_env(store: Store, runner_alice: Person, test_image: str) -> Callable[..., str]:
     def make(
-        repos: list[str] = (), setup: list[str] = (), image: str | None = None, working_dir: str | None = None
+        repos: list[str] = (),
+        setup: list[str] = (),
+        image: str | None = None,
+        working_dir: str | None = None,
+        network: str | None = None,
+        egress: list[str] = (),
     ) -> str:
         with store.session() as session:
             env = environments.create_environment(
@@ -275,6 +280,8 @@ def make_env(store: Store, runner_alice: Person, test_image: str) -> Callable[..
                 repos=list(repos),
                 setup_commands=list(setup),
                 working_dir=working_dir,
+                network_mode=network,
+                egress=list(egress),
             )
         return env.uid
 

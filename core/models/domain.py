@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.models.wire import AmbientAgentConfig, ModelUsage, RunSourceType, RunState, StatusMessage
+from core.network import NetworkMode, parse_endpoints
 
 REPO_SPEC = re.compile(r"^(?P<owner>[A-Za-z0-9_.-]+)/(?P<repo>[A-Za-z0-9_.-]+)(?:@(?P<branch>[^\s@]+))?$")
 ENVIRONMENT_DESCRIPTION_MAX = 240
@@ -143,7 +144,10 @@ class Environment(Record):
     repos: list[RepoRef] = []
     setup_commands: list[str] = []
     working_dir: str | None = None
-    network_mode: Literal["none", "host", "bridge"] | None = None
+    network_mode: NetworkMode | None = None
+    egress: list[str] = []
+    """``host[:port]`` endpoints an ``egress`` container may reach besides the model API (package
+    registries, a model gateway); port 443 unless given."""
     secret_names: list[str] = []
     """Managed secrets injected into this environment's containers (as environment variables)."""
     variables: dict[str, str] = {}
@@ -161,6 +165,11 @@ class Environment(Record):
         if any(not c.strip() for c in value):
             raise ValueError("setup commands must not be blank")
         return value
+
+    @field_validator("egress")
+    @classmethod
+    def _valid_egress(cls, value: list[str]) -> list[str]:
+        return [str(e) for e in parse_endpoints(value)]
 
     @field_validator("variables")
     @classmethod

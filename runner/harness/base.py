@@ -107,6 +107,15 @@ class Driver(ABC):
     """Managed secrets one of which must exist: the model key (checked before the container starts)."""
     live_input: bool = False
     """Follow-ups are written to the running CLI's standard input (else: a next turn)."""
+    model_hosts: tuple[str, ...] = ()
+    """Where the CLI reaches its model API unless a variable points it elsewhere."""
+    base_url_variables: tuple[str, ...] = ()
+    """Variables that point the CLI at another model API (a company gateway, a test's fake)."""
+
+    def egress(self, invocation: Invocation) -> list[str]:
+        """The model API endpoints (``host[:port]`` or URLs) an ``egress`` container must reach."""
+        pointed = [invocation.variables[v] for v in self.base_url_variables if invocation.variables.get(v)]
+        return pointed or list(self.model_hosts)
 
     @abstractmethod
     def command(self, invocation: Invocation) -> list[str]: ...

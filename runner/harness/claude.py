@@ -88,6 +88,8 @@ class ClaudeDriver(Driver):
     program = "claude"
     install_hint = "npm install -g @anthropic-ai/claude-code (see manifests/images/agent)"
     key_secrets = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
+    model_hosts = ("api.anthropic.com",)
+    base_url_variables = ("ANTHROPIC_BASE_URL",)
     live_input = True
 
     def command(self, invocation: Invocation) -> list[str]:

@@ -79,6 +79,8 @@ class CodexDriver(Driver):
     program = "codex"
     install_hint = "npm install -g @openai/codex (see manifests/images/agent)"
     key_secrets = KEYS
+    model_hosts = ("api.openai.com",)
+    base_url_variables = ("OPENAI_BASE_URL",)
 
     def command(self, invocation: Invocation) -> list[str]:
         argv = ["codex", "exec", "--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"]

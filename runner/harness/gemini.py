@@ -93,6 +93,8 @@ class GeminiDriver(Driver):
     program = "gemini"
     install_hint = "npm install -g @google/gemini-cli (see manifests/images/agent)"
     key_secrets = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    model_hosts = ("generativelanguage.googleapis.com",)
+    base_url_variables = ("GOOGLE_GEMINI_BASE_URL",)
 
     def command(self, invocation: Invocation) -> list[str]:
         argv = ["gemini", "--output-format", "stream-json", "--yolo"]

@@ -16,6 +16,7 @@ class OzDriver(Driver):
     name = "oz"
     program = "oz"
     install_hint = "install the Oz CLI in the image (https://docs.warp.dev/reference/cli/)"
+    model_hosts = ("app.warp.dev",)
 
     def command(self, invocation: Invocation) -> list[str]:
         if len(invocation.prompt.encode()) > ARGV_LIMIT:

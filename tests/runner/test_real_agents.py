@@ -41,7 +41,7 @@ def final(store: Store, run_id: str):
 def ctx(ctx: WorkerContext) -> WorkerContext:
     """The runner's context with room for a Node.js CLI (the busybox tests make do with 256 MB),
     and CLIs that give up on a failing model API after one retry."""
-    return with_settings(ctx, container_memory="2g", agent_model_retries=1, allow_host_network=True)
+    return with_settings(ctx, container_memory="2g", agent_model_retries=1, egress_allow_private=True)
 
 
 @pytest.fixture

@@ -39,3 +39,14 @@ def test_the_image_runs_as_a_user_and_only_the_worker_as_root():
     assert users and users[-1] not in ("root", "0")
     assert any("git" in line for line in dockerfile if "apt-get install" in line)
     assert [name for name, s in GATEWAY.items() if s.get("user") in ("root", "0")] == ["worker"]
+
+
+def test_only_the_worker_may_enter_run_containers_network_namespaces():
+    """Egress forwarding listens inside each run container's namespace (runner/egress.py)."""
+    worker = GATEWAY["worker"]
+    assert worker.get("pid") == "host" and "SYS_ADMIN" in worker.get("cap_add", [])
+    others = [name for name, s in GATEWAY.items() if name != "worker"]
+    assert all("pid" not in GATEWAY[n] and not GATEWAY[n].get("cap_add") for n in others)
+    assert "OZGW_CONTAINER_NETWORK" not in worker["environment"] or worker["environment"][
+        "OZGW_CONTAINER_NETWORK"
+    ] in ("egress", "none")

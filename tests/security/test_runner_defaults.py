@@ -101,7 +101,7 @@ def test_host_networking_needs_the_operators_consent(
         ],
         env={"OZGW_DATABASE_URL": ctx.settings.effective_database_url, "OZGW_DATA_DIR": str(tmp_path / "cli")},
     )
-    assert result.exit_code != 0 and "host networking is disabled" in result.output
+    assert result.exit_code != 0 and "host networking is disabled" in result.output.lower()
 
 
 @pytest.fixture

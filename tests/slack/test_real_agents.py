@@ -79,7 +79,7 @@ def test_a_thread_sees_the_real_clis_steps_and_usage(
         OZGW_DEFAULT_HARNESS=cli,
         OZGW_CONTAINER_MEMORY="2g",
         OZGW_AGENT_MODEL_RETRIES="1",
-        OZGW_ALLOW_HOST_NETWORK="true",
+        OZGW_EGRESS_ALLOW_PRIVATE="true",
     )
     try:
         run = wait_for(lambda: all_runs(store), what="the run")[0]
