@@ -126,10 +126,23 @@ def _env_view(env: Environment) -> dict:
     "--network", type=click.Choice(NETWORK_MODES), default=None, help="The containers' network (default: egress)."
 )
 @click.option("--egress", "egress", multiple=True, help="host[:port] an egress container may reach; repeatable.")
+@click.option("--read-only-root", is_flag=True, help="Only /workspace, /tmp and home directories are writable.")
 @email_option
 @click.pass_obj
 def environment_create(
-    ctx, name, docker_image, repos, setup_commands, description, working_dir, secrets, variables, network, egress, email
+    ctx,
+    name,
+    docker_image,
+    repos,
+    setup_commands,
+    description,
+    working_dir,
+    secrets,
+    variables,
+    network,
+    egress,
+    read_only_root,
+    email,
 ) -> None:
     _check_network(ctx.settings, network)
     with store_session(ctx.settings) as session:
@@ -146,6 +159,7 @@ def environment_create(
             variables=variables,
             network_mode=network,
             egress=list(egress),
+            read_only_root=read_only_root,
         )
     emit(_env_view(env), ctx.output_format, ("uid",))
 
@@ -186,6 +200,7 @@ def environment_get(ctx, uid: str, email: str | None) -> None:
 @click.option("--network", type=click.Choice(NETWORK_MODES), default=None)
 @click.option("--egress", "add_egress", multiple=True, help="Allow host[:port] (egress network).")
 @click.option("--remove-egress", "remove_egress", multiple=True)
+@click.option("--read-only-root/--writable-root", "read_only_root", default=None)
 @email_option
 @click.pass_obj
 def environment_update(
@@ -206,6 +221,7 @@ def environment_update(
     network,
     add_egress,
     remove_egress,
+    read_only_root,
     email,
 ) -> None:
     _check_network(ctx.settings, network)
@@ -229,6 +245,7 @@ def environment_update(
             network_mode=network,
             add_egress=list(add_egress),
             remove_egress=list(remove_egress),
+            read_only_root=read_only_root,
         )
     emit(_env_view(env), ctx.output_format, ENV_COLUMNS)
 

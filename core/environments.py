@@ -65,6 +65,7 @@ def create_environment(
     variables: dict[str, str] | None = None,
     network_mode: str | None = None,
     egress: list[str] = (),
+    read_only_root: bool = False,
 ) -> Environment:
     now = utcnow()
     env = _validated(
@@ -81,6 +82,7 @@ def create_environment(
             "variables": dict(variables or {}),
             "network_mode": network_mode,
             "egress": list(egress),
+            "read_only_root": read_only_root,
             "creator_uid": principal.uid,
             "last_editor_uid": principal.uid,
             "created_at": now,
@@ -137,6 +139,7 @@ def update_environment(
     network_mode: str | None = None,
     add_egress: list[str] = (),
     remove_egress: list[str] = (),
+    read_only_root: bool | None = None,
 ) -> Environment:
     row = _row(session, principal.team_uid, uid)
     env = _to_environment(row)
@@ -177,6 +180,7 @@ def update_environment(
         ("docker_image", docker_image),
         ("working_dir", working_dir),
         ("network_mode", network_mode),
+        ("read_only_root", read_only_root),
     ):
         if value is not None:
             changes[key] = value

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import ByteSize, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.network import NetworkMode
@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     # --- runner ---------------------------------------------------------------------------
     work_dir: Path | None = None
     """Host directory for run workspaces (cloned on the host, bind-mounted); ``<data_dir>-work``."""
+    workspace_size: ByteSize = ByteSize(10 * 1024**3)
+    """Each run's workspace is a filesystem of this size (``runner/disk.py``; root needed);
+    ``0`` keeps workspaces on the work directory's own filesystem, without a limit."""
+    container_storage_limit: ByteSize = ByteSize(10 * 1024**3)
+    """The most a run's container may write outside ``/workspace`` (its image's writable layer:
+    packages setup commands install, caches); checked every ``storage_check_seconds``."""
+    storage_check_seconds: float = Field(default=10.0, gt=0)
 
     default_image: str = "debian:12"
     """Image for runs without an environment (Oz's "empty environment")."""

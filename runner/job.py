@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import structlog
+from pydantic import ByteSize
 from sqlalchemy.orm import Session
 
 from core import events, runs
@@ -40,13 +41,15 @@ from runner.context import WorkerContext, worker_context
 from runner.egress import EgressForwarder, hosts_entries
 from runner.harness import Driver, Invocation, StreamParser, driver_for
 from runner.landing import Author
-from runner.sandbox import PROMPT_DIR, WORKSPACE, Bind, OutputTail, Sandbox, SandboxSpec
-from runner.supervisor import CANCELLED, TIMED_OUT, Supervisor
+from runner.sandbox import PROMPT_DIR, WORKSPACE, Bind, OutputTail, Sandbox, SandboxSpec, copy_from_image
+from runner.supervisor import CANCELLED, OVER_STORAGE, TIMED_OUT, Supervisor
 from runner.transcript import TranscriptWriter
 from runner.workspace import Workspace
 
 log = structlog.get_logger(__name__)
 S = RunState
+HOME_COPY_LIMIT = 1024**3
+"""How much of the image's home directories a read-only run copies when workspaces have no size."""
 
 
 def claim(ctx: WorkerContext, run_id: str) -> Run | None:
@@ -141,7 +144,11 @@ class Execution:
         secrets = self._secrets(env, driver)
         self._checkpoint()
         self.workspace = Workspace.create(
-            self.settings.effective_work_dir, self.run.run_id, self.settings.github_clone_url, self.masker
+            self.settings.effective_work_dir,
+            self.run.run_id,
+            self.settings.github_clone_url,
+            self.masker,
+            size=int(self.settings.workspace_size),
         )
         for ref in env.repos:
             self.workspace.clone(ref, credentials.token_for(ref))
@@ -153,12 +160,16 @@ class Execution:
         for name, content in driver.files(invocation).items():
             self.workspace.write_config(name, content)
         self._transition(S.CLAIMED)
+        binds = [Bind(WORKSPACE, self.workspace.files), Bind(PROMPT_DIR, self.workspace.prompt_dir, True)]
+        if env.read_only_root:
+            binds += self._writable_dirs(env)
         self.sandbox = Sandbox.start(
             self.ctx.docker,
             self.run.run_id,
             SandboxSpec(
                 image=env.docker_image,
-                binds=[Bind(WORKSPACE, self.workspace.files), Bind(PROMPT_DIR, self.workspace.prompt_dir, True)],
+                binds=binds,
+                read_only=env.read_only_root,
                 network_mode="none" if network == "egress" else network,
                 extra_hosts=hosts_entries(egress),
                 memory=self.settings.container_memory,
@@ -226,6 +237,20 @@ class Execution:
             max_connections=self.settings.egress_max_connections,
             on_refused=lambda text: self._record([RunEvent(kind=EventKind.STATUS, text=text)]),
         )
+
+    def _writable_dirs(self, env: Environment) -> list[Bind]:
+        """A read-only root's writable places on the run's own filesystem, the homes with the
+        image's files in them (where CLIs keep their settings and sessions)."""
+        dirs = self.workspace.writable_dirs()
+        copy_from_image(
+            self.ctx.docker,
+            env.docker_image,
+            ["/home", "/root"],
+            dirs["/home"].parent,
+            limit=int(self.settings.workspace_size) or HOME_COPY_LIMIT,
+            pull=self.settings.pull_images,
+        )
+        return [Bind(target, source) for target, source in dirs.items()]
 
     def _driver(self) -> Driver:
         harness = self.run.config.harness
@@ -430,6 +455,16 @@ class Execution:
         log.info("job.stopped", run_id=self.run.run_id, reason=reason)
         if reason == TIMED_OUT:
             self._fail(OzError(ErrorCode.INFRASTRUCTURE_TIMEOUT, f"the limit is {self.settings.max_runtime_seconds} s"))
+        elif reason == OVER_STORAGE:
+            limit = self.settings.container_storage_limit.human_readable()
+            self._fail(
+                OzError(
+                    ErrorCode.AGENT_PROCESS_FAILED,
+                    f"it had written {ByteSize(self.supervisor.written or 0).human_readable()}; the limit is {limit} "
+                    "(OZGW_CONTAINER_STORAGE_LIMIT); /workspace has a limit of its own",
+                    title="The run's container wrote too much outside /workspace",
+                )
+            )
         else:
             assert reason == CANCELLED
             events.announce(self.ctx.redis, self.run.run_id, S.CANCELLED.value)

@@ -11,7 +11,7 @@ import structlog
 from core.sweeps import executing_run_ids
 from runner.context import WorkerContext
 from runner.sandbox import remove_containers
-from runner.workspace import remove_tree
+from runner.workspace import remove_run_directory
 
 log = structlog.get_logger(__name__)
 _RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -30,7 +30,8 @@ def reap_workspaces(ctx: WorkerContext) -> list[str]:
     """Remove this host's run directories whose run no live worker executes; returns their run ids.
 
     Only names that are run ids are touched (the directory may be shared with other things),
-    and removal never follows a symlink (:func:`runner.workspace.remove_tree`)."""
+    its filesystem is unmounted first, and removal never follows a symlink
+    (:func:`runner.workspace.remove_run_directory`)."""
     base = ctx.settings.effective_work_dir
     if not base.is_dir():
         return []
@@ -38,7 +39,7 @@ def reap_workspaces(ctx: WorkerContext) -> list[str]:
     removed = []
     for entry in base.iterdir():
         if _RUN_ID.match(entry.name) and entry.name not in live and not entry.is_symlink():
-            remove_tree(entry)
+            remove_run_directory(entry)
             removed.append(entry.name)
     if removed:
         log.info("workspace.orphans_removed", run_ids=removed)

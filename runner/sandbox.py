@@ -10,6 +10,8 @@ from __future__ import annotations
 import codecs
 import contextlib
 import socket
+import tarfile
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,6 +64,8 @@ class SandboxSpec:
     """``agent`` (the run's container) or ``export`` (the throwaway one that exports its work)."""
     capabilities: list[str] = field(default_factory=list)
     """Capabilities kept (``OZGW_CONTAINER_CAPABILITIES``); every other one is dropped."""
+    read_only: bool = False
+    """The image's root filesystem is read-only (writable places come as ``binds``)."""
     extra_hosts: dict[str, str] = field(default_factory=dict)
     """``/etc/hosts`` names (an ``egress`` container's allowed hosts at their loopback addresses)."""
 
@@ -72,6 +76,7 @@ class SandboxSpec:
             labels={RUN_LABEL: run_id, GATEWAY_LABEL: self.gateway, ROLE_LABEL: self.role},
             mounts=[Mount(b.target, str(b.source), type="bind", read_only=b.read_only) for b in self.binds],
             network_mode=self.network_mode,
+            read_only=self.read_only,
             cap_drop=["ALL"],
             cap_add=list(self.capabilities),
             security_opt=["no-new-privileges:true"],
@@ -234,6 +239,15 @@ class Sandbox:
             raise OzError(ErrorCode.RESOURCE_UNAVAILABLE, "the run's container stopped during setup")
         return f"/proc/{pid}/ns/net"
 
+    def written_bytes(self) -> int | None:
+        """What the container has written outside its mounts (its writable layer), as the
+        engine counts it; ``None`` when the engine cannot say."""
+        try:
+            found = self.client.api.containers(all=True, size=True, filters={"id": self.container.id})
+        except (APIError, requests.exceptions.RequestException):
+            return None
+        return int(found[0].get("SizeRw") or 0) if found else None
+
     def directory_exists(self, path: str) -> bool | None:
         """Whether ``path`` is a directory in the container; ``None`` if the container is gone."""
         code = self.exec(["test", "-d", path], workdir="/", on_output=lambda _t: None)
@@ -323,6 +337,43 @@ class Sandbox:
             pass
         except APIError as exc:
             log.warning("sandbox.remove_failed", container=self.container.short_id, reason=str(exc)[:200])
+
+
+def copy_from_image(
+    client: docker.DockerClient, image: str, paths: list[str], dest: Path, *, limit: int, pull: bool
+) -> None:
+    """The image's own directories at ``paths`` (``/home``), copied to ``dest/<name>`` with their
+    owners, through a container that is created and never started.
+
+    The archive is the image's (its environment's author chose it), so it is extracted with
+    tarfile's ``tar`` filter — no absolute path, nothing outside ``dest``, no device file — and
+    refused past ``limit`` bytes.  A path the image lacks becomes an empty directory.
+    """
+    _ensure_image(client, image, pull)
+    created = client.api.create_container(image, command=["/nonexistent"], network_disabled=True)
+    try:
+        for path in paths:
+            try:
+                chunks, _stat = client.api.get_archive(created["Id"], path)
+            except NotFound:
+                (dest / Path(path).name).mkdir(exist_ok=True)
+                continue
+            with tempfile.TemporaryFile(dir=dest) as spool:
+                for chunk in chunks:
+                    if spool.tell() + len(chunk) > limit:
+                        raise OzError(
+                            ErrorCode.ENVIRONMENT_SETUP_FAILED,
+                            f"{path} in the image holds more than {limit} bytes; it is copied for every run "
+                            "of a read-only environment",
+                            title="The image's home directories are too large for a read-only root",
+                        )
+                    spool.write(chunk)
+                spool.seek(0)
+                with tarfile.open(fileobj=spool) as archive:
+                    archive.extractall(dest, filter="tar", numeric_owner=True)
+    finally:
+        with contextlib.suppress(APIError, NotFound):
+            client.api.remove_container(created["Id"], force=True)
 
 
 def containers_of(

@@ -1,7 +1,8 @@
 """Watches one executing run from a side thread: pushes its heartbeat, notices a cancel in
-the store, enforces the maximum runtime — and kills the sandbox when either of the last two
-happens, so the blocked ``exec`` stream in the job returns at once.  While the agent works it
-also hands new follow-ups to it, within a tick of their arrival."""
+the store, enforces the maximum runtime and the container's storage limit — and kills the
+sandbox when any of the last three happens, so the blocked ``exec`` stream in the job returns
+at once.  While the agent works it also hands new follow-ups to it, within a tick of their
+arrival."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ log = structlog.get_logger(__name__)
 
 CANCELLED = "cancelled"
 TIMED_OUT = "timed_out"
+OVER_STORAGE = "over_storage"
 
 
 class Supervisor(threading.Thread):
@@ -38,6 +40,9 @@ class Supervisor(threading.Thread):
         settings = ctx.settings
         self._tick = min(settings.heartbeat_seconds, settings.cancel_poll_seconds, 1.0)
         self._next_beat = 0.0
+        self._next_storage_check = 0.0
+        self.written: int | None = None
+        """What the container had written outside its mounts at the last check."""
 
     def attach(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
@@ -74,6 +79,18 @@ class Supervisor(threading.Thread):
             self._halt(CANCELLED)
         elif self.reason is None and now >= self.deadline:
             self._halt(TIMED_OUT)
+        elif self.reason is None and self._over_storage(now):
+            self._halt(OVER_STORAGE)
+
+    def _over_storage(self, now: float) -> bool:
+        """Whether the container wrote more than its limit outside ``/workspace`` (which has
+        a filesystem of its own); checked every ``storage_check_seconds``, as counting costs
+        the engine a walk of the container's files."""
+        if self.sandbox is None or now < self._next_storage_check:
+            return False
+        self._next_storage_check = now + self.ctx.settings.storage_check_seconds
+        self.written = self.sandbox.written_bytes()
+        return self.written is not None and self.written > self.ctx.settings.container_storage_limit
 
     def _halt(self, reason: str) -> None:
         self.reason = reason

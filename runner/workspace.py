@@ -1,10 +1,11 @@
 """The run's directories on the host, and the one way the host runs git.
 
 ``root/pristine/<owner>/<repo>.git`` is the host's own bare clone of each repo, made with the
-run's GitHub credential; nothing else ever sees it.  ``root/workspace/<repo>`` is the agent's
-working copy, cloned from the pristine one *before* the container starts and bind-mounted at
-``/workspace``: from then on everything under ``workspace/`` is the agent's, and the host never
-runs git, follows a symlink or executes anything there (``runner.export`` gets the work out as
+run's GitHub credential; nothing else ever sees it.  ``root/disk/workspace/<repo>`` is the
+agent's working copy, on the run's own filesystem (``runner.disk``), cloned from the pristine
+one *before* the container starts and bind-mounted at ``/workspace``: from then on everything
+under ``workspace/`` is the agent's, and the host never runs git, follows a symlink or
+executes anything there (``runner.export`` gets the work out as
 data, ``runner.landing`` lands it in the pristine clone).  ``root/prompt`` is mounted
 read-only; ``root/export`` is where the exporter writes its bundles.
 
@@ -27,6 +28,7 @@ import structlog
 from core.errors import ErrorCode, OzError
 from core.events import Masker
 from core.models import RepoRef
+from runner.disk import MOUNTPOINT, mount_disk, unmount_disk
 
 log = structlog.get_logger(__name__)
 GIT_TIMEOUT = 600
@@ -99,17 +101,24 @@ class Workspace:
         self.masker = masker
         self.repos: list[ClonedRepo] = []
         self.prompt_dir = root / "prompt"
-        self.files = root / "workspace"
+        self.files = root / MOUNTPOINT / "workspace"
         self.pristine = root / "pristine"
         self.export_dir = root / "export"
 
     @classmethod
-    def create(cls, base: Path, run_id: str, clone_url: str, masker: Masker) -> Workspace:
+    def create(cls, base: Path, run_id: str, clone_url: str, masker: Masker, size: int = 0) -> Workspace:
+        """The run's directories; the agent's on a filesystem of ``size`` bytes when set."""
         root = base / run_id
         ws = cls(root, clone_url, masker)
         ws.remove()  # a previous attempt's leftovers
-        for directory in (ws.files, ws.prompt_dir, ws.pristine, ws.export_dir):
-            directory.mkdir(parents=True)
+        root.mkdir(parents=True)
+        try:
+            mount_disk(root, size)
+            for directory in (ws.files, ws.prompt_dir, ws.pristine, ws.export_dir):
+                directory.mkdir(parents=True)
+        except BaseException:
+            ws.remove()
+            raise
         return ws
 
     def url_of(self, ref: RepoRef) -> str:
@@ -154,6 +163,17 @@ class Workspace:
         log.info("workspace.cloned", repo=str(ref), branch=branch)
         return cloned
 
+    def writable_dirs(self) -> dict[str, Path]:
+        """For a read-only root: the container's other writable places, on the run's own
+        filesystem (``/tmp`` and ``/var/tmp`` world-writable as usual; the homes are filled
+        from the image by the caller)."""
+        disk = self.root / MOUNTPOINT
+        dirs = {"/tmp": disk / "tmp", "/var/tmp": disk / "var-tmp", "/home": disk / "home", "/root": disk / "root"}
+        for target in ("/tmp", "/var/tmp"):
+            dirs[target].mkdir()
+            dirs[target].chmod(0o1777)
+        return dirs
+
     def write_prompt(self, prompt: str) -> Path:
         return self.write_config("prompt.md", prompt)
 
@@ -164,7 +184,13 @@ class Workspace:
         return path
 
     def remove(self) -> None:
-        remove_tree(self.root)
+        remove_run_directory(self.root)
+
+
+def remove_run_directory(root: Path) -> None:
+    """A run's directory gone: its filesystem unmounted, then every file removed."""
+    unmount_disk(root)
+    remove_tree(root)
 
 
 def remove_tree(root: Path) -> None:

@@ -76,6 +76,7 @@ ensure_test_tools() {  # what the tests build their local images from
   [ -x /bin/busybox ] || apt_install busybox-static
   command -v git >/dev/null || apt_install git
   command -v debootstrap >/dev/null || apt_install debootstrap
+  command -v mkfs.ext4 >/dev/null || apt_install e2fsprogs  # each run's workspace filesystem
   command -v npm >/dev/null || apt_install nodejs npm
 }
 

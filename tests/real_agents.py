@@ -85,6 +85,7 @@ def model_env(store: Store, agent_image: str) -> Callable[..., str]:
         *,
         key: str | None = None,
         image: str | None = None,
+        read_only_root: bool = False,
     ) -> str:
         spec = CLIS[cli]
         with store.session() as session:
@@ -99,6 +100,7 @@ def model_env(store: Store, agent_image: str) -> Callable[..., str]:
                 docker_image=image or agent_image,
                 repos=list(repos),
                 network_mode="egress",
+                read_only_root=read_only_root,
                 variables={spec.base_url_variable: fake.url + spec.base_url_suffix},
             )
         return env.uid

@@ -270,6 +270,7 @@ def make_env(store: Store, runner_alice: Person, test_image: str) -> Callable[..
         working_dir: str | None = None,
         network: str | None = None,
         egress: list[str] = (),
+        read_only_root: bool = False,
     ) -> str:
         with store.session() as session:
             env = environments.create_environment(
@@ -282,6 +283,7 @@ def make_env(store: Store, runner_alice: Person, test_image: str) -> Callable[..
                 working_dir=working_dir,
                 network_mode=network,
                 egress=list(egress),
+                read_only_root=read_only_root,
             )
         return env.uid
 

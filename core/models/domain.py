@@ -148,6 +148,10 @@ class Environment(Record):
     egress: list[str] = []
     """``host[:port]`` endpoints an ``egress`` container may reach besides the model API (package
     registries, a model gateway); port 443 unless given."""
+    read_only_root: bool = False
+    """The container's root filesystem is read-only; only ``/workspace``, ``/tmp``, ``/var/tmp``
+    and the home directories (copied from the image) are writable, all on the run's own
+    filesystem.  Setup commands cannot install packages then."""
     secret_names: list[str] = []
     """Managed secrets injected into this environment's containers (as environment variables)."""
     variables: dict[str, str] = {}

@@ -115,6 +115,7 @@ class EnvironmentRow(Base):
     working_dir: Mapped[str | None] = mapped_column(String(500))
     network_mode: Mapped[str | None] = mapped_column(String(32))
     egress: Mapped[list] = mapped_column(JSON, default=list)
+    read_only_root: Mapped[bool] = mapped_column(default=False)
     secret_names: Mapped[list] = mapped_column(JSON, default=list)
     variables: Mapped[dict] = mapped_column(JSON, default=dict)
     description: Mapped[str | None] = mapped_column(String(240))

@@ -51,9 +51,11 @@ def repo(remotes: Remotes, github: FakeGitHub) -> str:
     return "acme/api"
 
 
+@pytest.mark.parametrize("root", ["writable", "read-only"])
 @pytest.mark.parametrize("cli", list(CLIS))
 def test_the_cli_edits_runs_a_command_and_its_work_becomes_a_pr(
     cli: str,
+    root: str,
     ctx: WorkerContext,
     alice: Person,
     store: Store,
@@ -65,7 +67,8 @@ def test_the_cli_edits_runs_a_command_and_its_work_becomes_a_pr(
 ):
     fake = model_api(cli, readme_script(cli))
     prompt = "Fix the README\n" + "Context from a long Slack thread. " * 6000  # ~200 KiB: more than argv allows
-    run_id = start(store, alice, model_env(alice.principal, ctx.settings, cli, fake), cli, prompt)
+    env_id = model_env(alice.principal, ctx.settings, cli, fake, read_only_root=root == "read-only")
+    run_id = start(store, alice, env_id, cli, prompt)
 
     assert run_job(ctx, run_id) == "SUCCEEDED", final(store, run_id).status_message
     assert fake.problems == []

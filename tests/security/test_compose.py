@@ -29,8 +29,13 @@ def test_every_procfile_process_runs():
 def test_workspaces_have_one_path_on_the_host_and_in_the_worker():
     worker = GATEWAY["worker"]
     work_dir = worker["environment"]["OZGW_WORK_DIR"]
-    assert f"{work_dir}:{work_dir}" in worker["volumes"]
+    binds = [v for v in worker["volumes"] if isinstance(v, dict)]
+    assert [(b["source"], b["target"]) for b in binds] == [(work_dir, work_dir)]
+    # the worker mounts each run's filesystem there; the host's engine must see those mounts
+    assert binds[0]["bind"]["propagation"] == "rshared"
     assert "/var/run/docker.sock:/var/run/docker.sock" in worker["volumes"]
+    dockerfile = (ROOT / "manifests" / "Dockerfile").read_text()
+    assert "e2fsprogs" in dockerfile and " mount " in dockerfile
 
 
 def test_the_image_runs_as_a_user_and_only_the_worker_as_root():
@@ -41,12 +46,14 @@ def test_the_image_runs_as_a_user_and_only_the_worker_as_root():
     assert [name for name, s in GATEWAY.items() if s.get("user") in ("root", "0")] == ["worker"]
 
 
-def test_only_the_worker_may_enter_run_containers_network_namespaces():
-    """Egress forwarding listens inside each run container's namespace (runner/egress.py)."""
+def test_only_the_worker_may_enter_namespaces_and_mount():
+    """Egress forwarding listens inside each run container's namespace (runner/egress.py);
+    workspaces are loop-mounted filesystems (runner/disk.py)."""
     worker = GATEWAY["worker"]
-    assert worker.get("pid") == "host" and "SYS_ADMIN" in worker.get("cap_add", [])
+    assert worker.get("pid") == "host" and worker.get("privileged") is True
     others = [name for name, s in GATEWAY.items() if name != "worker"]
-    assert all("pid" not in GATEWAY[n] and not GATEWAY[n].get("cap_add") for n in others)
-    assert "OZGW_CONTAINER_NETWORK" not in worker["environment"] or worker["environment"][
-        "OZGW_CONTAINER_NETWORK"
-    ] in ("egress", "none")
+    assert all("pid" not in GATEWAY[n] and not GATEWAY[n].get("privileged") for n in others)
+    assert "OZGW_CONTAINER_NETWORK" not in worker["environment"] or worker["environment"]["OZGW_CONTAINER_NETWORK"] in (
+        "egress",
+        "none",
+    )

@@ -1,4 +1,4 @@
-"""environment egress allow-list
+"""environment egress allow-list and read-only root
 
 Revision ID: 0008
 Revises: 0007
@@ -17,8 +17,10 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("environments", schema=None) as batch_op:
         batch_op.add_column(sa.Column("egress", sa.JSON(), nullable=False, server_default=sa.text("'[]'")))
+        batch_op.add_column(sa.Column("read_only_root", sa.Boolean(), nullable=False, server_default=sa.false()))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("environments", schema=None) as batch_op:
+        batch_op.drop_column("read_only_root")
         batch_op.drop_column("egress")
