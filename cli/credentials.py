@@ -9,7 +9,7 @@ import click
 
 from cli.output import emit
 from cli.session import acting_principal, email_option, store_session
-from core import github_auth, github_oauth, github_orgs, managed_secrets
+from core import github_auth, github_oauth, github_orgs, integrations, managed_secrets
 from core.accounts import account_by_email, get_or_create_team
 from core.secrets import Vault
 
@@ -143,12 +143,17 @@ def secret_delete(ctx, name: str, scope: str, email: str | None) -> None:
 @secret.command("rotate-keys")
 @click.pass_obj
 def secret_rotate_keys(ctx) -> None:
-    """Re-encrypt every stored secret and GitHub token under the newest OZGW_ENCRYPTION_KEYS key.
+    """Re-encrypt every stored secret, GitHub token and MCP credential under the newest
+    OZGW_ENCRYPTION_KEYS key (MCP credentials stored before they were encrypted get encrypted).
 
     Put the new key first in OZGW_ENCRYPTION_KEYS (keep the old ones after it), run this,
     then the old keys can be dropped.
     """
     vault = Vault.from_settings(ctx.settings)
     with store_session(ctx.settings) as session:
-        count = managed_secrets.rotate_all(session, vault) + github_auth.rotate_all(session, vault)
+        count = (
+            managed_secrets.rotate_all(session, vault)
+            + github_auth.rotate_all(session, vault)
+            + integrations.rotate_all(session, vault)
+        )
     emit({"re_encrypted": count}, ctx.output_format, ("re_encrypted",))

@@ -12,6 +12,7 @@ from cli.session import acting_principal, email_option, store_session
 from core import integrations
 from core.errors import invalid
 from core.models import Integration, IntegrationProvider
+from core.secrets import Vault
 
 PROVIDER = click.Choice([p.value for p in IntegrationProvider])
 COLUMNS = ("provider", "enabled", "environment_id", "model_id", "uid")
@@ -58,6 +59,7 @@ def integration_create(ctx, provider: str, environment_id: str, prompt, model_id
             prompt=prompt,
             model_id=model_id,
             mcp_servers=_mcp(mcp),
+            vault=Vault.from_settings(ctx.settings),
         )
     emit(_view(created), ctx.output_format, COLUMNS)
 
@@ -82,6 +84,7 @@ def integration_update(ctx, provider, environment_id, remove_environment, prompt
             prompt=prompt,
             model_id=model_id,
             mcp_servers=_mcp(mcp),
+            vault=Vault.from_settings(ctx.settings),
         )
     emit(_view(updated), ctx.output_format, COLUMNS)
 

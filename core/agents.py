@@ -12,10 +12,11 @@ from sqlalchemy.orm import Session
 
 from core.errors import ErrorCode, OzError, not_found
 from core.ids import new_uid
-from core.mcp import redact
+from core.mcp import redact, seal
 from core.models import AgentIdentity, Principal
 from core.models.wire import AgentCreateRequest, AgentResponse, AgentUpdateRequest
 from core.permissions import require_admin
+from core.secrets import Vault
 from core.settings import get_settings
 from core.store.tables import AgentRow, ApiKeyRow, EnvironmentRow, utcnow
 
@@ -75,8 +76,10 @@ def _check_environment(session: Session, team_uid: str, environment_id: str | No
             raise not_found("environment", environment_id)
 
 
-def _apply(row: AgentRow, fields: dict) -> None:
+def _apply(row: AgentRow, fields: dict, vault: Vault | None) -> None:
     settings = dict(row.settings or {})
+    if fields.get("mcp_servers"):
+        fields = {**fields, "mcp_servers": seal(fields["mcp_servers"], vault)}
     for key, value in fields.items():
         if key in _COLUMN_FIELDS:
             setattr(row, key, value or None)
@@ -90,7 +93,10 @@ def _apply(row: AgentRow, fields: dict) -> None:
     row.settings = settings
 
 
-def create_agent(session: Session, principal: Principal, request: AgentCreateRequest) -> AgentIdentity:
+def create_agent(
+    session: Session, principal: Principal, request: AgentCreateRequest, vault: Vault | None = None
+) -> AgentIdentity:
+    """``vault`` seals MCP credentials (``core.mcp``); needed when the request has some."""
     _require_human(principal)
     require_admin(session, principal, "create a cloud agent")
     live = _live_rows(session, principal.team_uid)
@@ -105,13 +111,15 @@ def create_agent(session: Session, principal: Principal, request: AgentCreateReq
     row = AgentRow(
         uid=new_uid(), team_uid=principal.team_uid, is_default=False, settings={}, created_at=now, updated_at=now
     )
-    _apply(row, request.model_dump(mode="json", exclude_none=True))
+    _apply(row, request.model_dump(mode="json", exclude_none=True), vault)
     session.add(row)
     session.flush()
     return get_agent(session, principal.team_uid, row.uid)
 
 
-def update_agent(session: Session, principal: Principal, uid: str, request: AgentUpdateRequest) -> AgentIdentity:
+def update_agent(
+    session: Session, principal: Principal, uid: str, request: AgentUpdateRequest, vault: Vault | None = None
+) -> AgentIdentity:
     _require_human(principal)
     require_admin(session, principal, "change a cloud agent")
     agent = get_agent(session, principal.team_uid, uid)
@@ -124,7 +132,7 @@ def update_agent(session: Session, principal: Principal, uid: str, request: Agen
     _check_environment(session, principal.team_uid, fields.get("environment_id"))
     row = session.get(AgentRow, uid)
     assert row is not None
-    _apply(row, fields)
+    _apply(row, fields, vault)
     row.updated_at = utcnow()
     session.flush()
     return get_agent(session, principal.team_uid, uid)

@@ -18,12 +18,14 @@ from sqlalchemy.orm import Session
 
 from core.errors import ErrorCode, OzError, invalid, not_found
 from core.ids import new_uid
+from core.mcp import count_credentials, redact, reseal, seal
 from core.models import Integration, IntegrationProvider, Principal
 from core.models.wire import McpServerConfig
 from core.permissions import require_admin
+from core.secrets import Vault
 from core.settings import get_settings
 from core.store import utcnow
-from core.store.tables import EnvironmentRow, IntegrationRow
+from core.store.tables import AgentRow, EnvironmentRow, IntegrationRow, RunRow
 
 _MCP = TypeAdapter(dict[str, McpServerConfig])
 TITLES = {
@@ -33,11 +35,19 @@ TITLES = {
 }
 
 
-def check_mcp(servers: dict) -> dict:
+def check_mcp(servers: dict, vault: Vault | None) -> dict:
+    """Valid MCP servers, as stored: their credentials sealed (``core.mcp``)."""
     try:
-        return {name: cfg.model_dump(exclude_none=True) for name, cfg in _MCP.validate_python(servers).items()}
+        checked = {name: cfg.model_dump(exclude_none=True) for name, cfg in _MCP.validate_python(servers).items()}
     except ValidationError as exc:
         raise invalid(f"MCP servers: {exc.errors()[0]['msg']}") from None
+    return seal(checked, vault) or {}
+
+
+def _shown(row: IntegrationRow) -> Integration:
+    """The integration as people see it: MCP credentials by name only."""
+    integration = Integration.model_validate(row)
+    return integration.model_copy(update={"mcp_servers": redact(integration.mcp_servers) or {}})
 
 
 def _environment_exists(session: Session, team_uid: str, environment_id: str) -> bool:
@@ -60,7 +70,9 @@ def create_integration(
     prompt: str | None = None,
     model_id: str | None = None,
     mcp_servers: dict | None = None,
+    vault: Vault | None = None,
 ) -> Integration:
+    """``vault`` seals MCP credentials; needed when ``mcp_servers`` have headers or env."""
     require_admin(session, principal, "set up an integration")
     if _row(session, principal.team_uid, provider) is not None:
         raise OzError(ErrorCode.CONFLICT, f"the team already has a {TITLES[provider]} integration; use update")
@@ -75,21 +87,21 @@ def create_integration(
         environment_id=environment_id,
         custom_prompt=prompt or None,
         model_id=model_id or None,
-        mcp_servers=check_mcp(mcp_servers or {}),
+        mcp_servers=check_mcp(mcp_servers or {}, vault),
         settings={},
         created_at=now,
         updated_at=now,
     )
     session.add(row)
     session.flush()
-    return Integration.model_validate(row)
+    return _shown(row)
 
 
 def list_integrations(session: Session, team_uid: str) -> list[Integration]:
     rows = session.scalars(
         select(IntegrationRow).where(IntegrationRow.team_uid == team_uid).order_by(IntegrationRow.provider)
     )
-    return [Integration.model_validate(r) for r in rows]
+    return [_shown(r) for r in rows]
 
 
 def update_integration(
@@ -103,6 +115,7 @@ def update_integration(
     model_id: str | None = None,
     mcp_servers: dict | None = None,
     enabled: bool | None = None,
+    vault: Vault | None = None,
 ) -> Integration:
     """Change only what is given; an empty ``prompt`` or ``model_id`` clears it."""
     require_admin(session, principal, "change an integration")
@@ -122,12 +135,33 @@ def update_integration(
     if model_id is not None:
         row.model_id = model_id or None
     if mcp_servers is not None:
-        row.mcp_servers = check_mcp(mcp_servers)
+        row.mcp_servers = check_mcp(mcp_servers, vault)
     if enabled is not None:
         row.enabled = enabled
     row.updated_at = utcnow()
     session.flush()
-    return Integration.model_validate(row)
+    return _shown(row)
+
+
+def rotate_all(session: Session, vault: Vault) -> int:
+    """Re-seal every MCP credential integrations, cloud agents and runs store under the newest
+    key (and seal any stored before they were sealed); returns how many."""
+    count = 0
+    for row in session.scalars(select(IntegrationRow)):
+        if count_credentials(row.mcp_servers):
+            row.mcp_servers = reseal(row.mcp_servers, vault)
+            count += count_credentials(row.mcp_servers)
+    for row in session.scalars(select(AgentRow)):
+        servers = (row.settings or {}).get("mcp_servers")
+        if count_credentials(servers):
+            row.settings = {**row.settings, "mcp_servers": reseal(servers, vault)}
+            count += count_credentials(servers)
+    for row in session.scalars(select(RunRow)):
+        servers = (row.config or {}).get("mcp_servers")
+        if count_credentials(servers):
+            row.config = {**row.config, "mcp_servers": reseal(servers, vault)}
+            count += count_credentials(servers)
+    return count
 
 
 @dataclass(frozen=True)

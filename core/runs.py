@@ -22,10 +22,12 @@ from core import events
 from core.agents import get_agent
 from core.errors import ErrorCode, OzError, invalid, not_found
 from core.ids import new_run_id
+from core.mcp import seal
 from core.models import ModelUsage, Origin, Principal, Run, RunSourceType, RunState, StatusMessage, add_usage
-from core.models.wire import TERMINAL_STATES, AmbientAgentConfig, FollowupRequest, RunAgentRequest
+from core.models.wire import TERMINAL_STATES, AmbientAgentConfig, FollowupRequest, McpServerConfig, RunAgentRequest
 from core.permissions import is_admin, require_steer
 from core.queue import RunQueue
+from core.secrets import Vault
 from core.store import Store, utcnow
 from core.store.tables import AccountRow, EnvironmentRow, RunAttachmentRow, RunFollowupRow, RunMetadataRow, RunRow
 
@@ -372,6 +374,7 @@ def _prepare(
     origin: Origin | None,
     idempotency_key: str | None,
     auto_metadata: dict[str, str],
+    vault: Vault | None,
 ) -> tuple[RunRow, list[tuple[str, str, bytes]]]:
     team_owned = request.team is not False
     actors = _resolve_actors(session, principal, request, team_owned)
@@ -385,6 +388,9 @@ def _prepare(
     model_id = config.model_id or agent_model
     name = config.name or skill_name(skill_spec)
     config = config.model_copy(update={"model_id": model_id, "name": name})
+    if config.mcp_servers and vault is not None:  # without one, only sealed credentials (an integration's)
+        sealed = seal(config.mcp_servers, vault) or {}
+        config = config.model_copy(update={"mcp_servers": {n: McpServerConfig(**d) for n, d in sealed.items()}})
 
     metadata = dict(auto_metadata)
     if request.parent_run_id:
@@ -455,11 +461,14 @@ def create(
     origin: Origin | None = None,
     idempotency_key: str | None = None,
     auto_metadata: dict[str, str] | None = None,
+    vault: Vault | None = None,
 ) -> Created:
     """Validate, persist as QUEUED, commit, then enqueue — the single way a run comes to be.
 
     The commit comes first so an accepted run survives a Redis outage (the sweeper
     enqueues it later).  The same idempotency key within a team returns the same run.
+    ``vault`` seals the config's MCP credentials (needed when it has some; those an
+    integration or cloud agent contributed are sealed already).
     """
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
         raise invalid("Idempotency-Key must be 1-255 characters")
@@ -477,6 +486,7 @@ def create(
                 origin=origin,
                 idempotency_key=idempotency_key,
                 auto_metadata=auto_metadata or {},
+                vault=vault,
             )
             # Core inserts: the hot path of the API, and nothing here needs the unit of work.
             session.execute(insert(RunRow).values({c.key: getattr(row, c.key) for c in RunRow.__mapper__.column_attrs}))

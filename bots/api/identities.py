@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from bots.api.context import in_session, principal, reading
+from bots.api.context import VAULT, in_session, principal, reading
 from bots.api.middleware import read_json
 from bots.api.runs import json_response
 from core import agents
@@ -28,13 +28,15 @@ async def get_identity(request: web.Request) -> web.Response:
 
 async def create_identity(request: web.Request) -> web.Response:
     body = AgentCreateRequest.model_validate(await read_json(request))
-    agent = await in_session(request, agents.create_agent, principal(request), body)
+    agent = await in_session(request, agents.create_agent, principal(request), body, request.app[VAULT])
     return json_response(agents.to_response(agent))
 
 
 async def update_identity(request: web.Request) -> web.Response:
     body = AgentUpdateRequest.model_validate(await read_json(request))
-    agent = await in_session(request, agents.update_agent, principal(request), request.match_info["uid"], body)
+    agent = await in_session(
+        request, agents.update_agent, principal(request), request.match_info["uid"], body, request.app[VAULT]
+    )
     return json_response(agents.to_response(agent))
 
 

@@ -6,7 +6,7 @@ from aiohttp import web
 from multidict import MultiMapping
 from sqlalchemy.orm import Session
 
-from bots.api.context import QUEUE, STORE, blocking, principal, reading
+from bots.api.context import QUEUE, STORE, VAULT, blocking, principal, reading
 from bots.api.middleware import read_json
 from core import run_listing, runs
 from core.errors import ErrorCode, OzError, invalid
@@ -57,6 +57,7 @@ async def create_run(request: web.Request) -> web.Response:
         source=origin.source,
         origin=origin,
         idempotency_key=_idempotency_key(request),
+        vault=request.app[VAULT],
     )
     run = created.run
     response = RunAgentResponse(
