@@ -50,18 +50,28 @@ def auth_url(settings: Settings, account_uid: str | None = None) -> str:
 
 
 _TOKEN_MARGIN = timedelta(minutes=5)
-_installation_tokens: dict[tuple[str, int], tuple[str, datetime]] = {}
-"""Installation tokens minted by this process, reused until shortly before they expire."""
+_installation_tokens: dict[tuple[str, int, tuple[str, ...]], tuple[str, datetime]] = {}
+"""Installation tokens minted by this process, per set of repos, reused until shortly before
+they expire."""
 
 
-def _installation_token(integration: GithubIntegration, settings: Settings, installation_id: int) -> str:
-    key = (settings.github_api_url, installation_id)
+def _installation_token(
+    integration: GithubIntegration, settings: Settings, installation_id: int, repos: list[str]
+) -> str:
+    """A token for ``repos`` (names within the installation's account) and nothing else the
+    installation covers: a run's token can reach only the run's repos.  PyGithub's
+    ``get_access_token`` cannot narrow, so the documented endpoint goes through its requester."""
+    names = tuple(sorted(set(repos)))
+    key = (settings.github_api_url, installation_id, names)
     cached = _installation_tokens.get(key)
     if cached and cached[1] - _TOKEN_MARGIN > datetime.now(UTC):
         return cached[0]
-    grant = integration.get_access_token(installation_id)
-    _installation_tokens[key] = (grant.token, grant.expires_at.astimezone(UTC))
-    return grant.token
+    _headers, grant = integration.requester.requestJsonAndCheck(
+        "POST", f"/app/installations/{installation_id}/access_tokens", input={"repositories": list(names)}
+    )
+    expires = datetime.fromisoformat(grant["expires_at"].replace("Z", "+00:00")).astimezone(UTC)
+    _installation_tokens[key] = (grant["token"], expires)
+    return grant["token"]
 
 
 def _refresher(settings: Settings):
@@ -146,7 +156,7 @@ def _app_credentials(store: Store, settings: Settings, team_uid: str, repos: lis
     if out_of_scope:
         raise _inaccessible(settings, out_of_scope, "The GitHub App installation does not include")
     integration = GithubIntegration(auth=Auth.AppAuth(settings.github_app_id, key), base_url=settings.github_api_url)
-    tokens: dict[str, str] = {}
+    by_installation: dict[int, list[RepoRef]] = {}
     missing = []
     for ref in repos:
         try:
@@ -154,9 +164,13 @@ def _app_credentials(store: Store, settings: Settings, team_uid: str, repos: lis
         except GithubException:
             missing.append(ref.full_name)
             continue
-        tokens[ref.full_name] = _installation_token(integration, settings, installation.id)
+        by_installation.setdefault(installation.id, []).append(ref)
     if missing:
         raise _inaccessible(settings, missing, "The GitHub App is not installed on")
+    tokens: dict[str, str] = {}
+    for installation_id, refs in by_installation.items():
+        token = _installation_token(integration, settings, installation_id, [r.repo for r in refs])
+        tokens.update((r.full_name, token) for r in refs)
     return RunCredentials(kind="app", tokens=tokens)
 
 

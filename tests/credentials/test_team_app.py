@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from github import Auth, Github, UnknownObjectException
 
 from core import runs
 from core.agents import default_agent
@@ -147,3 +148,24 @@ def test_installation_tokens_are_reused_until_near_expiry(
         assert run_job(ctx, agent_run(["acme/api"])) == "SUCCEEDED"
     minted = [path for method, path, _c in github.calls if path == "/app/installations/78/access_tokens"]
     assert len(minted) == 1
+
+
+def test_a_runs_installation_token_reaches_only_the_runs_repos(
+    ctx: WorkerContext, alice: Person, store: Store, remotes: Remotes, github: FakeGitHub, agent_run
+):
+    """The installation covers ``acme/api`` and ``acme/billing``; a run on ``acme/api`` gets a
+    token that cannot even read ``acme/billing``."""
+    with store.session() as session:
+        enable_org(session, alice.principal.team_uid, "acme")
+    remotes.create("acme", "api")
+    github.add_repo("acme", "api", installation_id=78, private=True)
+    github.add_repo("acme", "billing", installation_id=78, private=True)
+
+    assert run_job(ctx, agent_run(["acme/api"])) == "SUCCEEDED"
+
+    [token] = [t for t, installation in github.installation_tokens.items() if installation == 78]
+    assert github.token_repositories[token] == {"api"}
+    client = Github(auth=Auth.Token(token), base_url=github.url, retry=None)
+    assert client.get_repo("acme/api").full_name == "acme/api"
+    with pytest.raises(UnknownObjectException):
+        client.get_repo("acme/billing")

@@ -45,6 +45,8 @@ class Caller:
     login: str | None = None
     installation_id: int | None = None
     app: bool = False
+    repositories: frozenset[str] | None = None
+    """The repos an installation token was narrowed to (``None``: all of the installation's)."""
 
 
 class FakeGitHub(FakeService):
@@ -53,6 +55,7 @@ class FakeGitHub(FakeService):
         self.app_public_key = app_public_key
         self.user_tokens: dict[str, str] = {}
         self.installation_tokens: dict[str, int] = {}
+        self.token_repositories: dict[str, frozenset[str] | None] = {}
         self.repos: dict[str, FakeRepo] = {}
         self.pulls: list[dict] = []
         self.calls: list[tuple[str, str, Caller]] = []
@@ -256,7 +259,10 @@ class FakeGitHub(FakeService):
         if credential in self.user_tokens:
             return Caller(login=self.user_tokens[credential])
         if credential in self.installation_tokens:
-            return Caller(installation_id=self.installation_tokens[credential])
+            return Caller(
+                installation_id=self.installation_tokens[credential],
+                repositories=self.token_repositories.get(credential),
+            )
         raise web.HTTPUnauthorized(text='{"message": "Bad credentials"}', content_type="application/json")
 
     def _record(self, request: web.Request) -> Caller:
@@ -266,7 +272,8 @@ class FakeGitHub(FakeService):
 
     def _permission(self, repo: FakeRepo, caller: Caller) -> dict | None:
         if caller.installation_id is not None:
-            return PERMISSIONS["write"] if repo.installation_id == caller.installation_id else None
+            narrowed_out = caller.repositories is not None and repo.name not in caller.repositories
+            return PERMISSIONS["write"] if repo.installation_id == caller.installation_id and not narrowed_out else None
         level = repo.collaborators.get(caller.login or "")
         if level:
             return PERMISSIONS[level]
@@ -349,8 +356,19 @@ class FakeGitHub(FakeService):
         caller = self._record(request)
         if not caller.app:
             raise web.HTTPUnauthorized(text='{"message": "an app JWT is required"}')
+        body = await request.json() if request.can_read_body else {}
+        installation_id = int(request.match_info["id"])
+        names = body.get("repositories")
+        if names is not None:
+            covered = {r.name for r in self.repos.values() if r.installation_id == installation_id}
+            if not set(names) <= covered:  # GitHub: 422 when a named repo is not in the installation
+                raise web.HTTPUnprocessableEntity(
+                    text='{"message": "There is at least one repository that does not exist or is not accessible"}',
+                    content_type="application/json",
+                )
         token = "ghs_" + secrets.token_hex(16)
-        self.installation_tokens[token] = int(request.match_info["id"])
+        self.installation_tokens[token] = installation_id
+        self.token_repositories[token] = None if names is None else frozenset(names)
         expires = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         return web.json_response({"token": token, "expires_at": expires}, status=201)
 

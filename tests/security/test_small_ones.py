@@ -123,3 +123,87 @@ def test_two_runs_refreshing_one_rotating_token_leave_it_usable(store: Store, se
 
         assert status(session, person.uid)["stale"] is False
     assert authorization_for(store, vault, person.uid, refused).token == "new"  # and it stays usable
+
+
+def test_an_artifacts_agent_chosen_name_and_type_cannot_forge_headers_or_become_a_page(alice: Person, store: Store):
+    from urllib.parse import unquote
+
+    from core.store import utcnow
+    from core.store.tables import ArtifactRow
+
+    run_id = alice.client.agent.run(prompt="make a report").run_id
+    uid = str(uuid.uuid4())
+    name = 'report"; filename="evil.html\r\nSet-Cookie: session=stolen; ü.html'
+    with store.session() as session:
+        session.add(
+            ArtifactRow(
+                uid=uid,
+                run_id=run_id,
+                artifact_type="FILE",
+                created_at=utcnow(),
+                content=b"<script>alert(document.cookie)</script>",
+                data={"filename": name, "filepath": ".oz/artifacts/x", "mime_type": "text/html"},
+            )
+        )
+    download = httpx.get(alice.client.agent.get_artifact(uid).data.download_url)
+
+    assert download.status_code == 200
+    assert "set-cookie" not in download.headers
+    disposition = download.headers["content-disposition"]
+    assert disposition.startswith("attachment; ") and disposition.count('"') == 2
+    assert "\r" not in disposition and "\n" not in disposition
+    assert unquote(disposition.split("filename*=UTF-8''", 1)[1]) == name  # the real name survives, encoded
+    assert download.headers["x-content-type-options"] == "nosniff"  # never sniffed into a page
+    assert download.headers["content-security-policy"] == "sandbox"  # and no script runs if opened
+
+
+def test_a_linear_api_that_never_answers_fails_the_call_instead_of_hanging(monkeypatch: pytest.MonkeyPatch):
+    import asyncio
+    import socket
+    import time
+
+    from gql.transport.exceptions import TransportError
+
+    from bots.linear import client as linear_client
+    from bots.linear.queries import VIEWER
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()  # accepts the connection (the kernel does), never answers
+    monkeypatch.setattr(linear_client, "REQUEST_TIMEOUT", 1)
+
+    async def call() -> None:
+        linear = linear_client.LinearClient(f"http://127.0.0.1:{silent.getsockname()[1]}/graphql", "lin_api_test")
+        try:
+            await linear.execute(VIEWER)
+        finally:
+            await linear.close()
+
+    started = time.monotonic()
+    with pytest.raises((TimeoutError, TransportError)):  # gql reports the timeout as a transport failure
+        asyncio.run(call())
+    assert time.monotonic() - started < 10
+    silent.close()
+
+
+def test_postgresql_connections_have_connect_and_statement_timeouts(pg_database: str):
+    import socket
+    import time
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from core.store.engine import make_engine
+
+    with make_engine(pg_database).connect() as conn:
+        assert conn.execute(text("SHOW statement_timeout")).scalar() == "2min"
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()  # a wedged server: the TCP handshake completes, nothing more
+    wedged = make_engine(f"postgresql://oz@127.0.0.1:{silent.getsockname()[1]}/oz")
+    started = time.monotonic()
+    with pytest.raises(OperationalError, match="timeout"):
+        wedged.connect()
+    assert time.monotonic() - started < 30
+    silent.close()
