@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from github.Issue import Issue
 from github.IssueComment import IssueComment
 
+from core.mentions import strip_mentions
 from core.models import RunItem, RunState
 from core.run_listing import usage_line
 
@@ -36,7 +37,7 @@ def render(run: RunItem, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     lines = [MARKER.format(run_id=run.run_id)]
     link = f" · [run]({run.session_link})" if run.session_link else ""
-    message = run.status_message.message if run.status_message else ""
+    message = strip_mentions(run.status_message.message if run.status_message else "")  # the agent's words
     if run.state in ICONS:
         verdict = {
             S.SUCCEEDED: "finished",

@@ -24,9 +24,10 @@ from aiohttp import web
 
 from bots.linear import queries
 from bots.linear.client import LinearClient, LinearError
-from bots.linear.reporter import LinearReporter, strip_mentions
+from bots.linear.reporter import LinearReporter
 from core import identity, integrations, runs
 from core.errors import ErrorCode, OzError
+from core.mentions import strip_mentions
 from core.models import Account, IntegrationProvider, Origin, Run, RunSourceType
 from core.models.wire import AmbientAgentConfig, FollowupRequest, RunAgentRequest
 from core.offload import off_loop

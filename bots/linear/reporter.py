@@ -11,7 +11,6 @@ Text the agent wrote has its @-mentions defused: the agent must not page people.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
@@ -23,6 +22,7 @@ from bots.linear import queries
 from bots.linear.client import LinearClient, LinearError
 from core import events
 from core.events import EventKind, RunEvent
+from core.mentions import strip_mentions
 from core.models import Run, RunItem, RunState
 from core.models.wire import TERMINAL_STATES
 from core.offload import off_loop
@@ -37,13 +37,7 @@ S = RunState
 PER_RENDER = 3
 """At most this many step activities per render; the rest of a burst is skipped, not queued."""
 GUARD_TTL = 7 * 24 * 3600
-MENTION = re.compile(r"(?<![\w.+-])@([A-Za-z0-9_][A-Za-z0-9_.-]*)")
-"""An @-mention (not the @ of an email address)."""
 VERDICTS = {S.FAILED: "failed", S.ERROR: "stopped on an error", S.CANCELLED: "was stopped"}
-
-
-def strip_mentions(text: str) -> str:
-    return MENTION.sub(r"\1", text)
 
 
 def run_link(settings: Settings, run: RunItem) -> str:

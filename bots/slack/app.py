@@ -29,6 +29,7 @@ from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack.clients import SlackClients, web_client
@@ -36,6 +37,7 @@ from bots.slack.handler import SlackFrontDoor
 from bots.slack.installations import StoreInstallations, StoreOAuthStates
 from bots.slack.reporter import SlackReporter
 from bots.slack.thread import Names, SlackMessage
+from core.errors import ErrorCode, OzError
 from core.queue import RunQueue
 from core.secrets import Vault
 from core.settings import Settings
@@ -113,6 +115,8 @@ class SlackBot:
     bolt: AsyncApp
     front: SlackFrontDoor
     socket: AsyncSocketModeHandler | None = None
+    verifier: SignatureVerifier | None = None
+    """Slack's signature check, for deliveries bolt cannot parse (bolt checks the others)."""
 
 
 def installations_of(settings: Settings, store: Store, vault: Vault) -> StoreInstallations | None:
@@ -155,8 +159,9 @@ def build_bot(
                 redirect_uri=f"{settings.effective_public_url}/slack/oauth_redirect",
             ),
         )
+    signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     bolt = AsyncApp(
-        signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
+        signing_secret=signing_secret,
         client=web_client(settings, token, session),  # per-workspace tokens are set on copies of it
         installation_store=installations,
         oauth_flow=oauth_flow,
@@ -172,7 +177,7 @@ def build_bot(
         socket = AsyncSocketModeHandler(
             bolt, settings.slack_app_token.get_secret_value(), web_client=web_client(settings, session=session)
         )
-    return SlackBot(bolt, front, socket)
+    return SlackBot(bolt, front, socket, SignatureVerifier(signing_secret) if signing_secret else None)
 
 
 def _listen(bolt: AsyncApp, front: SlackFrontDoor) -> None:
@@ -208,8 +213,32 @@ SLACK_BOT = web.AppKey("slack_bot", SlackBot)
 
 
 async def events(request: web.Request) -> web.Response:
-    bolt = request.app[SLACK_BOT].bolt
-    return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
+    """Slack's deliveries, to bolt — except a body bolt cannot parse, which it would turn into
+    a 500 before any check of ours: answered 400 when Slack signed it (logged: Slack sent
+    something new), 401 when nobody did."""
+    bot = request.app[SLACK_BOT]
+    raw = await request.read()
+    try:
+        raw.decode("utf-8")
+        delivery = await to_bolt_request(request)  # parses the body and reads fields of it
+    # not UTF-8, not JSON, nested past the parser's depth, or JSON of a shape bolt cannot read
+    except (ValueError, RecursionError, AttributeError, TypeError, KeyError, IndexError):
+        signed = _signed(bot.verifier, raw, request)
+        log.info("slack.unparsable_delivery", signed=signed, size=len(raw))
+        if not signed:
+            raise OzError(ErrorCode.AUTHENTICATION_REQUIRED, "the delivery's signature does not match") from None
+        raise OzError(ErrorCode.INVALID_REQUEST, "the delivery's body is not a Slack event (JSON or form)") from None
+    return await to_aiohttp_response(await bot.bolt.async_dispatch(delivery))
+
+
+def _signed(verifier: SignatureVerifier | None, raw: bytes, request: web.Request) -> bool:
+    """Slack's own check (signature and age) of a body that may not even be UTF-8."""
+    if verifier is None:
+        return False
+    try:
+        return verifier.is_valid_request(raw, dict(request.headers))
+    except (ValueError, UnicodeDecodeError):
+        return False
 
 
 async def install(request: web.Request) -> web.Response:

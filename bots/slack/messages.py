@@ -1,7 +1,10 @@
 """Everything the Slack app says, in one place: texts and Block Kit layouts.
 
 Each function returns ``(text, blocks)``: ``text`` is the notification and screen-reader
-fallback Slack asks for, ``blocks`` what people see.
+fallback Slack asks for, ``blocks`` what people see.  Text someone else wrote — the agent's
+summary and steps, a run's title, an error's detail — goes through :func:`escape`, so the only
+live links and mentions are the ones built here (an agent steered into printing
+``<!channel>`` must not page the channel).
 """
 
 from __future__ import annotations
@@ -43,6 +46,12 @@ PHASES = {
 THREAD_STATUS = "is working…"
 
 
+def escape(text: str) -> str:
+    """Slack's rule for text in mrkdwn: ``&``, ``<`` and ``>`` as entities, so ``<!channel>``,
+    ``<@U…>`` and ``<url|label>`` show as typed instead of acting."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _section(text: str) -> dict:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}
 
@@ -52,18 +61,22 @@ def _context(*parts: str) -> dict:
 
 
 def explain(code: str | None, message: str) -> str:
-    """A failure in plain words: what happened, its catalog code, and how to fix it."""
-    lines = [message.strip() or "Something went wrong."]
-    if code:
-        fix = FIXES.get(code)
-        lines.append(f"`{code}`" + (f" — {fix}" if fix else ""))
-    return "\n".join(lines)
+    """A failure in plain words: what happened (``message``, escaped), its catalog code, and
+    how to fix it."""
+    return "\n".join([escape(message.strip()) or "Something went wrong.", *_fix(code)])
+
+
+def _fix(code: str | None) -> list[str]:
+    if not code:
+        return []
+    fix = FIXES.get(code)
+    return [f"`{code}`" + (f" — {fix}" if fix else "")]
 
 
 def refusal(error: OzError) -> tuple[str, Blocks]:
     """Why no run was started (sent privately to the person who asked)."""
-    body = explain(error.code, f"*{error.title}*\n{error.detail or ''}".strip())
-    return f"I can't start a run: {error.title}", [_section(body)]
+    lines = [f"*{escape(error.title)}*", *([escape(error.detail)] if error.detail else []), *_fix(error.code)]
+    return f"I can't start a run: {escape(error.title)}", [_section("\n".join(lines))]
 
 
 def link_account(url: str) -> tuple[str, Blocks]:
@@ -109,11 +122,12 @@ def status(run: RunItem, link: str | None, now: datetime | None = None) -> tuple
     """The run's one status message, rendered from its current state (edited in place)."""
     message = run.status_message.message if run.status_message else ""
     run_link = f"<{link}|run {run.run_id[:8]}>" if link else f"run {run.run_id[:8]}"
+    title = escape(run.title)
     if run.state in ICONS:
-        headline = f"{ICONS[run.state]} *{VERDICTS[run.state]}* · {run.title}"
+        headline = f"{ICONS[run.state]} *{VERDICTS[run.state]}* · {title}"
         body = [headline]
         if run.state == S.SUCCEEDED:
-            body.append(message or "Finished.")
+            body.append(escape(message) or "Finished.")
         else:
             body.append(explain(run.status_message.error_code if run.status_message else None, message))
         blocks = [_section("\n".join(body))]
@@ -121,9 +135,9 @@ def status(run: RunItem, link: str | None, now: datetime | None = None) -> tuple
         if prs:
             blocks.append(_section("*Pull request:* " + " ".join(f"<{u}>" for u in prs)))
         blocks.append(_context(f"{elapsed(run, now)}", run_link))
-        return f"{VERDICTS[run.state]}: {run.title}", blocks
+        return f"{VERDICTS[run.state]}: {title}", blocks
     phase = PHASES.get(run.state, run.state.value.title())
-    detail = message.removeprefix("Working: ") if run.state == S.INPROGRESS and message else ""
+    detail = escape(message.removeprefix("Working: ")) if run.state == S.INPROGRESS and message else ""
     line = f":hourglass_flowing_sand: *{phase}*" + (f": {detail}" if detail else "")
     text = "On it" if run.state == S.QUEUED else f"{phase}" + (f": {detail}" if detail else "")
     return text, [_section(line), _context(f"On it · {elapsed(run, now)}", run_link)]
@@ -134,13 +148,13 @@ def final(run: RunItem) -> tuple[str, Blocks]:
     prs = pull_requests(run)
     message = run.status_message.message if run.status_message else ""
     if run.state == S.SUCCEEDED:
-        summary = message or "Finished."
+        summary = escape(message) or "Finished."
         if prs:
             summary += "\n*Pull request:* " + " ".join(f"<{u}>" for u in prs)
         text = "Done" + (f": {prs[0]}" if prs else "")
     else:
         summary = explain(run.status_message.error_code if run.status_message else None, message)
-        text = f"{VERDICTS.get(run.state, 'Finished')}: {run.title}"
+        text = f"{VERDICTS.get(run.state, 'Finished')}: {escape(run.title)}"
     blocks = [_section(f"{ICONS.get(run.state, '')} {summary}".strip())]
     used = usage_line(run)
     if used:

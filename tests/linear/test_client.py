@@ -45,6 +45,6 @@ async def test_pull_request_falls_back_to_a_url_attachment(fake_linear: FakeLine
 
 
 def test_agent_text_cannot_mention_people() -> None:
-    from bots.linear.reporter import strip_mentions
+    from core.mentions import strip_mentions
 
     assert strip_mentions("ping @ada and @grace.h, mail ada@acme.dev") == "ping ada and grace.h, mail ada@acme.dev"

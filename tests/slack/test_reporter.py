@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import redis
 from redis.asyncio import Redis as AsyncRedis
@@ -110,3 +111,37 @@ async def test_a_long_lived_reporter_forgets_old_runs() -> None:
     await coalescer.drain()
     assert len(rendered) == 300
     assert coalescer._locks == {}  # no lock per finished render is kept
+
+
+async def test_text_the_agent_or_people_wrote_cannot_ping_the_channel_or_forge_links(
+    slack_settings: Settings, store: Store, fake_slack: FakeSlack, ada: Principal
+) -> None:
+    """Only the links and mentions the gateway builds are live: an agent steered (by an issue,
+    a file) into printing ``<!channel>`` must not page everyone from the final post."""
+    from core.models import StatusMessage
+    from runner.pulls import PullRequest, record_pull_requests
+
+    posted = fake_slack._chat_postMessage({"channel": "C1", "text": "On it", "thread_ts": "1.0"})
+    origin = Origin(
+        source=RunSourceType.SLACK,
+        ref={"team": TEAM, "channel": "C1", "thread_ts": "1.0", "status_ts": posted["ts"]},
+        key="slack:T:C1:1.0",
+    )
+    request = RunAgentRequest(prompt="fix it", title="<!here> deploy & <@U0BOB>")
+    run_id = runs.create(store, None, ada, request, source=RunSourceType.SLACK, origin=origin).run.run_id
+    summary = "<!channel> Done. Log in at <https://evil.example/login|your GitHub> & thank <@U0ALICE>"
+    with store.session() as session:
+        for state in (RunState.PENDING, RunState.CLAIMED, RunState.INPROGRESS):
+            runs.set_status(session, run_id, state)
+        record_pull_requests(session, run_id, [PullRequest("acme/api", "oz/x", "https://github.com/acme/api/pull/7")])
+        runs.set_status(session, run_id, RunState.SUCCEEDED, status_message=StatusMessage(message=summary))
+    connection = AsyncRedis.from_url(REDIS_URL)
+    reporter = build_reporter(slack_settings, store, connection, Vault.from_settings(slack_settings))
+    await reporter.report(*load_for_report(store, run_id))
+    await connection.aclose()
+
+    said = json.dumps([c.params for c in fake_slack.calls if c.method in ("chat.postMessage", "chat.update")])
+    for live in ("<!channel>", "<!here>", "<@U0ALICE>", "<@U0BOB>", "<https://evil.example"):
+        assert json.dumps(live)[1:-1] not in said, live
+    assert "&lt;!channel&gt; Done." in said and "&amp; thank" in said  # still readable, just inert
+    assert "<https://github.com/acme/api/pull/7>" in said  # the gateway's own link stays a link

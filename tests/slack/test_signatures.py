@@ -59,3 +59,20 @@ def test_socket_mode_only_gateway_has_no_events_endpoint(slack_settings, store, 
         response = requests.post(f"{server.url}/slack/events", json=event("event.app_mention.thread"), timeout=10)
     assert response.status_code in (404, 405)
     assert run_count(store) == 0
+
+
+def test_a_signed_body_that_is_not_json_is_a_400_not_a_500(
+    deliver: SlackDelivery, fake_slack: FakeSlack, store: Store, queue: RunQueue, linked_ada, slack_integration
+) -> None:
+    import requests
+
+    for raw in ('{"type": "event_callback", "event": {', "[" * 100_000 + "]" * 100_000, '"just a string"'):
+        response = requests.post(deliver.url, data=raw, headers=deliver.headers(raw), timeout=10)
+        assert response.status_code == 400, (raw[:40], response.status_code, response.text[:200])
+        assert response.headers["content-type"].startswith("application/problem+json")
+    # Not UTF-8: Slack never sends it and its SDK cannot even check the signature; refused all the same.
+    headers = deliver.headers("x")
+    response = requests.post(deliver.url, data=b"\xff\xfe{", headers=headers, timeout=10)
+    assert response.status_code == 401
+    time.sleep(0.3)
+    assert fake_slack.calls == [] and run_count(store) == 0 and queue.queue.count == 0
