@@ -115,6 +115,20 @@ def latest_for_origin(session: Session, team_uid: str, key: str) -> Run | None:
     return None if row is None else run_from_row(row)
 
 
+def join_conversation(session: Session, run_id: str, key: str, ref: dict[str, str]) -> Run:
+    """The run answers in another conversation of its surface from now on: later messages there
+    find it (``key``) and its reporter writes there (``ref`` added to its coordinates).  A
+    Linear mention's run, started from the ``Comment`` webhook, joined by the agent session
+    Linear opened on the same comment."""
+    row = session.get(RunRow, run_id)
+    if row is None:
+        raise not_found("run", run_id)
+    row.origin = {**(row.origin or {}), "key": key, "ref": {**((row.origin or {}).get("ref") or {}), **ref}}
+    row.origin_key = key
+    session.flush()
+    return run_from_row(row)
+
+
 def active_runs_of(session: Session, creator_uid: str, source: RunSourceType) -> list[Run]:
     rows = session.scalars(
         select(RunRow).where(
@@ -473,7 +487,7 @@ def create(
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
         raise invalid("Idempotency-Key must be 1-255 characters")
     if idempotency_key:
-        existing = _by_idempotency_key(store, principal.team_uid, idempotency_key)
+        existing = by_idempotency_key(store, principal.team_uid, idempotency_key)
         if existing is not None:
             return Created(existing, created=False, enqueued=True)
     try:
@@ -503,7 +517,7 @@ def create(
             run = run_from_row(row)
     except IntegrityError:
         # Two creates with one key raced; the other committed first.
-        existing = _by_idempotency_key(store, principal.team_uid, idempotency_key) if idempotency_key else None
+        existing = by_idempotency_key(store, principal.team_uid, idempotency_key) if idempotency_key else None
         if existing is None:
             raise
         return Created(existing, created=False, enqueued=True)
@@ -512,7 +526,7 @@ def create(
     return Created(run, created=True, enqueued=enqueued)
 
 
-def _by_idempotency_key(store: Store, team_uid: str, key: str) -> Run | None:
+def by_idempotency_key(store: Store, team_uid: str, key: str) -> Run | None:
     with store.session() as session:
         row = session.scalar(select(RunRow).where(RunRow.team_uid == team_uid, RunRow.idempotency_key == key))
         return None if row is None else run_from_row(row)

@@ -257,6 +257,11 @@ class LinearFrontDoor:
         )
 
     async def _start(self, trigger: Trigger, account: Account, previous: Run | None) -> Run | None:
+        key = _idempotency_key(trigger, previous)
+        existing = await self._blocking(runs.by_idempotency_key, self.store, account.team_uid, key)
+        if existing is not None:  # the same mention, delivered the other way (comment vs. session)
+            await self._join(existing, trigger)
+            return existing
         try:
             defaults = await self._blocking(
                 self.store.call, integrations.run_defaults, account.team_uid, LINEAR, readonly=True
@@ -290,7 +295,6 @@ class LinearFrontDoor:
             ),
         )
         origin = Origin(source=RunSourceType.LINEAR, trigger_url=issue["url"], ref=ref, key=trigger.origin_key)
-        key = f"{trigger.origin_key}:{trigger.comment_id or ''}:{previous.run_id if previous else 'first'}"
         try:
             created = await self._blocking(
                 runs.create,
@@ -306,9 +310,27 @@ class LinearFrontDoor:
             await self._refuse(trigger, error, None)
             return None
         run = created.run
+        if not created.created:  # the other delivery of this mention created it meanwhile
+            await self._join(run, trigger)
+            return run
         log.info("linear.run_started", run_id=run.run_id, issue=issue["identifier"])
         await self.reporter.started(run, issue, move_to_started=trigger.delegated)
         return run
+
+    async def _join(self, run: Run, trigger: Trigger) -> None:
+        """A mention Linear delivered twice — as a ``Comment`` and as an ``AgentSessionEvent`` for
+        the session it opened on that comment — has one run; the session, whichever came second,
+        gets its steps and its end."""
+        ref = run.origin.ref if run.origin else {}
+        if not trigger.session_id or ref.get("session"):
+            log.info("linear.mention_already_running", run_id=run.run_id)
+            return
+        joined = await self._blocking(
+            self.store.call, runs.join_conversation, run.run_id, trigger.origin_key, {"session": trigger.session_id}
+        )
+        log.info("linear.session_joined_run", run_id=run.run_id, session=trigger.session_id)
+        await self.reporter.started(joined, {}, move_to_started=False)
+        await self.reporter.render(run.run_id)
 
     async def _name_of(self, account: Account) -> str:
         return account.display_name or account.email
@@ -335,6 +357,14 @@ LINEAR_FRONT = web.AppKey("linear_front", LinearFrontDoor)
 
 def _request_text(body: str | None) -> str:
     return " ".join(re.sub(r"(^|\s)@oz\b[:,]?", " ", body or "", flags=re.IGNORECASE).split())
+
+
+def _idempotency_key(trigger: Trigger, previous: Run | None) -> str:
+    """One run per mention however Linear delivers it (a comment has one id on both paths);
+    otherwise one per conversation and the run it continues."""
+    if trigger.comment_id:
+        return f"linear:comment:{trigger.comment_id}"
+    return f"{trigger.origin_key}::{previous.run_id if previous else 'first'}"
 
 
 def _title(issue: dict) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from core import integrations, runs
 from core.models import IntegrationProvider, RunSourceType, RunState
 from core.queue import RunQueue
@@ -182,3 +184,31 @@ def test_a_delivery_whose_handling_failed_is_handled_when_linear_sends_it_again(
     )
     wait_for(lambda: all_runs(store), what="the run from the retried delivery")
     assert run_count(store) == 1
+
+
+@pytest.mark.parametrize("first", ["comment", "session"])
+def test_one_mention_delivered_as_a_comment_and_as_a_session_makes_one_run(
+    first: str, deliver: LinearDelivery, fake_linear: FakeLinear, store: Store, queue: RunQueue, ada, linear_integration
+) -> None:
+    """An app subscribed to both gets a mention twice — the data-change ``Comment`` webhook and
+    the ``AgentSessionEvent`` for the session Linear opens on that comment — in either order."""
+    session = payload("agent_session_event.created")
+    comment = payload("comment.create.mention")
+    comment["data"]["id"] = session["agentSession"]["commentId"]
+    comment["data"]["body"] = session["agentSession"]["comment"]["body"]
+    deliveries = {"comment": comment, "session": session}
+    second = "session" if first == "comment" else "comment"
+
+    assert deliver.post(deliveries[first]).status_code == 200
+    wait_for(lambda: all_runs(store), what="the run")
+    assert deliver.post(deliveries[second]).status_code == 200
+    update = wait_for(lambda: fake_linear.calls("agentSessionUpdate"), what="the session linked to the run")[0]
+    time.sleep(0.7)
+
+    [run] = all_runs(store)
+    assert queue.queue.count == 1
+    assert update.variables["input"]["externalUrls"][0]["url"].endswith(run.run_id)
+    assert run.origin.ref["session"] == SESSION  # its steps and its end go to the session
+    assert store.call(runs.latest_for_origin, run.team_uid, f"linear:session:{SESSION}").run_id == run.run_id
+    if first == "session":
+        assert fake_linear.calls("commentCreate") == []  # no "On it" comment beside the session
