@@ -54,6 +54,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem_response(error, request, trace_id if error.entry.platform else None)
     except ValidationError as exc:
         return problem_response(OzError(ErrorCode.INVALID_REQUEST, validation_detail(exc)), request)
+    except UnicodeDecodeError:  # a form or query a handler decoded: bytes that are not UTF-8
+        return problem_response(OzError(ErrorCode.INVALID_REQUEST, "the request is not valid UTF-8"), request)
     except web.HTTPNotFound:
         return problem_response(OzError(ErrorCode.RESOURCE_NOT_FOUND, f"no route {request.path}"), request)
     except web.HTTPMethodNotAllowed as exc:

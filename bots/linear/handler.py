@@ -211,7 +211,9 @@ class LinearFrontDoor:
             actor_id=actor.get("id") or data.get("userId"),
             actor_email=actor.get("email"),
             issue_id=data["issueId"],
-            request=_request_text(data.get("body")),
+            # A bare mention asks for the issue itself, as a mention that opens a session does.
+            request=_request_text(data.get("body"))
+            or f"Work on this issue: {(data.get('issue') or {}).get('title', '')}",
             comment_id=data.get("id"),
         )
         await self._start_or_steer(trigger, body)

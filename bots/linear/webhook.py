@@ -27,13 +27,22 @@ DEDUPE_TTL = 7 * 24 * 3600
 """Linear retries after 1 minute, 1 hour and 6 hours."""
 
 
+class Identified(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+
+
 class Envelope(BaseModel):
-    """What every Linear webhook body carries; the rest is read by the handler."""
+    """What every Linear webhook body carries, and the shape of what the answer itself reads
+    (the dedupe key); the rest is read by the handler."""
 
     model_config = ConfigDict(extra="allow")
     type: str
     action: str
     webhookTimestamp: int
+    agentSession: Identified | None = None
+    agentActivity: Identified | None = None
+    data: dict | None = None
 
 
 def _refuse(status: int, reason: str) -> web.Response:
@@ -46,14 +55,14 @@ def signature_ok(secret: bytes, raw: bytes, signature: str | None) -> bool:
     return bool(signature) and hmac.compare_digest(expected, signature.strip().lower())
 
 
-def dedupe_key(body: dict, delivery: str | None) -> str:
+def dedupe_key(envelope: Envelope, delivery: str | None) -> str:
     """The semantic identity of a delivery: a redelivery with a new delivery id is still the same."""
-    kind, action = body.get("type"), body.get("action")
+    kind, action = envelope.type, envelope.action
     if kind == "AgentSessionEvent":
-        session = (body.get("agentSession") or {}).get("id")
-        activity = (body.get("agentActivity") or {}).get("id", "")
+        session = envelope.agentSession.id if envelope.agentSession else None
+        activity = envelope.agentActivity.id if envelope.agentActivity else ""
         return f"linear:session:{session}:{action}:{activity}"
-    data = body.get("data") or {}
+    data = envelope.data or {}
     if data.get("id"):
         return f"linear:{kind}:{data['id']}:{action}:{data.get('updatedAt', '')}"
     return f"linear:delivery:{delivery}"
@@ -75,7 +84,7 @@ async def receive(request: web.Request) -> web.Response:
         return _refuse(400, "malformed payload")
     if abs(time.time() * 1000 - envelope.webhookTimestamp) > MAX_SKEW_MS:
         return _refuse(401, "stale webhookTimestamp")
-    keys = [settings.redis_prefix + dedupe_key(body, request.headers.get("Linear-Delivery"))]
+    keys = [settings.redis_prefix + dedupe_key(envelope, request.headers.get("Linear-Delivery"))]
     if request.headers.get("Linear-Delivery"):
         keys.append(f"{settings.redis_prefix}linear:delivery:{request.headers['Linear-Delivery']}")
     claimed: list[str] = []

@@ -15,10 +15,12 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import structlog
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -212,21 +214,52 @@ def _listen(bolt: AsyncApp, front: SlackFrontDoor) -> None:
 SLACK_BOT = web.AppKey("slack_bot", SlackBot)
 
 
+class SlackEvent(BaseModel):
+    """The fields of an Events API ``event`` the app reads, with the types Slack sends."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    user: str | None = None
+    channel: str | None = None
+    channel_type: str | None = None
+    ts: str | None = None
+    thread_ts: str | None = None
+    text: str | None = None
+    subtype: str | None = None
+    bot_id: str | None = None
+    reaction: str | None = None
+    item: dict[str, Any] | None = None
+    files: list[dict[str, Any]] | None = None
+
+
+class SlackEnvelope(BaseModel):
+    """A delivery to ``/slack/events`` (an Events API callback, the URL handshake, an interaction)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    team_id: str | None = None
+    event_id: str | None = None
+    enterprise_id: str | None = None
+    event: SlackEvent | None = None
+    authorizations: list[dict[str, Any]] | None = None
+
+
 async def events(request: web.Request) -> web.Response:
-    """Slack's deliveries, to bolt — except a body bolt cannot parse, which it would turn into
-    a 500 before any check of ours: answered 400 when Slack signed it (logged: Slack sent
-    something new), 401 when nobody did."""
+    """Slack's deliveries, to bolt once Slack's signature holds.  The check comes first (bolt
+    checks again): bolt answers 500 to a timestamp that is not a number and to a body it cannot
+    parse, before any handler of ours runs.  Unsigned → 401; signed but unreadable → 400,
+    logged (Slack sent something new)."""
     bot = request.app[SLACK_BOT]
     raw = await request.read()
+    if not _signed(bot.verifier, raw, request):
+        raise OzError(ErrorCode.AUTHENTICATION_REQUIRED, "the delivery's Slack signature does not hold")
     try:
-        raw.decode("utf-8")
         delivery = await to_bolt_request(request)  # parses the body and reads fields of it
-    # not UTF-8, not JSON, nested past the parser's depth, or JSON of a shape bolt cannot read
+        SlackEnvelope.model_validate(delivery.body)
+    # not UTF-8, not JSON, nested past the parser's depth, or not the shape Slack sends (a
+    # ValidationError is a ValueError)
     except (ValueError, RecursionError, AttributeError, TypeError, KeyError, IndexError):
-        signed = _signed(bot.verifier, raw, request)
-        log.info("slack.unparsable_delivery", signed=signed, size=len(raw))
-        if not signed:
-            raise OzError(ErrorCode.AUTHENTICATION_REQUIRED, "the delivery's signature does not match") from None
+        log.info("slack.unparsable_delivery", size=len(raw))
         raise OzError(ErrorCode.INVALID_REQUEST, "the delivery's body is not a Slack event (JSON or form)") from None
     return await to_aiohttp_response(await bot.bolt.async_dispatch(delivery))
 

@@ -212,3 +212,32 @@ def test_one_mention_delivered_as_a_comment_and_as_a_session_makes_one_run(
     assert store.call(runs.latest_for_origin, run.team_uid, f"linear:session:{SESSION}").run_id == run.run_id
     if first == "session":
         assert fake_linear.calls("commentCreate") == []  # no "On it" comment beside the session
+
+
+def test_a_huge_issue_keeps_the_prompt_within_its_budget(
+    deliver: LinearDelivery, fake_linear: FakeLinear, store: Store, ada, linear_integration
+) -> None:
+    from core.prompts import DEFAULT_BUDGET
+
+    fake_linear.issue["description"] = "Stack trace:\n" + "at frame\n" * 200_000  # ~1.8 MB
+    comment = fake_linear.issue["comments"]["nodes"][0]
+    fake_linear.issue["comments"]["nodes"] = [
+        {**comment, "id": f"c{i}", "body": f"note {i} " + "y" * 3000} for i in range(500)
+    ]
+    deliver.post(payload("agent_session_event.created"))
+    run = wait_for(lambda: all_runs(store), what="the run", timeout=30)[0]
+    assert len(run.prompt) <= DEFAULT_BUDGET + 2000
+    assert "please fix this and add a test" in run.prompt  # the request itself always stays
+    assert "note 499" in run.prompt
+
+
+def test_a_mention_that_is_only_whitespace_asks_for_the_issue_itself(
+    deliver: LinearDelivery, fake_linear: FakeLinear, store: Store, queue: RunQueue, ada, linear_integration
+) -> None:
+    """On Linear the issue is the request: a bare mention works on it, as delegation does (and as
+    a mention that opens an agent session does) — never a run with an empty request."""
+    body = payload("comment.create.mention")
+    body["data"]["body"] = "@Oz   \n\t "
+    assert deliver.post(body).status_code == 200
+    run = wait_for(lambda: all_runs(store), what="the run")[0]
+    assert "Request from Ada Lovelace:\nWork on this issue: Login form accepts empty passwords" in run.prompt

@@ -94,3 +94,34 @@ def test_ignored_events_do_nothing(
     time.sleep(0.7)
     assert all_runs(store) == []
     assert [c.method for c in fake_slack.calls if c.method != "auth.test"] == []
+
+
+def test_a_huge_thread_keeps_the_prompt_within_its_budget_and_the_request_whole(
+    deliver: SlackDelivery, fake_slack: FakeSlack, store: Store, linked_ada, slack_integration
+) -> None:
+    from core.prompts import DEFAULT_BUDGET
+
+    chatter = [
+        {"type": "message", "user": "U0G9QF9C6", "ts": f"1732320100.{i:06d}", "text": f"log line {i} " + "x" * 4000}
+        for i in range(200, 1200)  # a thousand 4 KB messages: 4 MB of thread
+    ]
+    mention = event("event.app_mention.thread")["event"]
+    fake_slack.threads[f"{CHANNEL}:{THREAD}"] = [*chatter, mention]
+
+    assert deliver.post(event("event.app_mention.thread")).status_code == 200
+
+    run = wait_for(lambda: all_runs(store), what="the run", timeout=30)[0]
+    assert len(run.prompt) <= DEFAULT_BUDGET + 2000  # the budget, plus the fixed frame around it
+    assert "can you take this one? see the stack trace above" in run.prompt
+    assert "log line 1199" in run.prompt and "log line 700 " not in run.prompt  # the newest kept, not the middle
+
+
+def test_a_mention_that_is_only_whitespace_starts_nothing_and_says_how_to_ask(
+    deliver: SlackDelivery, fake_slack: FakeSlack, store: Store, queue: RunQueue, linked_ada, slack_integration
+) -> None:
+    body = event("event.app_mention.channel", text="<@U0LAN0Z89>   \n\t  ")
+    assert deliver.post(body).status_code == 200
+    told = wait_for(lambda: fake_slack.calls_to("chat.postEphemeral"), what="the private hint")[0]
+    assert "Tell me what to do" in told.params["text"]
+    time.sleep(0.3)
+    assert all_runs(store) == [] and queue.queue.count == 0

@@ -1,0 +1,63 @@
+"""One gateway with every front door open (Slack, Linear, GitHub webhook and OAuth, the API),
+its secrets known to the tests so they can check none is ever echoed."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import inspect, text
+
+from core.queue import RunQueue
+from core.settings import Settings
+from core.store import Store
+from tests.fakes.github import FakeGitHub
+from tests.fakes.linear import FakeLinear
+from tests.fakes.slack import FakeSlack
+from tests.live_server import LiveServer, gateway_server
+from tests.runner_support import settings_with
+
+
+@dataclass
+class OpenGateway:
+    server: LiveServer
+    settings: Settings
+    secrets: list[str]
+    """Every secret the gateway holds; none may appear in a response."""
+
+
+@pytest.fixture
+def open_gateway(settings: Settings, store: Store, queue: RunQueue) -> Iterator[OpenGateway]:
+    slack, linear, github = FakeSlack().start(), FakeLinear().start(), FakeGitHub().start()
+    held = {
+        "slack_signing_secret": secrets.token_hex(16),
+        "slack_bot_token": "xoxb-" + secrets.token_hex(12),
+        "linear_webhook_secret": "lin_wh_" + secrets.token_hex(16),
+        "linear_access_token": secrets.token_hex(20),
+        "github_webhook_secret": secrets.token_hex(16),
+        "github_oauth_client_secret": secrets.token_hex(20),
+    }
+    configured = settings_with(
+        settings,
+        **held,
+        slack_api_url=slack.api_url,
+        linear_api_url=linear.url,
+        github_api_url=github.url,
+        github_oauth_client_id="Iv1.fuzz",
+        public_url="http://gateway.test",
+    )
+    try:
+        with gateway_server(configured, store, queue) as server:
+            yield OpenGateway(server, configured, [*held.values(), configured.secret_key.get_secret_value()])
+    finally:
+        for fake in (slack, linear, github):
+            fake.stop()
+
+
+def row_counts(store: Store) -> dict[str, int]:
+    """How many rows each table holds: a request that changes none changed no state."""
+    with store.reader() as session:
+        tables = inspect(session.get_bind()).get_table_names()
+        return {t: session.execute(text(f'SELECT COUNT(*) FROM "{t}"')).scalar_one() for t in sorted(tables)}
