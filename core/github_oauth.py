@@ -42,7 +42,7 @@ def _app(settings: Settings) -> ApplicationOAuth:
             integration_name="github",
             setup_url=f"{settings.effective_public_url}/auth/github",
         )
-    client = Github(base_url=settings.github_api_url, retry=None, timeout=30)
+    client = Github(base_url=settings.github_api_url, retry=None, timeout=settings.outbound_timeout_seconds)
     return client.get_oauth_application(
         settings.github_oauth_client_id, settings.github_oauth_client_secret.get_secret_value()
     )
@@ -103,4 +103,13 @@ def refresh(settings: Settings, refresh_token: str) -> Grant:
 
 
 def login_of(settings: Settings, token: str) -> str:
-    return Github(auth=Auth.Token(token), base_url=settings.github_api_url, retry=None, timeout=30).get_user().login
+    return (
+        Github(
+            auth=Auth.Token(token),
+            base_url=settings.github_api_url,
+            retry=None,
+            timeout=settings.outbound_timeout_seconds,
+        )
+        .get_user()
+        .login
+    )

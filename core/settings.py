@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     max_events_per_run: int = Field(default=20_000, ge=100)
     """A run's transcript stops growing here (the agent's output is still read to its end)."""
 
+    outbound_timeout_seconds: int = Field(default=30, ge=1)
+    """How long a call to Slack, Linear or GitHub may take: a peer that hangs fails the call
+    (retried where the caller retries) instead of wedging a worker, the reporter or a front door."""
+
     github_api_url: str = "https://api.github.com"
     github_clone_url: str = "https://github.com"
     """Base of clone URLs: ``{github_clone_url}/{owner}/{repo}.git``."""

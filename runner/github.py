@@ -7,9 +7,13 @@ GitHub App installation token (unless the run asks for the CREATOR strategy).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import ParamSpec, TypeVar
 
+import requests
 import structlog
 from github import Auth, Github, GithubException, GithubIntegration
 
@@ -23,6 +27,8 @@ from core.settings import Settings
 from core.store import Store
 
 log = structlog.get_logger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass
@@ -85,14 +91,38 @@ def _refresher(settings: Settings):
     return refresh
 
 
-def _github(settings: Settings, token: str) -> Github:
-    return Github(auth=Auth.Token(token), base_url=settings.github_api_url, retry=None, timeout=30)
+def _github(settings: Settings, token: str | None = None) -> Github:
+    return Github(
+        auth=Auth.Token(token) if token else None,
+        base_url=settings.github_api_url,
+        retry=None,
+        timeout=settings.outbound_timeout_seconds,
+    )
+
+
+def answering(call: Callable[P, T]) -> Callable[P, T]:
+    """A GitHub that does not answer (a timeout, a refused connection) ends the call as
+    ``resource_unavailable`` naming GitHub, not as an internal error."""
+
+    @functools.wraps(call)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return call(*args, **kwargs)
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise OzError(
+                ErrorCode.RESOURCE_UNAVAILABLE,
+                f"{type(exc).__name__}; the run can be retried",
+                title="GitHub did not answer",
+            ) from None
+
+    return guarded
 
 
 def uses_app(run: Run) -> bool:
     return run.executor_kind == "service_account" and run.config.credential_strategy != "CREATOR"
 
 
+@answering
 def resolve(store: Store, vault: Vault, settings: Settings, run: Run, repos: list[RepoRef]) -> RunCredentials:
     """The run's credential for each repo.  Store reads and writes are short transactions of
     their own; every call to GitHub happens outside them."""
@@ -125,7 +155,7 @@ def resolve(store: Store, vault: Vault, settings: Settings, run: Run, repos: lis
 
 
 def _all_public(settings: Settings, repos: list[RepoRef]) -> bool:
-    client = Github(base_url=settings.github_api_url, retry=None, timeout=30)
+    client = _github(settings)
     try:
         return all(not client.get_repo(r.full_name).private for r in repos)
     except GithubException:
@@ -155,7 +185,11 @@ def _app_credentials(store: Store, settings: Settings, team_uid: str, repos: lis
         raise _inaccessible(settings, not_enabled, "GitHub orgs not enabled for this team hold")
     if out_of_scope:
         raise _inaccessible(settings, out_of_scope, "The GitHub App installation does not include")
-    integration = GithubIntegration(auth=Auth.AppAuth(settings.github_app_id, key), base_url=settings.github_api_url)
+    integration = GithubIntegration(
+        auth=Auth.AppAuth(settings.github_app_id, key),
+        base_url=settings.github_api_url,
+        timeout=settings.outbound_timeout_seconds,
+    )
     by_installation: dict[int, list[RepoRef]] = {}
     missing = []
     for ref in repos:
@@ -195,6 +229,7 @@ class Revoked(Exception):
         self.error = error
 
 
+@answering
 def check_access(settings: Settings, credentials: RunCredentials, repos: list[RepoRef]) -> None:
     """Every repo must be readable with its token before anything is cloned.
 
@@ -229,6 +264,7 @@ def check_access(settings: Settings, credentials: RunCredentials, repos: list[Re
         raise _inaccessible(settings, inaccessible, lead, credentials.account_uid)
 
 
+@answering
 def open_pull_request(
     settings: Settings, token: str, ref: RepoRef, *, head: str, base: str, title: str, body: str
 ) -> str:

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import requests
 import structlog
 from pydantic import ByteSize
 from sqlalchemy.orm import Session
@@ -123,6 +124,12 @@ class Execution:
             log.info("job.overtaken", run_id=self.run.run_id, state=stale.current.value)
         except OzError as error:
             self._fail(error)
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            # GitHub's calls say so themselves (runner.github.answering): this is the engine
+            log.warning("job.docker_unanswered", run_id=self.run.run_id, reason=type(exc).__name__)
+            self._fail(
+                OzError(ErrorCode.RESOURCE_UNAVAILABLE, type(exc).__name__, title="The Docker engine did not answer")
+            )
         except Exception:
             log.exception("job.crashed", run_id=self.run.run_id)
             self._fail(OzError(ErrorCode.INTERNAL_ERROR))

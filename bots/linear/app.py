@@ -22,7 +22,7 @@ def linear_configured(settings: Settings) -> bool:
 
 def client_of(settings: Settings) -> LinearClient:
     token = settings.linear_access_token.get_secret_value() if settings.linear_access_token else ""
-    return LinearClient(settings.linear_api_url, token)
+    return LinearClient(settings.linear_api_url, token, settings.outbound_timeout_seconds)
 
 
 def build_reporter(settings: Settings, store: Store, redis: Redis, executor: Executor) -> LinearReporter:

@@ -33,20 +33,18 @@ def _first_error(exc: TransportQueryError) -> dict:
     return (exc.errors or [{}])[0] or {}
 
 
-REQUEST_TIMEOUT = 30
-"""Seconds a Linear call may take: a hung Linear must not wedge the reporter or a front door."""
-
-
 class LinearClient:
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, timeout: int = 30) -> None:
+        """``timeout``: seconds a call may take (``OZGW_OUTBOUND_TIMEOUT_SECONDS``): a hung Linear
+        must not wedge the reporter or a front door."""
         # OAuth and client-credentials tokens go as Bearer; personal API keys (lin_api_…) bare.
         authorization = token if token.startswith("lin_api_") else f"Bearer {token}"
         self._client = Client(
             transport=AIOHTTPTransport(
-                url=url, headers={"Authorization": authorization}, ssl_close_timeout=0, timeout=REQUEST_TIMEOUT
+                url=url, headers={"Authorization": authorization}, ssl_close_timeout=0, timeout=timeout
             ),
             fetch_schema_from_transport=False,
-            execute_timeout=REQUEST_TIMEOUT,
+            execute_timeout=timeout,
         )
         self._session: Any = None
         self._lock = asyncio.Lock()

@@ -28,7 +28,11 @@ def web_client(
     """A client on the process's shared HTTP session: slack-sdk otherwise opens a session (and a
     connection) per call, which dominates the cost of a busy thread."""
     return AsyncWebClient(
-        token=token, base_url=settings.slack_api_url, retry_handlers=retry_handlers(), session=session
+        token=token,
+        base_url=settings.slack_api_url,
+        retry_handlers=retry_handlers(),
+        session=session,
+        timeout=settings.outbound_timeout_seconds,
     )
 
 
