@@ -153,7 +153,13 @@ async def _report(settings: Settings) -> None:
     if not reporters:
         click.echo("no surface to report to is configured (OZGW_SLACK_*, OZGW_LINEAR_*); the reporter idles", err=True)
     follower = Follower(
-        store, redis, reporters, interval=settings.report_interval_seconds, sweep_every=settings.report_sweep_seconds
+        store,
+        redis,
+        reporters,
+        interval=settings.report_interval_seconds,
+        sweep_every=settings.report_sweep_seconds,
+        lease_seconds=settings.report_lease_seconds,
+        prefix=settings.redis_prefix,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -9,6 +9,10 @@ sweep re-renders active runs so a lost announcement (Redis restart) only delays 
 
 Save first, then notify: renders read the store, never the announcement's content.  A
 reporter that raises is logged and the loop goes on.
+
+Several reporter processes may follow at once (or a restarted one beside a dying one): each
+run is rendered by one of them, the holder of the run's :class:`Leases` lease, renewed at
+every render and taken over by another once it lapses (its holder died).
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import socket
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +37,7 @@ from sqlalchemy import or_, select
 
 from core.events import UPDATES_CHANNEL
 from core.models import Run, RunItem, RunSourceType
+from core.models.wire import TERMINAL_STATES
 from core.offload import off_loop
 from core.run_listing import render_item
 from core.runs import ACTIVE_STATES, load_run
@@ -124,8 +132,55 @@ def load_for_report(store: Store, run_id: str) -> tuple[Run, RunItem]:
         return run, render_item(session, run)
 
 
+HOLD = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class Leases:
+    """Which reporter process renders a run: the one holding its lease in Redis.
+
+    ``hold`` takes a free lease or renews one's own (atomically, a Lua script), for ``seconds``;
+    a holder that dies stops renewing, and the next render anywhere after that takes over.
+    Without Redis nobody can tell, so every reporter renders: an edit twice is harmless, and the
+    closing post has a guard of its own.
+    """
+
+    def __init__(self, redis: Redis, prefix: str, seconds: float, holder: str | None = None) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.ms = int(seconds * 1000)
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._hold = redis.register_script(HOLD)
+        self._release = redis.register_script(RELEASE)
+
+    def _key(self, run_id: str) -> str:
+        return f"{self.prefix}report:lease:{run_id}"
+
+    async def hold(self, run_id: str) -> bool:
+        try:
+            return bool(await self._hold(keys=[self._key(run_id)], args=[self.holder, self.ms]))
+        except RedisError as exc:
+            log.warning("reporter.lease_unavailable", run_id=run_id, reason=type(exc).__name__)
+            return True
+
+    async def release(self, run_id: str) -> None:
+        with contextlib.suppress(RedisError):
+            await self._release(keys=[self._key(run_id)], args=[self.holder])
+
+
 class Follower:
-    """Routes announcements to the surface reporter of each run's source, coalesced."""
+    """Routes announcements to the surface reporter of each run's source, coalesced; renders
+    only the runs whose lease it holds."""
 
     def __init__(
         self,
@@ -136,19 +191,28 @@ class Follower:
         interval: float = 1.5,
         sweep_every: float = 30.0,
         threads: int = 4,
+        lease_seconds: float = 15.0,
+        prefix: str = "oz:",
+        holder: str | None = None,
     ) -> None:
         self.store = store
         self.redis = redis
         self.reporters = reporters
         self.sweep_every = sweep_every
         self.coalescer = Coalescer(self._render, interval)
+        self.leases = Leases(redis, prefix, lease_seconds, holder)
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="ozgw-reporter")
 
     async def _render(self, run_id: str) -> None:
+        if not await self.leases.hold(run_id):
+            log.debug("reporter.run_held_elsewhere", run_id=run_id)
+            return
         run, item = await off_loop(self._executor, load_for_report, self.store, run_id)
         reporter = self.reporters.get(run.source)
         if reporter is not None:
             await reporter.report(run, item)
+        if item.state in TERMINAL_STATES:
+            await self.leases.release(run_id)
 
     def poke(self, run_id: str) -> None:
         self.coalescer.poke(run_id)
