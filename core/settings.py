@@ -156,10 +156,14 @@ class Settings(BaseSettings):
     """Least time between two renders of one run (bursts of agent steps are coalesced, so a
     chatty agent never gets the bot rate-limited)."""
     report_sweep_seconds: float = Field(default=30.0, gt=0)
+    """How often the reporter re-renders active runs (elapsed time, Slack's 2-minute thread status)."""
+    inbox_lease_seconds: float = Field(default=60.0, gt=0)
+    """A Slack or Linear delivery whose handling has not finished this long after it began is
+    taken up again (its web process died after answering: ``core/inbox.py``)."""
+    inbox_sweep_seconds: float = Field(default=10.0, gt=0)
     report_lease_seconds: float = Field(default=15.0, gt=0)
     """A reporter renders the runs whose lease it holds; another takes a run over this long
     after its holder stopped renewing (died)."""
-    """How often the reporter re-renders active runs (elapsed time, Slack's 2-minute thread status)."""
 
     # --- Slack ----------------------------------------------------------------------------
     slack_signing_secret: SecretStr | None = None

@@ -6,7 +6,7 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Self
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -54,13 +54,29 @@ class LiveServer:
 
 
 class FakeService:
-    """What every fake third-party API shares: its live server, started and stopped by tests."""
+    """What every fake third-party API shares: its live server, started and stopped by tests,
+    and an outage on demand (:meth:`fail_next`), as the real service has them."""
 
     server: LiveServer
+    _failing: tuple[int, int, str | None] = (0, 503, None)
 
     def start(self) -> Self:
+        self.server.app.middlewares.append(self._outage)  # before the app freezes at start-up
         self.server.start()
         return self
+
+    def fail_next(self, count: int, status: int = 503, retry_after: str | None = None) -> None:
+        """Answer the next ``count`` requests with ``status`` (429 with ``Retry-After``, a 5xx)."""
+        self._failing = (count, status, retry_after)
+
+    @web.middleware
+    async def _outage(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        count, status, retry_after = self._failing
+        if count <= 0:
+            return await handler(request)
+        self._failing = (count - 1, status, retry_after)
+        headers = {"Retry-After": retry_after} if retry_after else {}
+        return web.json_response({"ok": False, "error": "outage", "message": "outage"}, status=status, headers=headers)
 
     def stop(self) -> None:
         self.server.stop()

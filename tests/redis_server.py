@@ -44,6 +44,13 @@ class RedisServer:
                 time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
 
+    def stop_hard(self) -> None:
+        """``kill -9``: no goodbye to its clients (and nothing kept: it persists nothing)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
+from datetime import timedelta
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -11,6 +13,7 @@ from redis.asyncio import Redis
 from bots.linear.client import LinearClient
 from bots.linear.handler import LINEAR_FRONT, LinearFrontDoor
 from bots.linear.reporter import LinearReporter
+from core import inbox
 from core.queue import RunQueue
 from core.settings import Settings
 from core.store import Store
@@ -37,10 +40,19 @@ def linear_lifecycle(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         settings, store, queue, redis, executor = open_front(app)
         reporter = build_reporter(settings, store, redis, executor)
-        app[LINEAR_FRONT] = LinearFrontDoor(settings, store, queue, executor, reporter.client, reporter)
+        front = app[LINEAR_FRONT] = LinearFrontDoor(settings, store, queue, executor, reporter.client, reporter)
+        sweeper = asyncio.create_task(
+            inbox.take_up_forever(
+                store,
+                executor,
+                "linear",
+                front.take_up,
+                lease=timedelta(seconds=settings.inbox_lease_seconds),
+                every=settings.inbox_sweep_seconds,
+            )
+        )
         yield
-        import asyncio
-
+        sweeper.cancel()
         await asyncio.gather(*app[LINEAR_FRONT].tasks, return_exceptions=True)
         await reporter.client.close()
 

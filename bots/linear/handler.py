@@ -25,7 +25,7 @@ from aiohttp import web
 from bots.linear import queries
 from bots.linear.client import LinearClient, LinearError
 from bots.linear.reporter import LinearReporter
-from core import identity, integrations, runs
+from core import identity, inbox, integrations, runs
 from core.errors import ErrorCode, OzError
 from core.mentions import strip_mentions
 from core.models import Account, IntegrationProvider, Origin, Run, RunSourceType
@@ -81,14 +81,19 @@ class LinearFrontDoor:
     _app_user: str | None = None
     _busy: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WORK_IN_FLIGHT))
 
-    def spawn(self, body: dict, claims: list[str] = ()) -> None:
-        """Handle the delivery after the answer; ``claims`` are its dedupe keys, released if the
-        handling fails, so a redelivery of it is handled rather than dropped as a duplicate."""
-        task = asyncio.get_running_loop().create_task(self._guarded(body, list(claims)))
+    def spawn(self, body: dict, key: str | None = None) -> None:
+        """Handle the delivery after the answer; ``key`` is its place in the inbox
+        (``core/inbox.py``): done when handled, released when handling failed, so Linear's
+        redelivery — or the inbox's sweep — handles it rather than dropping it as a duplicate."""
+        task = asyncio.get_running_loop().create_task(self._guarded(body, key))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _guarded(self, body: dict, claims: list[str] = ()) -> None:
+    async def take_up(self, key: str, body: dict) -> None:
+        """A kept delivery nobody finished (its web process died after the answer)."""
+        await self._guarded(body, key)
+
+    async def _guarded(self, body: dict, key: str | None = None) -> None:
         try:
             # The first thought goes out before this session queues behind others' slow work:
             # Linear expects it within 10 s of ``created``, however busy the gateway is.
@@ -98,9 +103,12 @@ class LinearFrontDoor:
                 await self.handle(body)
         except Exception:
             log.exception("linear.delivery_failed", type=body.get("type"), action=body.get("action"))
-            if claims:
+            if key:
                 with contextlib.suppress(Exception):
-                    await self.reporter.redis.delete(*claims)
+                    await self._blocking(inbox.release, self.store, key)
+            return
+        if key:
+            await self._blocking(inbox.done, self.store, key)
 
     async def _blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await off_loop(self.executor, fn, *args, **kwargs)

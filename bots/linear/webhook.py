@@ -1,4 +1,4 @@
-"""``/linear/webhook``: verify, deduplicate, answer 200 at once, work after.
+"""``/linear/webhook``: verify, keep (deduplicated), answer 200 at once, work after.
 
 The signature is the hex HMAC-SHA256 of the *raw* body (never re-serialised JSON) under the
 webhook secret, compared in constant time; a ``webhookTimestamp`` more than a minute off is
@@ -12,19 +12,19 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import timedelta
 
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
-from redis.exceptions import RedisError
 
-from bots.api.context import ASYNC_REDIS, SETTINGS, public
+from bots.api.context import SETTINGS, public
 from bots.linear.handler import LINEAR_FRONT, LinearFrontDoor
+from core import inbox
+from core.offload import off_loop
 
 log = structlog.get_logger(__name__)
 MAX_SKEW_MS = 60_000
-DEDUPE_TTL = 7 * 24 * 3600
-"""Linear retries after 1 minute, 1 hour and 6 hours."""
 
 
 class Identified(BaseModel):
@@ -55,7 +55,7 @@ def signature_ok(secret: bytes, raw: bytes, signature: str | None) -> bool:
     return bool(signature) and hmac.compare_digest(expected, signature.strip().lower())
 
 
-def dedupe_key(envelope: Envelope, delivery: str | None) -> str:
+def inbox_key(envelope: Envelope, delivery: str | None) -> str:
     """The semantic identity of a delivery: a redelivery with a new delivery id is still the same."""
     kind, action = envelope.type, envelope.action
     if kind == "AgentSessionEvent":
@@ -84,18 +84,13 @@ async def receive(request: web.Request) -> web.Response:
         return _refuse(400, "malformed payload")
     if abs(time.time() * 1000 - envelope.webhookTimestamp) > MAX_SKEW_MS:
         return _refuse(401, "stale webhookTimestamp")
-    keys = [settings.redis_prefix + dedupe_key(envelope, request.headers.get("Linear-Delivery"))]
-    if request.headers.get("Linear-Delivery"):
-        keys.append(f"{settings.redis_prefix}linear:delivery:{request.headers['Linear-Delivery']}")
-    claimed: list[str] = []
-    try:
-        for key in keys:
-            if not await request.app[ASYNC_REDIS].set(key, "1", nx=True, ex=DEDUPE_TTL):
-                log.info("linear.duplicate_delivery", key=key)
-                return web.json_response({"ok": True, "duplicate": True})
-            claimed.append(key)
-    except RedisError as exc:  # the run's idempotency key still makes one run per session
-        log.warning("linear.dedupe_unavailable", reason=type(exc).__name__)
+    key = inbox_key(envelope, request.headers.get("Linear-Delivery"))
     front: LinearFrontDoor = request.app[LINEAR_FRONT]
-    front.spawn(body, claimed)
+    lease = timedelta(seconds=settings.inbox_lease_seconds)
+    # Kept before the answer (core/inbox.py): a store that cannot keep it fails the answer, and
+    # Linear sends it again.
+    if not await off_loop(front.executor, inbox.accept, front.store, key, "linear", body, lease):
+        log.info("linear.duplicate_delivery", key=key)
+        return web.json_response({"ok": True, "duplicate": True})
+    front.spawn(body, key)
     return web.json_response({"ok": True})

@@ -15,6 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -22,7 +23,6 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
@@ -39,15 +39,15 @@ from bots.slack.handler import SlackFrontDoor
 from bots.slack.installations import StoreInstallations, StoreOAuthStates
 from bots.slack.reporter import SlackReporter
 from bots.slack.thread import Names, SlackMessage
+from core import inbox
 from core.errors import ErrorCode, OzError
+from core.offload import off_loop
 from core.queue import RunQueue
 from core.secrets import Vault
 from core.settings import Settings
 from core.store import Store
 
 log = structlog.get_logger(__name__)
-DEDUPE_TTL = 24 * 3600
-"""Slack retries a delivery for about an hour; a day of memory covers every retry."""
 BOT_SCOPES = [
     "app_mentions:read",
     "assistant:write",
@@ -65,20 +65,22 @@ BOT_SCOPES = [
     "users:read.email",
 ]
 WORK_IN_FLIGHT = 4
+INBOX_KEY = "oz_inbox_key"
 REFUSAL = "Something went wrong on our side (`internal_error`); mention me again to retry."
 
 
-def delivery_keys(body: dict, prefix: str = "oz:") -> list[str]:
-    """What makes a delivery a duplicate: its ``event_id`` (Slack's retries of one event), and
-    for a person's message the message itself (the same message over HTTP and Socket Mode,
-    or as both ``app_mention`` and ``message``).  Events we ignore claim nothing."""
+def inbox_key(body: dict) -> str | None:
+    """What makes a delivery the same request (``core/inbox.py``): a person's message — the same
+    one over HTTP and Socket Mode, or as both ``app_mention`` and ``message`` — or a reaction's
+    event id.  Events we ignore are not kept."""
     if body.get("type") != "event_callback":
-        return []
+        return None
     event = body.get("event") or {}
-    keys = [f"{prefix}slack:event:{body.get('team_id')}:{body.get('event_id')}"] if body.get("event_id") else []
     if is_person_message(event):
-        keys.append(f"{prefix}slack:message:{body.get('team_id')}:{event.get('channel')}:{event.get('ts')}")
-    return keys
+        return f"slack:message:{body.get('team_id')}:{event.get('channel')}:{event.get('ts')}"
+    if event.get("type") == "reaction_added" and body.get("event_id"):
+        return f"slack:event:{body.get('team_id')}:{body['event_id']}"
+    return None
 
 
 def is_person_message(event: dict) -> bool:
@@ -87,35 +89,74 @@ def is_person_message(event: dict) -> bool:
     return event.get("type") == "app_mention" or (event.get("type") == "message" and event.get("channel_type") == "im")
 
 
-class DeduplicateDeliveries(AsyncMiddleware):
-    """Answers a delivery already seen with a plain 200 and goes no further (claims in Redis)."""
+class KeepDeliveries(AsyncMiddleware):
+    """Keeps each delivery in the inbox before it is answered (``core/inbox.py``): a duplicate is
+    answered with a plain 200 and goes no further; a store that cannot keep it fails the answer,
+    so Slack sends the delivery again."""
 
-    name = "DeduplicateDeliveries"
+    name = "KeepDeliveries"
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
-        self.redis = redis
-        self.prefix = prefix
+    def __init__(self, store: Store, executor: Executor, lease: timedelta) -> None:
+        self.store, self.executor, self.lease = store, executor, lease
 
     async def async_process(
         self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
     ) -> BoltResponse:
-        for key in delivery_keys(req.body, self.prefix):
-            try:
-                fresh = await self.redis.set(key, "1", nx=True, ex=DEDUPE_TTL)
-            except RedisError as exc:
-                # Without Redis the run's idempotency key still makes one run per message.
-                log.warning("slack.dedupe_unavailable", reason=type(exc).__name__)
-                break
-            if not fresh:
+        key = inbox_key(req.body)
+        if key is not None:
+            if not await off_loop(self.executor, inbox.accept, self.store, key, "slack", req.body, self.lease):
                 log.info("slack.duplicate_delivery", key=key, retry=req.headers.get("x-slack-retry-num"))
                 return BoltResponse(status=200, body="")
+            req.context[INBOX_KEY] = key
         return await next()
+
+
+class Handling:
+    """What a kept delivery does once answered — for bolt's listeners, and again for a delivery
+    whose handler vanished (:meth:`take_up`)."""
+
+    def __init__(self, front: SlackFrontDoor) -> None:
+        self.front = front
+        # The work after the ack shares the event loop with the acks: a burst of deliveries must
+        # not start all its slow work at once, or the next deliveries wait behind it (Slack's 3 s).
+        self.busy = asyncio.Semaphore(WORK_IN_FLIGHT)
+
+    async def handle(self, body: dict, client: AsyncWebClient, bot_user_id: str | None, key: str | None) -> None:
+        event = body.get("event") or {}
+        front = self.front
+        try:
+            async with self.busy:
+                if event.get("type") == "reaction_added":
+                    await front.handle_reaction(body["team_id"], event, client)
+                elif is_person_message(event):
+                    message = SlackMessage.from_event(body["team_id"], event, body.get("enterprise_id"))
+                    try:
+                        await front.handle_message(message, client, bot_user_id)
+                    except Exception:
+                        await client.chat_postEphemeral(
+                            channel=message.channel, user=message.user, text=REFUSAL, thread_ts=message.thread_ts
+                        )
+                        raise
+        except Exception:
+            log.exception("slack.delivery_failed", team=body.get("team_id"), channel=event.get("channel"))
+            if key:
+                await off_loop(front.executor, inbox.release, front.store, key)
+            return
+        if key:
+            await off_loop(front.executor, inbox.done, front.store, key)
+
+    async def take_up(self, key: str, body: dict) -> None:
+        """A kept delivery nobody finished (its web process died after the answer)."""
+        client = await self.front.reporter.clients.for_team(body["team_id"], body.get("enterprise_id"))
+        bot_user_id = next((a.get("user_id") for a in body.get("authorizations") or [] if a.get("is_bot")), None)
+        await self.handle(body, client, bot_user_id, key)
 
 
 @dataclass
 class SlackBot:
     bolt: AsyncApp
     front: SlackFrontDoor
+    handling: Handling
     socket: AsyncSocketModeHandler | None = None
     verifier: SignatureVerifier | None = None
     """Slack's signature check, for deliveries bolt cannot parse (bolt checks the others)."""
@@ -172,41 +213,23 @@ def build_bot(
     )
     reporter = SlackReporter(SlackClients(settings, installations, session), redis, settings)
     front = SlackFrontDoor(settings, store, queue, executor, reporter, Names())
-    bolt.use(DeduplicateDeliveries(redis, settings.redis_prefix))
-    _listen(bolt, front)
+    bolt.use(KeepDeliveries(store, executor, timedelta(seconds=settings.inbox_lease_seconds)))
+    handling = Handling(front)
+    _listen(bolt, handling)
     socket = None
     if settings.slack_app_token is not None:
         socket = AsyncSocketModeHandler(
             bolt, settings.slack_app_token.get_secret_value(), web_client=web_client(settings, session=session)
         )
-    return SlackBot(bolt, front, socket, SignatureVerifier(signing_secret) if signing_secret else None)
+    return SlackBot(bolt, front, handling, socket, SignatureVerifier(signing_secret) if signing_secret else None)
 
 
-def _listen(bolt: AsyncApp, front: SlackFrontDoor) -> None:
-    # The work after the ack shares the event loop with the acks: a burst of deliveries must not
-    # start all its slow work at once, or the next deliveries wait behind it (Slack's 3 s).
-    busy = asyncio.Semaphore(WORK_IN_FLIGHT)
+def _listen(bolt: AsyncApp, handling: Handling) -> None:
+    async def on_event(body: dict, client: AsyncWebClient, context: dict) -> None:
+        await handling.handle(body, client, context.get("bot_user_id"), context.get(INBOX_KEY))
 
-    async def on_message(body: dict, event: dict, client: AsyncWebClient, context: dict) -> None:
-        if not is_person_message(event):
-            return  # edits, deletions, other bots, channel chatter: known, and not for us
-        message = SlackMessage.from_event(body["team_id"], event, context.get("enterprise_id"))
-        try:
-            async with busy:
-                await front.handle_message(message, client, context.get("bot_user_id"))
-        except Exception:
-            log.exception("slack.message_failed", team=message.team, channel=message.channel)
-            await client.chat_postEphemeral(
-                channel=message.channel, user=message.user, text=REFUSAL, thread_ts=message.thread_ts
-            )
-
-    async def on_reaction(body: dict, event: dict, client: AsyncWebClient) -> None:
-        async with busy:
-            await front.handle_reaction(body["team_id"], event, client)
-
-    bolt.event("app_mention")(on_message)
-    bolt.event("message")(on_message)
-    bolt.event("reaction_added")(on_reaction)
+    for name in ("app_mention", "message", "reaction_added"):
+        bolt.event(name)(on_event)
 
 
 # --- aiohttp side -----------------------------------------------------------------------------
@@ -304,7 +327,19 @@ def slack_lifecycle(
             if bot.socket is not None:
                 await bot.socket.connect_async()
                 log.info("slack.socket_mode_connected")
+            settings = bot.front.settings
+            sweeper = asyncio.create_task(
+                inbox.take_up_forever(
+                    bot.front.store,
+                    bot.front.executor,
+                    "slack",
+                    bot.handling.take_up,
+                    lease=timedelta(seconds=settings.inbox_lease_seconds),
+                    every=settings.inbox_sweep_seconds,
+                )
+            )
             yield
+            sweeper.cancel()
             if bot.socket is not None:
                 await bot.socket.close_async()
 

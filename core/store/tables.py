@@ -352,3 +352,17 @@ for _table in (SLACK_INSTALLATIONS, SLACK_BOTS):
     for _column in _table.c:
         if _column.name.endswith(("_token", "_refresh_token")):
             _column.type = String(1000)
+
+
+class InboxRow(Base):
+    """A webhook delivery kept before it is answered (``core/inbox.py``)."""
+
+    __tablename__ = "inbox"
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    surface: Mapped[str] = mapped_column(String(16))
+    body: Mapped[dict] = mapped_column(JSON)
+    received_at: Mapped[datetime]
+    claimed_until: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    __table_args__ = (Index("ix_inbox_pending", "surface", "done_at", "received_at"),)

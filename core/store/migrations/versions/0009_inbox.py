@@ -1,0 +1,34 @@
+"""inbox: webhook deliveries kept before they are answered
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-01 16:30:00.000000
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "inbox",
+        sa.Column("key", sa.String(length=300), nullable=False),
+        sa.Column("surface", sa.String(length=16), nullable=False),
+        sa.Column("body", sa.JSON(), nullable=False),
+        sa.Column("received_at", sa.DateTime(), nullable=False),
+        sa.Column("claimed_until", sa.DateTime(), nullable=True),
+        sa.Column("done_at", sa.DateTime(), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+        sa.PrimaryKeyConstraint("key"),
+    )
+    op.create_index("ix_inbox_pending", "inbox", ["surface", "done_at", "received_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_inbox_pending", table_name="inbox")
+    op.drop_table("inbox")

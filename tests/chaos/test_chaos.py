@@ -1,0 +1,282 @@
+"""The gateway under faults: triggers from every surface, sent with their services' real
+retries, while a driver kills and restarts every process (web, a worker with its work horse,
+the reporter, the scheduler), restarts Redis (which keeps nothing: the queue is lost) and
+PostgreSQL, and makes Slack and Linear answer 429 and 5xx in bursts.
+
+Afterwards, with everything up again: one run per trigger, every run final, one closing post
+per Slack thread and Linear session matching the run's state, no agent started twice, no
+container or workspace left.  The figures are printed as one JSON line.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import docker
+import pytest
+import requests
+from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import func, select
+
+from core import environments, identity, integrations
+from core.accounts import create_account
+from core.keys import create_key
+from core.models import IntegrationProvider, RunState
+from core.models.wire import TERMINAL_STATES
+from core.store import Store
+from core.store.tables import RunRow
+from runner.sandbox import containers_of
+from tests.cluster import Cluster
+from tests.fakes.slack import TEAM, event_fixture
+from tests.linear.conftest import payload
+
+pytestmark = pytest.mark.timeout(900)
+TRIGGERS = {"slack": 20, "linear": 20, "api": 20}
+ADA_SLACK = "U061F7AUR"
+RETRY_PAUSE = 1.0
+GIVE_UP_AFTER = 90.0
+"""Seconds a trigger's sender keeps retrying (the real services retry for minutes to hours)."""
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, test_image: str) -> Iterator[Cluster]:
+    cluster = Cluster(tmp_path, test_image)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def provision(cluster: Cluster) -> str:
+    """Ada (admin, linked in Slack, known to Linear by email), an environment, both integrations;
+    returns Ada's API key."""
+    store = Store(cluster.pg.url)
+    with store.session() as session:
+        ada = create_account(session, "ada@acme.dev", "acme", display_name="Ada Lovelace")
+        who = identity.principal_of(ada)
+        env = environments.create_environment(
+            session,
+            who,
+            name="chaos",
+            docker_image=cluster.image,
+            network_mode="egress",
+            variables={"CHAOS_COUNTER_PORT": str(cluster.counter.port), "CHAOS_WORK_SECONDS": "0.5"},
+        )
+        for provider in (IntegrationProvider.SLACK, IntegrationProvider.LINEAR):
+            integrations.create_integration(session, who, provider, environment_id=env.uid)
+        identity.link(session, IntegrationProvider.SLACK, TEAM, ADA_SLACK, ada.uid)
+        _record, key = create_key(session, ada, "chaos")
+    store.dispose()
+    return key
+
+
+class Sender:
+    """Sends one trigger the way its service does: retried until answered 2xx (Slack and Linear
+    also repeat some deliveries that did succeed, as they do after a slow answer)."""
+
+    def __init__(self, cluster: Cluster, api_key: str) -> None:
+        self.cluster = cluster
+        self.api_key = api_key
+        self.accepted: dict[str, str] = {}  # trigger id → surface
+        self.slack_threads: dict[str, str] = {}  # trigger id → the thread's ts
+        self.linear_sessions: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def _until_accepted(self, trigger: str, surface: str, send: Callable[[int], requests.Response]) -> None:
+        deadline = time.monotonic() + GIVE_UP_AFTER
+        attempt = 0
+        while time.monotonic() < deadline:
+            try:
+                if send(attempt).status_code < 300:
+                    with self._lock:
+                        self.accepted[trigger] = surface
+                    if surface != "api" and random.random() < 0.2:
+                        time.sleep(random.uniform(0.1, 1.5))
+                        send(attempt + 1)  # the service thought it timed out: the same delivery again
+                    return
+            except requests.RequestException:
+                pass
+            attempt += 1
+            time.sleep(RETRY_PAUSE)
+
+    def slack(self, n: int) -> None:
+        ts = f"1733{n:06d}.000100"
+        body = event_fixture("event.app_mention.channel")
+        body["event_id"] = f"Ev{uuid.uuid4().hex[:10].upper()}"
+        body["event"].update(ts=ts, event_ts=ts, text=f"<@U0LAN0Z89> chaos task {n}", user=ADA_SLACK)
+        raw = json.dumps(body)
+        secret = self.cluster.secrets["slack_signing"]
+        trigger = f"slack:{ts}"
+        self.slack_threads[trigger] = ts
+
+        def send(attempt: int) -> requests.Response:
+            stamp = str(int(time.time()))
+            headers = {
+                "Content-Type": "application/json",
+                "X-Slack-Request-Timestamp": stamp,
+                "X-Slack-Signature": SignatureVerifier(secret).generate_signature(timestamp=stamp, body=raw),
+            }
+            if attempt:
+                headers |= {"X-Slack-Retry-Num": str(attempt), "X-Slack-Retry-Reason": "http_error"}
+            return requests.post(f"{self.cluster.url}/slack/events", data=raw, headers=headers, timeout=10)
+
+        self._until_accepted(trigger, "slack", send)
+
+    def linear(self, n: int) -> None:
+        body = copy.deepcopy(payload("agent_session_event.created"))
+        session = str(uuid.uuid4())
+        body["agentSession"].update(id=session, commentId=str(uuid.uuid4()))
+        trigger = f"linear:{session}"
+        self.linear_sessions[trigger] = session
+        secret = self.cluster.secrets["linear_webhook"].encode()
+
+        def send(attempt: int) -> requests.Response:
+            raw = json.dumps({**body, "webhookTimestamp": int(time.time() * 1000)}).encode()
+            headers = {
+                "Content-Type": "application/json",
+                "Linear-Delivery": str(uuid.uuid4()),
+                "Linear-Event": "AgentSessionEvent",
+                "Linear-Signature": hmac.new(secret, raw, hashlib.sha256).hexdigest(),
+            }
+            return requests.post(f"{self.cluster.url}/linear/webhook", data=raw, headers=headers, timeout=10)
+
+        self._until_accepted(trigger, "linear", send)
+
+    def api(self, n: int) -> None:
+        key = str(uuid.uuid4())
+        headers = {"Authorization": f"Bearer {self.api_key}", "Idempotency-Key": key}
+
+        def send(_attempt: int) -> requests.Response:
+            return requests.post(
+                f"{self.cluster.url}/api/v1/agent/runs", json={"prompt": f"chaos task {n}"}, headers=headers, timeout=10
+            )
+
+        self._until_accepted(f"api:{key}", "api", send)
+
+
+class Chaos:
+    """Faults at random moments until stopped; each one a crash a real deployment sees."""
+
+    def __init__(self, cluster: Cluster, seed: int) -> None:
+        self.cluster = cluster
+        self.random = random.Random(seed)
+        self.done = threading.Event()
+        self.faults: list[str] = []
+
+    def run(self) -> None:
+        actions: dict[str, Callable[[], None]] = {
+            "kill web": lambda: self.cluster.restart("web"),
+            "kill worker": lambda: self.cluster.restart("worker"),
+            "kill reporter": lambda: self.cluster.restart("reporter"),
+            "kill scheduler": lambda: self.cluster.restart("scheduler"),
+            "restart redis": self.cluster.restart_redis,
+            "restart postgres": self.cluster.restart_postgres,
+            "slack 429s": lambda: self.cluster.slack.fail_next(6, 429, "1"),
+            "slack 5xx": lambda: self.cluster.slack.fail_next(4, 503),
+            "linear 5xx": lambda: self.cluster.linear.fail_next(4, 502),
+        }
+        names = sorted(actions)
+        while not self.done.wait(self.random.uniform(1.5, 4.0)):
+            name = self.random.choice(names)
+            self.faults.append(name)
+            actions[name]()
+
+
+def run_states(store: Store) -> dict[str, RunState]:
+    with store.reader() as session:
+        return {r.run_id: RunState(r.state) for r in session.execute(select(RunRow.run_id, RunRow.state))}
+
+
+def wait_settled(store: Store, expected: int, timeout: float = 240) -> dict[str, RunState]:
+    deadline = time.monotonic() + timeout
+    states: dict[str, RunState] = {}
+    while time.monotonic() < deadline:
+        try:
+            states = run_states(store)
+        except Exception:
+            time.sleep(1)
+            continue
+        if len(states) >= expected and all(s in TERMINAL_STATES for s in states.values()):
+            return states
+        time.sleep(1)
+    return states
+
+
+def slack_finals(cluster: Cluster, thread_ts: str) -> list[str]:
+    """The closing posts in one thread (everything but the status message the bot edits)."""
+    return [
+        c.params.get("text", "")
+        for c in cluster.slack.calls_to("chat.postMessage")
+        if c.params.get("thread_ts") == thread_ts and c.params.get("text") != "On it"
+    ]
+
+
+def linear_finals(cluster: Cluster, session: str) -> list[dict]:
+    return [a for a in cluster.linear.activities(session) if a.get("type") in ("response", "error")]
+
+
+def test_the_gateway_keeps_every_promise_through_crashes_restarts_and_outages(cluster: Cluster):
+    api_key = provision(cluster)
+    sender = Sender(cluster, api_key)
+    chaos = Chaos(cluster, seed=random.randrange(1 << 30))
+    plan = [(kind, n) for kind, count in TRIGGERS.items() for n in range(count)]
+    random.shuffle(plan)
+    chaos_thread = threading.Thread(target=chaos.run, daemon=True)
+    chaos_thread.start()
+    with ThreadPoolExecutor(8) as pool:
+        for kind, n in plan:
+            pool.submit(getattr(sender, kind), n)
+            time.sleep(random.uniform(0.2, 1.2))
+    time.sleep(5)  # a little more chaos after the last trigger
+    chaos.done.set()
+    chaos_thread.join()
+    for name in ("web", "worker", "reporter", "scheduler"):
+        if cluster.processes[name].poll() is not None:
+            cluster.restart(name)
+    cluster.wait_healthy()
+
+    store = Store(cluster.pg.url)
+    states = wait_settled(store, len(sender.accepted))
+    time.sleep(8)  # the reporter's last renders and the scheduler's reaps
+    with store.reader() as session:
+        runs = session.scalar(select(func.count()).select_from(RunRow))
+    slack_posts = {t: slack_finals(cluster, ts) for t, ts in sender.slack_threads.items() if t in sender.accepted}
+    linear_posts = {t: linear_finals(cluster, s) for t, s in sender.linear_sessions.items() if t in sender.accepted}
+    twice = sorted(run_id for run_id, n in cluster.counter.starts.items() if n > 1)
+    containers = containers_of(docker.from_env(), gateway=cluster.gateway_id)
+    work = cluster.root / "work"
+    workspaces = [p.name for p in work.iterdir()] if work.is_dir() else []
+    figures = {
+        "triggers": len(plan),
+        "accepted": len(sender.accepted),
+        "runs": runs,
+        "runs_not_final": sum(1 for s in states.values() if s not in TERMINAL_STATES),
+        "states": {s.value: list(states.values()).count(s) for s in set(states.values())},
+        "slack_threads_without_one_final_post": sum(1 for p in slack_posts.values() if len(p) != 1),
+        "linear_sessions_without_one_final_activity": sum(1 for p in linear_posts.values() if len(p) != 1),
+        "agents_started_twice": len(twice),
+        "containers_left": len(containers),
+        "workspaces_left": len(workspaces),
+        "faults": {name: chaos.faults.count(name) for name in sorted(set(chaos.faults))},
+    }
+    print(json.dumps(figures))
+    store.dispose()
+
+    assert figures["accepted"] == figures["triggers"], "a trigger was never accepted despite retries"
+    assert runs == len(sender.accepted), figures
+    assert figures["runs_not_final"] == 0, figures
+    assert figures["slack_threads_without_one_final_post"] == 0, {t: p for t, p in slack_posts.items() if len(p) != 1}
+    assert figures["linear_sessions_without_one_final_activity"] == 0, figures
+    assert twice == [], twice
+    assert containers == [] and workspaces == [], (containers, workspaces)

@@ -1,0 +1,263 @@
+"""A whole gateway as an operator runs it — ``serve``, ``worker``, ``reporter`` and
+``scheduler`` processes — on a private Redis and a private PostgreSQL that may be killed and
+restarted, with the fake Slack, Linear and GitHub in this process.  The chaos suite and the
+soak bench drive it.
+
+Its agent is ``tests/agents/chaos.sh`` in the busybox image: it tells a counter on the host
+that it started (through the egress forwarder), works for a moment and answers, so a test can
+see an agent that ran twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socketserver
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import requests
+from cryptography.fernet import Fernet
+
+from core.store import Store
+from tests.fakes.github import FakeGitHub
+from tests.fakes.linear import FakeLinear
+from tests.fakes.slack import FakeSlack
+from tests.redis_server import RedisServer, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+PROCESSES = ("web", "worker", "reporter", "scheduler")
+
+
+def _pg_bin(name: str) -> str:
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    return str(versions[-1] / name) if versions else name
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of its own (``initdb`` as the ``postgres`` user), restartable."""
+
+    def __init__(self) -> None:
+        # Outside pytest's private temporary tree: the postgres user must reach it.
+        self.base = Path(tempfile.mkdtemp(prefix="ozgw-pg-"))
+        self.base.chmod(0o755)
+        self.dir = self.base / "data"
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/gateway"
+
+    def _as_postgres(self, *argv: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        if not (self.dir / "PG_VERSION").exists():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            shutil.chown(self.dir, "postgres", "postgres")
+            self._as_postgres(_pg_bin("initdb"), "-D", str(self.dir), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+            self._pg_ctl("start")
+            with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True) as conn:
+                conn.execute("CREATE DATABASE gateway")
+            return
+        self._pg_ctl("start")
+
+    def _pg_ctl(self, action: str, *extra: str) -> None:
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
+        self._as_postgres(
+            _pg_bin("pg_ctl"), "-D", str(self.dir), "-o", options, "-l", str(self.dir / "log"), "-w", action, *extra
+        )
+
+    def restart(self) -> None:
+        """As after a crash: every connection dropped, no clean shutdown."""
+        self._pg_ctl("restart", "-m", "immediate")
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._pg_ctl("stop", "-m", "immediate")
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+class StartCounter:
+    """Counts, per run, how often its agent started (the agent calls ``GET /start/<run_id>``)."""
+
+    def __init__(self) -> None:
+        self.starts: Counter[str] = Counter()
+        counter = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                line = self.rfile.readline(500).decode(errors="replace").split()
+                if len(line) >= 2 and line[1].startswith("/start/"):
+                    counter.starts[line[1].removeprefix("/start/")] += 1
+                self.wfile.write(b"HTTP/1.0 204 No Content\r\n\r\n")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class Cluster:
+    root: Path
+    image: str
+    redis: RedisServer = field(default_factory=RedisServer)
+    slack: FakeSlack = field(default_factory=FakeSlack)
+    linear: FakeLinear = field(default_factory=FakeLinear)
+    github: FakeGitHub = field(default_factory=FakeGitHub)
+    counter: StartCounter = field(default_factory=StartCounter)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    restarts: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.pg = PrivatePostgres()
+        self.port = free_port()
+        self.gateway_id = f"chaos-{uuid.uuid4().hex[:8]}"
+        self.secrets = {
+            "slack_signing": uuid.uuid4().hex,
+            "slack_bot": "xoxb-" + uuid.uuid4().hex,
+            "linear_webhook": "lin_wh_" + uuid.uuid4().hex,
+            "linear_token": uuid.uuid4().hex,
+        }
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("OZGW_")}
+        self.env.update(
+            PYTHONPATH=str(ROOT),
+            OZGW_DATABASE_URL=self.pg.url,
+            OZGW_REDIS_URL=self.redis.url,
+            OZGW_QUEUE_NAME="chaos",
+            OZGW_DATA_DIR=str(self.root / "data"),
+            OZGW_WORK_DIR=str(self.root / "work"),
+            OZGW_SECRET_KEY=uuid.uuid4().hex * 2,
+            OZGW_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+            OZGW_PORT=str(self.port),
+            OZGW_PUBLIC_URL="http://gateway.test",
+            OZGW_GATEWAY_ID=self.gateway_id,
+            OZGW_LOG_LEVEL="INFO",
+            OZGW_SLACK_SIGNING_SECRET=self.secrets["slack_signing"],
+            OZGW_SLACK_BOT_TOKEN=self.secrets["slack_bot"],
+            OZGW_LINEAR_WEBHOOK_SECRET=self.secrets["linear_webhook"],
+            OZGW_LINEAR_ACCESS_TOKEN=self.secrets["linear_token"],
+            OZGW_DEFAULT_IMAGE=self.image,
+            OZGW_PULL_IMAGES="false",
+            OZGW_CONTAINER_NETWORK="egress",
+            OZGW_EGRESS_ALLOW_PRIVATE="true",
+            OZGW_EGRESS_ALLOW=f'["127.0.0.1:{self.counter.port}"]',
+            OZGW_DEFAULT_HARNESS="command",
+            OZGW_COMMAND_HARNESS="/bin/sh /opt/agents/chaos.sh",
+            OZGW_COMMAND_HARNESS_FORMAT="text",
+            OZGW_CONTAINER_MEMORY="128m",
+            OZGW_OUTBOUND_TIMEOUT_SECONDS="5",
+            OZGW_REPORT_INTERVAL_SECONDS="0.3",
+            OZGW_REPORT_SWEEP_SECONDS="2",
+            OZGW_REPORT_LEASE_SECONDS="3",
+            OZGW_SWEEP_INTERVAL_SECONDS="2",
+            OZGW_HEARTBEAT_SECONDS="1",
+            OZGW_ABANDONED_AFTER_SECONDS="6",
+            OZGW_ORPHAN_GRACE_SECONDS="2",
+            OZGW_INBOX_LEASE_SECONDS="5",
+            OZGW_INBOX_SWEEP_SECONDS="1",
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.redis.start()
+        self.pg.start()
+        for fake in (self.slack, self.linear, self.github):
+            fake.start()
+        self.env.update(
+            OZGW_SLACK_API_URL=self.slack.api_url,
+            OZGW_LINEAR_API_URL=self.linear.url,
+            OZGW_GITHUB_API_URL=self.github.url,
+        )
+        store = Store(self.pg.url)
+        store.migrate()
+        store.dispose()
+        for name in PROCESSES:
+            self.launch(name)
+        self.wait_healthy()
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "cli", *args], env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"oz-gateway {' '.join(args)}: {done.stderr[-2000:]}")
+        return done.stdout.strip()
+
+    def launch(self, name: str) -> None:
+        command = {"web": ["serve", "--port", str(self.port)]}.get(name, [name])
+        log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 - the process owns it
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "cli", *command],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the worker's work horses die with it
+        )
+
+    def kill(self, name: str) -> None:
+        """``kill -9`` the process and everything it started (a worker's work horse too)."""
+        process = self.processes.get(name)
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
+
+    def restart(self, name: str) -> None:
+        """What a supervisor does after a crash."""
+        self.kill(name)
+        self.launch(name)
+        self.restarts[name] += 1
+
+    def restart_redis(self) -> None:
+        """Redis keeps nothing on disk: the queue, claims and leases are gone."""
+        self.redis.stop_hard()
+        self.redis.start()
+        self.restarts["redis"] += 1
+
+    def restart_postgres(self) -> None:
+        self.pg.restart()
+        self.restarts["postgres"] += 1
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the web process never became healthy: {self.log_tail('web')}")
+
+    def log_tail(self, name: str, chars: int = 3000) -> str:
+        path = self.root / f"{name}.log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+    def stop(self) -> None:
+        for name in list(self.processes):
+            self.kill(name)
+        for part in (self.slack, self.linear, self.github):
+            part.stop()
+        self.counter.stop()
+        self.redis.stop()
+        self.pg.stop()
