@@ -33,7 +33,8 @@ from typing import Protocol
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from core.events import UPDATES_CHANNEL
 from core.models import Run, RunItem, RunSourceType
@@ -42,7 +43,7 @@ from core.offload import off_loop
 from core.run_listing import render_item
 from core.runs import ACTIVE_STATES, load_run
 from core.store import Store, utcnow
-from core.store.tables import RunRow
+from core.store.tables import ClosingPostRow, RunRow
 
 log = structlog.get_logger(__name__)
 RECENTLY_FINISHED = timedelta(minutes=10)
@@ -176,6 +177,25 @@ class Leases:
     async def release(self, run_id: str) -> None:
         with contextlib.suppress(RedisError):
             await self._release(keys=[self._key(run_id)], args=[self.holder])
+
+
+def claim_closing(store: Store, run_id: str, attempt: int) -> bool:
+    """Whether this caller may post the run's closing words for this execution: the first claim
+    wins, in the store (a Redis that restarted would forget it, and the post would go twice)."""
+    try:
+        with store.session() as session:
+            session.add(ClosingPostRow(run_id=run_id, attempt=attempt, claimed_at=utcnow()))
+        return True
+    except IntegrityError:
+        return False
+
+
+def release_closing(store: Store, run_id: str, attempt: int) -> None:
+    """The post failed: the next render tries again."""
+    with store.session() as session:
+        session.execute(
+            delete(ClosingPostRow).where(ClosingPostRow.run_id == run_id, ClosingPostRow.attempt == attempt)
+        )
 
 
 class Follower:

@@ -5,7 +5,7 @@ says, an ``action`` for a command, file or tool (its parameter named) — thrott
 per render and never empty, so the session stays readable and the app's request budget
 lasts.  The end is one ``response`` (summary and pull request, which is also attached to
 the issue and added to the session's links) or one ``error`` saying what to fix, guarded in
-Redis so it is posted once per execution.  Classic runs (no session) report in comments.
+the store so it is posted once per execution.  Classic runs (no session) report in comments.
 Text the agent wrote has its @-mentions defused: the agent must not page people.
 """
 
@@ -26,7 +26,7 @@ from core.mentions import strip_mentions
 from core.models import Run, RunItem, RunState
 from core.models.wire import TERMINAL_STATES
 from core.offload import off_loop
-from core.reporting import load_for_report
+from core.reporting import claim_closing, load_for_report, release_closing
 from core.run_listing import usage_line
 from core.settings import Settings
 from core.store import Store
@@ -121,8 +121,7 @@ class LinearReporter:
             await self.activity(session_id, content)
 
     async def _finish(self, run: Run, item: RunItem, ref: dict[str, str]) -> None:
-        guard = f"{self.settings.redis_prefix}linear:final:{run.run_id}:{run.attempt}"
-        if not await self.redis.set(guard, "1", nx=True, ex=GUARD_TTL):
+        if not await self._blocking(claim_closing, self.store, run.run_id, run.attempt):
             return
         try:
             prs = pull_requests(item)
@@ -137,7 +136,7 @@ class LinearReporter:
             else:
                 await self.comment(ref["issue"], body)
         except Exception:
-            await self.redis.delete(guard)  # the next render tries again
+            await self._blocking(release_closing, self.store, run.run_id, run.attempt)  # the next render tries again
             raise
 
     async def _attach(self, issue_id: str, url: str, title: str) -> None:

@@ -173,7 +173,7 @@ def build_reporter(
 ) -> SlackReporter:
     """The reporter alone, for the ``reporter`` process."""
     clients = SlackClients(settings, installations_of(settings, store, vault), session)
-    return SlackReporter(clients, redis, settings)
+    return SlackReporter(clients, store, settings)
 
 
 def build_bot(
@@ -211,7 +211,7 @@ def build_bot(
         process_before_response=False,
         logger=logging.getLogger("bots.slack.bolt"),
     )
-    reporter = SlackReporter(SlackClients(settings, installations, session), redis, settings)
+    reporter = SlackReporter(SlackClients(settings, installations, session), store, settings)
     front = SlackFrontDoor(settings, store, queue, executor, reporter, Names())
     bolt.use(KeepDeliveries(store, executor, timedelta(seconds=settings.inbox_lease_seconds)))
     handling = Handling(front)

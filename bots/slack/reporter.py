@@ -2,19 +2,18 @@
 
 One status message per run (the "On it" reply), edited in place from the run's current
 state — so a render that repeats, arrives late or is skipped is harmless — plus one
-closing post with the summary and pull-request link, guarded in Redis so it is posted
+closing post with the summary and pull-request link, guarded in the store so it is posted
 once per execution however many processes render the run.  While the run works, Slack's
 native "is working…" thread status is shown and re-sent before its two-minute expiry.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
 import structlog
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -22,8 +21,9 @@ from bots.slack import messages
 from bots.slack.clients import SlackClients
 from core.models import Run, RunItem
 from core.models.wire import TERMINAL_STATES
-from core.reporting import Recent
+from core.reporting import Recent, claim_closing, release_closing
 from core.settings import Settings
+from core.store import Store
 
 log = structlog.get_logger(__name__)
 THREAD_STATUS_REFRESH = 90.0
@@ -36,9 +36,9 @@ def run_link(settings: Settings, run: RunItem) -> str:
 
 
 class SlackReporter:
-    def __init__(self, clients: SlackClients, redis: Redis, settings: Settings) -> None:
+    def __init__(self, clients: SlackClients, store: Store, settings: Settings) -> None:
         self.clients = clients
-        self.redis = redis
+        self.store = store
         self.settings = settings
         self._shown: dict[str, str] = Recent()
         self._thread_status_at: dict[str, float] = Recent()
@@ -67,19 +67,13 @@ class SlackReporter:
         return True
 
     async def _post_final(self, client: AsyncWebClient, ref: dict[str, str], run: Run, item: RunItem) -> None:
-        guard = f"{self.settings.redis_prefix}slack:final:{run.run_id}:{run.attempt}"
-        try:
-            first = await self.redis.set(guard, "1", nx=True, ex=FINAL_GUARD_TTL)
-        except RedisError as exc:
-            log.warning("slack.final_guard_unavailable", run_id=run.run_id, reason=type(exc).__name__)
-            return  # posting without the guard could post twice; the status message already says it all
-        if not first:
+        if not await asyncio.to_thread(claim_closing, self.store, run.run_id, run.attempt):
             return
         text, blocks = messages.final(item)
         try:
             await client.chat_postMessage(channel=ref["channel"], thread_ts=ref["thread_ts"], text=text, blocks=blocks)
         except Exception:
-            await self.redis.delete(guard)  # let the next render try again
+            await asyncio.to_thread(release_closing, self.store, run.run_id, run.attempt)  # the next render tries again
             raise
 
     async def _thread_status(self, client: AsyncWebClient, ref: dict[str, str], run_id: str, working: bool) -> None:

@@ -366,3 +366,12 @@ class InboxRow(Base):
     done_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
     __table_args__ = (Index("ix_inbox_pending", "surface", "done_at", "received_at"),)
+
+
+class ClosingPostRow(Base):
+    """A run's closing post on its surface, claimed before it is posted (one per execution)."""
+
+    __tablename__ = "closing_posts"
+    run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    attempt: Mapped[int] = mapped_column(primary_key=True)
+    claimed_at: Mapped[datetime]

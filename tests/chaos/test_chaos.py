@@ -43,6 +43,7 @@ from tests.linear.conftest import payload
 pytestmark = pytest.mark.timeout(900)
 TRIGGERS = {"slack": 20, "linear": 20, "api": 20}
 ADA_SLACK = "U061F7AUR"
+OK_STATES = (RunState.SUCCEEDED, RunState.CANCELLED)
 RETRY_PAUSE = 1.0
 GIVE_UP_AFTER = 90.0
 """Seconds a trigger's sender keeps retrying (the real services retry for minutes to hours)."""
@@ -193,6 +194,11 @@ class Chaos:
             actions[name]()
 
 
+def states_by_origin(store: Store) -> dict[str, RunState]:
+    with store.reader() as session:
+        return {r.origin_key: RunState(r.state) for r in session.execute(select(RunRow.origin_key, RunRow.state))}
+
+
 def run_states(store: Store) -> dict[str, RunState]:
     with store.reader() as session:
         return {r.run_id: RunState(r.state) for r in session.execute(select(RunRow.run_id, RunRow.state))}
@@ -253,6 +259,19 @@ def test_the_gateway_keeps_every_promise_through_crashes_restarts_and_outages(cl
         runs = session.scalar(select(func.count()).select_from(RunRow))
     slack_posts = {t: slack_finals(cluster, ts) for t, ts in sender.slack_threads.items() if t in sender.accepted}
     linear_posts = {t: linear_finals(cluster, s) for t, s in sender.linear_sessions.items() if t in sender.accepted}
+    by_origin = states_by_origin(store)
+    mismatched = [
+        t
+        for t, posts in slack_posts.items()
+        if len(posts) == 1
+        and posts[0].startswith("Done")
+        != (next(s for k, s in by_origin.items() if k and k.endswith(sender.slack_threads[t])) == RunState.SUCCEEDED)
+    ] + [
+        t
+        for t, posts in linear_posts.items()
+        if len(posts) == 1
+        and (posts[0]["type"] == "response") != (by_origin[f"linear:session:{sender.linear_sessions[t]}"] in OK_STATES)
+    ]
     twice = sorted(run_id for run_id, n in cluster.counter.starts.items() if n > 1)
     containers = containers_of(docker.from_env(), gateway=cluster.gateway_id)
     work = cluster.root / "work"
@@ -265,6 +284,7 @@ def test_the_gateway_keeps_every_promise_through_crashes_restarts_and_outages(cl
         "states": {s.value: list(states.values()).count(s) for s in set(states.values())},
         "slack_threads_without_one_final_post": sum(1 for p in slack_posts.values() if len(p) != 1),
         "linear_sessions_without_one_final_activity": sum(1 for p in linear_posts.values() if len(p) != 1),
+        "closing_posts_not_matching_the_state": len(mismatched),
         "agents_started_twice": len(twice),
         "containers_left": len(containers),
         "workspaces_left": len(workspaces),
@@ -278,5 +298,6 @@ def test_the_gateway_keeps_every_promise_through_crashes_restarts_and_outages(cl
     assert figures["runs_not_final"] == 0, figures
     assert figures["slack_threads_without_one_final_post"] == 0, {t: p for t, p in slack_posts.items() if len(p) != 1}
     assert figures["linear_sessions_without_one_final_activity"] == 0, figures
+    assert mismatched == [], mismatched
     assert twice == [], twice
     assert containers == [] and workspaces == [], (containers, workspaces)

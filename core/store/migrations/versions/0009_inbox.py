@@ -1,4 +1,4 @@
-"""inbox: webhook deliveries kept before they are answered
+"""inbox: webhook deliveries kept before they are answered; closing posts claimed before they are posted
 
 Revision ID: 0009
 Revises: 0008
@@ -27,8 +27,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key"),
     )
     op.create_index("ix_inbox_pending", "inbox", ["surface", "done_at", "received_at"])
+    op.create_table(
+        "closing_posts",
+        sa.Column("run_id", sa.String(length=36), nullable=False),
+        sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("claimed_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("run_id", "attempt"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("closing_posts")
     op.drop_index("ix_inbox_pending", table_name="inbox")
     op.drop_table("inbox")
