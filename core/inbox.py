@@ -28,7 +28,9 @@ from core.store import Store, utcnow
 from core.store.tables import InboxRow
 
 log = structlog.get_logger(__name__)
-MAX_ATTEMPTS = 4
+MAX_ATTEMPTS = 8
+"""Attempts before a delivery that keeps failing is given up (logged); retries back off."""
+BACKOFF_CAP = timedelta(minutes=5)
 
 
 def accept(store: Store, key: str, surface: str, body: dict[str, Any], lease: timedelta) -> bool:
@@ -61,9 +63,16 @@ def done(store: Store, key: str) -> None:
 
 
 def release(store: Store, key: str) -> None:
-    """Handling failed: the next copy of the delivery (or :func:`claim_stale`) tries again."""
+    """Handling failed: the next copy of the delivery (or :func:`claim_stale`) tries again, after
+    a pause that doubles with each attempt (a store or service that is restarting gets time)."""
     with store.session() as session:
-        session.execute(update(InboxRow).where(InboxRow.key == key).values(claimed_until=None))
+        row = session.get(InboxRow, key)
+        if row is None:
+            return
+        pause = min(timedelta(seconds=2**row.attempts), BACKOFF_CAP)
+        row.claimed_until = utcnow() + pause
+        if row.attempts >= MAX_ATTEMPTS:
+            log.error("inbox.given_up", key=key, attempts=row.attempts)
 
 
 def claim_stale(store: Store, surface: str, lease: timedelta, limit: int = 50) -> list[tuple[str, dict]]:

@@ -11,7 +11,12 @@ see an agent that ran twice.
 from __future__ import annotations
 
 import contextlib
+import copy
+import hashlib
+import hmac
+import json
 import os
+import random
 import shutil
 import signal
 import socketserver
@@ -22,21 +27,32 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 import requests
 from cryptography.fernet import Fernet
+from slack_sdk.signature import SignatureVerifier
 
+from core import environments, identity, integrations
+from core.accounts import create_account
+from core.keys import create_key
+from core.models import IntegrationProvider
 from core.store import Store
 from tests.fakes.github import FakeGitHub
 from tests.fakes.linear import FakeLinear
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import TEAM, FakeSlack, event_fixture
+from tests.linear.conftest import payload
 from tests.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PROCESSES = ("web", "worker", "reporter", "scheduler")
+ADA_SLACK = "U061F7AUR"
+RETRY_PAUSE = 1.0
+GIVE_UP_AFTER = 90.0
+"""Seconds a trigger's sender keeps retrying (the real services retry for minutes to hours)."""
 
 
 def _pg_bin(name: str) -> str:
@@ -261,3 +277,110 @@ class Cluster:
         self.counter.stop()
         self.redis.stop()
         self.pg.stop()
+
+
+def provision(cluster: Cluster) -> str:
+    """Ada (admin, linked in Slack, known to Linear by email), an environment, both integrations;
+    returns Ada's API key."""
+    store = Store(cluster.pg.url)
+    with store.session() as session:
+        ada = create_account(session, "ada@acme.dev", "acme", display_name="Ada Lovelace")
+        who = identity.principal_of(ada)
+        env = environments.create_environment(
+            session,
+            who,
+            name="chaos",
+            docker_image=cluster.image,
+            network_mode="egress",
+            variables={"CHAOS_COUNTER_PORT": str(cluster.counter.port), "CHAOS_WORK_SECONDS": "0.5"},
+        )
+        for provider in (IntegrationProvider.SLACK, IntegrationProvider.LINEAR):
+            integrations.create_integration(session, who, provider, environment_id=env.uid)
+        identity.link(session, IntegrationProvider.SLACK, TEAM, ADA_SLACK, ada.uid)
+        _record, key = create_key(session, ada, "chaos")
+    store.dispose()
+    return key
+
+
+class Sender:
+    """Sends one trigger the way its service does: retried until answered 2xx (Slack and Linear
+    also repeat some deliveries that did succeed, as they do after a slow answer)."""
+
+    def __init__(self, cluster: Cluster, api_key: str) -> None:
+        self.cluster = cluster
+        self.api_key = api_key
+        self.accepted: dict[str, str] = {}  # trigger id → surface
+        self.slack_threads: dict[str, str] = {}  # trigger id → the thread's ts
+        self.linear_sessions: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def _until_accepted(self, trigger: str, surface: str, send: Callable[[int], requests.Response]) -> None:
+        deadline = time.monotonic() + GIVE_UP_AFTER
+        attempt = 0
+        while time.monotonic() < deadline:
+            try:
+                if send(attempt).status_code < 300:
+                    with self._lock:
+                        self.accepted[trigger] = surface
+                    if surface != "api" and random.random() < 0.2:
+                        time.sleep(random.uniform(0.1, 1.5))
+                        send(attempt + 1)  # the service thought it timed out: the same delivery again
+                    return
+            except requests.RequestException:
+                pass
+            attempt += 1
+            time.sleep(RETRY_PAUSE)
+
+    def slack(self, n: int) -> None:
+        ts = f"1733{n:06d}.000100"
+        body = event_fixture("event.app_mention.channel")
+        body["event_id"] = f"Ev{uuid.uuid4().hex[:10].upper()}"
+        body["event"].update(ts=ts, event_ts=ts, text=f"<@U0LAN0Z89> chaos task {n}", user=ADA_SLACK)
+        raw = json.dumps(body)
+        secret = self.cluster.secrets["slack_signing"]
+        trigger = f"slack:{ts}"
+        self.slack_threads[trigger] = ts
+
+        def send(attempt: int) -> requests.Response:
+            stamp = str(int(time.time()))
+            headers = {
+                "Content-Type": "application/json",
+                "X-Slack-Request-Timestamp": stamp,
+                "X-Slack-Signature": SignatureVerifier(secret).generate_signature(timestamp=stamp, body=raw),
+            }
+            if attempt:
+                headers |= {"X-Slack-Retry-Num": str(attempt), "X-Slack-Retry-Reason": "http_error"}
+            return requests.post(f"{self.cluster.url}/slack/events", data=raw, headers=headers, timeout=10)
+
+        self._until_accepted(trigger, "slack", send)
+
+    def linear(self, n: int) -> None:
+        body = copy.deepcopy(payload("agent_session_event.created"))
+        session = str(uuid.uuid4())
+        body["agentSession"].update(id=session, commentId=str(uuid.uuid4()))
+        trigger = f"linear:{session}"
+        self.linear_sessions[trigger] = session
+        secret = self.cluster.secrets["linear_webhook"].encode()
+
+        def send(attempt: int) -> requests.Response:
+            raw = json.dumps({**body, "webhookTimestamp": int(time.time() * 1000)}).encode()
+            headers = {
+                "Content-Type": "application/json",
+                "Linear-Delivery": str(uuid.uuid4()),
+                "Linear-Event": "AgentSessionEvent",
+                "Linear-Signature": hmac.new(secret, raw, hashlib.sha256).hexdigest(),
+            }
+            return requests.post(f"{self.cluster.url}/linear/webhook", data=raw, headers=headers, timeout=10)
+
+        self._until_accepted(trigger, "linear", send)
+
+    def api(self, n: int) -> None:
+        key = str(uuid.uuid4())
+        headers = {"Authorization": f"Bearer {self.api_key}", "Idempotency-Key": key}
+
+        def send(_attempt: int) -> requests.Response:
+            return requests.post(
+                f"{self.cluster.url}/api/v1/agent/runs", json={"prompt": f"chaos task {n}"}, headers=headers, timeout=10
+            )
+
+        self._until_accepted(f"api:{key}", "api", send)

@@ -92,22 +92,33 @@ def is_person_message(event: dict) -> bool:
 class KeepDeliveries(AsyncMiddleware):
     """Keeps each delivery in the inbox before it is answered (``core/inbox.py``): a duplicate is
     answered with a plain 200 and goes no further; a store that cannot keep it fails the answer,
-    so Slack sends the delivery again."""
+    so Slack sends the delivery again.  HTTP deliveries are kept before bolt runs (see
+    :func:`events`); Socket Mode ones here, as bolt's first step of ours."""
 
     name = "KeepDeliveries"
 
     def __init__(self, store: Store, executor: Executor, lease: timedelta) -> None:
         self.store, self.executor, self.lease = store, executor, lease
 
+    async def keep(self, req: AsyncBoltRequest) -> bool:
+        """``False`` for a duplicate; otherwise the delivery is kept and its key in its context."""
+        if INBOX_KEY in req.context:
+            return True
+        key = inbox_key(req.body)
+        kept = key is None or await off_loop(
+            self.executor, inbox.accept, self.store, key, "slack", req.body, self.lease
+        )
+        if not kept:
+            log.info("slack.duplicate_delivery", key=key, retry=req.headers.get("x-slack-retry-num"))
+            return False
+        req.context[INBOX_KEY] = key
+        return True
+
     async def async_process(
         self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
     ) -> BoltResponse:
-        key = inbox_key(req.body)
-        if key is not None:
-            if not await off_loop(self.executor, inbox.accept, self.store, key, "slack", req.body, self.lease):
-                log.info("slack.duplicate_delivery", key=key, retry=req.headers.get("x-slack-retry-num"))
-                return BoltResponse(status=200, body="")
-            req.context[INBOX_KEY] = key
+        if not await self.keep(req):
+            return BoltResponse(status=200, body="")
         return await next()
 
 
@@ -157,6 +168,7 @@ class SlackBot:
     bolt: AsyncApp
     front: SlackFrontDoor
     handling: Handling
+    keeper: KeepDeliveries
     socket: AsyncSocketModeHandler | None = None
     verifier: SignatureVerifier | None = None
     """Slack's signature check, for deliveries bolt cannot parse (bolt checks the others)."""
@@ -213,7 +225,8 @@ def build_bot(
     )
     reporter = SlackReporter(SlackClients(settings, installations, session), store, settings)
     front = SlackFrontDoor(settings, store, queue, executor, reporter, Names())
-    bolt.use(KeepDeliveries(store, executor, timedelta(seconds=settings.inbox_lease_seconds)))
+    keeper = KeepDeliveries(store, executor, timedelta(seconds=settings.inbox_lease_seconds))
+    bolt.use(keeper)
     handling = Handling(front)
     _listen(bolt, handling)
     socket = None
@@ -221,7 +234,8 @@ def build_bot(
         socket = AsyncSocketModeHandler(
             bolt, settings.slack_app_token.get_secret_value(), web_client=web_client(settings, session=session)
         )
-    return SlackBot(bolt, front, handling, socket, SignatureVerifier(signing_secret) if signing_secret else None)
+    verifier = SignatureVerifier(signing_secret) if signing_secret else None
+    return SlackBot(bolt, front, handling, keeper, socket, verifier)
 
 
 def _listen(bolt: AsyncApp, handling: Handling) -> None:
@@ -284,6 +298,10 @@ async def events(request: web.Request) -> web.Response:
     except (ValueError, RecursionError, AttributeError, TypeError, KeyError, IndexError):
         log.info("slack.unparsable_delivery", size=len(raw))
         raise OzError(ErrorCode.INVALID_REQUEST, "the delivery's body is not a Slack event (JSON or form)") from None
+    # Kept before bolt sees it: bolt's own steps (its authorization calls Slack) may answer
+    # 200 and drop the delivery; kept, it is taken up again (core/inbox.py).
+    if not await bot.keeper.keep(delivery):
+        return web.Response(status=200)
     return await to_aiohttp_response(await bot.bolt.async_dispatch(delivery))
 
 

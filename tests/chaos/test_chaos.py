@@ -10,43 +10,28 @@ container or workspace left.  The figures are printed as one JSON line.
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import hmac
 import json
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import docker
 import pytest
-import requests
-from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import func, select
 
-from core import environments, identity, integrations
-from core.accounts import create_account
-from core.keys import create_key
-from core.models import IntegrationProvider, RunState
+from core.models import RunState
 from core.models.wire import TERMINAL_STATES
 from core.store import Store
 from core.store.tables import RunRow
 from runner.sandbox import containers_of
-from tests.cluster import Cluster
-from tests.fakes.slack import TEAM, event_fixture
-from tests.linear.conftest import payload
+from tests.cluster import Cluster, Sender, provision
 
 pytestmark = pytest.mark.timeout(900)
 TRIGGERS = {"slack": 20, "linear": 20, "api": 20}
-ADA_SLACK = "U061F7AUR"
 OK_STATES = (RunState.SUCCEEDED, RunState.CANCELLED)
-RETRY_PAUSE = 1.0
-GIVE_UP_AFTER = 90.0
-"""Seconds a trigger's sender keeps retrying (the real services retry for minutes to hours)."""
 
 
 @pytest.fixture
@@ -57,113 +42,6 @@ def cluster(tmp_path: Path, test_image: str) -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.stop()
-
-
-def provision(cluster: Cluster) -> str:
-    """Ada (admin, linked in Slack, known to Linear by email), an environment, both integrations;
-    returns Ada's API key."""
-    store = Store(cluster.pg.url)
-    with store.session() as session:
-        ada = create_account(session, "ada@acme.dev", "acme", display_name="Ada Lovelace")
-        who = identity.principal_of(ada)
-        env = environments.create_environment(
-            session,
-            who,
-            name="chaos",
-            docker_image=cluster.image,
-            network_mode="egress",
-            variables={"CHAOS_COUNTER_PORT": str(cluster.counter.port), "CHAOS_WORK_SECONDS": "0.5"},
-        )
-        for provider in (IntegrationProvider.SLACK, IntegrationProvider.LINEAR):
-            integrations.create_integration(session, who, provider, environment_id=env.uid)
-        identity.link(session, IntegrationProvider.SLACK, TEAM, ADA_SLACK, ada.uid)
-        _record, key = create_key(session, ada, "chaos")
-    store.dispose()
-    return key
-
-
-class Sender:
-    """Sends one trigger the way its service does: retried until answered 2xx (Slack and Linear
-    also repeat some deliveries that did succeed, as they do after a slow answer)."""
-
-    def __init__(self, cluster: Cluster, api_key: str) -> None:
-        self.cluster = cluster
-        self.api_key = api_key
-        self.accepted: dict[str, str] = {}  # trigger id → surface
-        self.slack_threads: dict[str, str] = {}  # trigger id → the thread's ts
-        self.linear_sessions: dict[str, str] = {}
-        self._lock = threading.Lock()
-
-    def _until_accepted(self, trigger: str, surface: str, send: Callable[[int], requests.Response]) -> None:
-        deadline = time.monotonic() + GIVE_UP_AFTER
-        attempt = 0
-        while time.monotonic() < deadline:
-            try:
-                if send(attempt).status_code < 300:
-                    with self._lock:
-                        self.accepted[trigger] = surface
-                    if surface != "api" and random.random() < 0.2:
-                        time.sleep(random.uniform(0.1, 1.5))
-                        send(attempt + 1)  # the service thought it timed out: the same delivery again
-                    return
-            except requests.RequestException:
-                pass
-            attempt += 1
-            time.sleep(RETRY_PAUSE)
-
-    def slack(self, n: int) -> None:
-        ts = f"1733{n:06d}.000100"
-        body = event_fixture("event.app_mention.channel")
-        body["event_id"] = f"Ev{uuid.uuid4().hex[:10].upper()}"
-        body["event"].update(ts=ts, event_ts=ts, text=f"<@U0LAN0Z89> chaos task {n}", user=ADA_SLACK)
-        raw = json.dumps(body)
-        secret = self.cluster.secrets["slack_signing"]
-        trigger = f"slack:{ts}"
-        self.slack_threads[trigger] = ts
-
-        def send(attempt: int) -> requests.Response:
-            stamp = str(int(time.time()))
-            headers = {
-                "Content-Type": "application/json",
-                "X-Slack-Request-Timestamp": stamp,
-                "X-Slack-Signature": SignatureVerifier(secret).generate_signature(timestamp=stamp, body=raw),
-            }
-            if attempt:
-                headers |= {"X-Slack-Retry-Num": str(attempt), "X-Slack-Retry-Reason": "http_error"}
-            return requests.post(f"{self.cluster.url}/slack/events", data=raw, headers=headers, timeout=10)
-
-        self._until_accepted(trigger, "slack", send)
-
-    def linear(self, n: int) -> None:
-        body = copy.deepcopy(payload("agent_session_event.created"))
-        session = str(uuid.uuid4())
-        body["agentSession"].update(id=session, commentId=str(uuid.uuid4()))
-        trigger = f"linear:{session}"
-        self.linear_sessions[trigger] = session
-        secret = self.cluster.secrets["linear_webhook"].encode()
-
-        def send(attempt: int) -> requests.Response:
-            raw = json.dumps({**body, "webhookTimestamp": int(time.time() * 1000)}).encode()
-            headers = {
-                "Content-Type": "application/json",
-                "Linear-Delivery": str(uuid.uuid4()),
-                "Linear-Event": "AgentSessionEvent",
-                "Linear-Signature": hmac.new(secret, raw, hashlib.sha256).hexdigest(),
-            }
-            return requests.post(f"{self.cluster.url}/linear/webhook", data=raw, headers=headers, timeout=10)
-
-        self._until_accepted(trigger, "linear", send)
-
-    def api(self, n: int) -> None:
-        key = str(uuid.uuid4())
-        headers = {"Authorization": f"Bearer {self.api_key}", "Idempotency-Key": key}
-
-        def send(_attempt: int) -> requests.Response:
-            return requests.post(
-                f"{self.cluster.url}/api/v1/agent/runs", json={"prompt": f"chaos task {n}"}, headers=headers, timeout=10
-            )
-
-        self._until_accepted(f"api:{key}", "api", send)
 
 
 class Chaos:
@@ -187,9 +65,12 @@ class Chaos:
             "slack 5xx": lambda: self.cluster.slack.fail_next(4, 503),
             "linear 5xx": lambda: self.cluster.linear.fail_next(4, 502),
         }
-        names = sorted(actions)
-        while not self.done.wait(self.random.uniform(1.5, 4.0)):
-            name = self.random.choice(names)
+        order: list[str] = []
+        while not self.done.wait(self.random.uniform(1.5, 3.5)):
+            if not order:  # every fault once, in a random order, then again
+                order = sorted(actions)
+                self.random.shuffle(order)
+            name = order.pop()
             self.faults.append(name)
             actions[name]()
 
