@@ -145,3 +145,23 @@ def make_person(store: Store, gateway: LiveServer):
 @pytest.fixture
 def alice(make_person) -> Person:
     return make_person("alice@example.com")
+
+
+def add_file_artifact(store: Store, run_id: str, filename: str, content: bytes, mime_type: str) -> str:
+    """A file the run's agent left in ``.oz/artifacts/`` (as the runner records it); its uid."""
+    from core.store import utcnow
+    from core.store.tables import ArtifactRow
+
+    uid = str(uuid.uuid4())
+    with store.session() as session:
+        session.add(
+            ArtifactRow(
+                uid=uid,
+                run_id=run_id,
+                artifact_type="FILE",
+                created_at=utcnow(),
+                content=content,
+                data={"filename": filename, "filepath": f".oz/artifacts/{filename}", "mime_type": mime_type},
+            )
+        )
+    return uid

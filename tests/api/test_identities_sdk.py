@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pytest
 from oz_agent_sdk import (
@@ -19,10 +17,9 @@ from core import environments
 from core.accounts import account_by_email
 from core.keys import create_key
 from core.settings import get_settings
-from core.store import Store, utcnow
-from core.store.tables import ArtifactRow
+from core.store import Store
 from tests.api.test_runs_sdk import principal_of
-from tests.conftest import Person
+from tests.conftest import Person, add_file_artifact
 from tests.live_server import LiveServer
 
 
@@ -160,18 +157,7 @@ def test_environments_list(alice: Person, make_person, store: Store):
 
 def test_file_artifacts_download_through_a_signed_link(alice: Person, store: Store, make_person):
     run_id = alice.client.agent.run(prompt="make a report").run_id
-    uid = str(uuid.uuid4())
-    with store.session() as session:
-        session.add(
-            ArtifactRow(
-                uid=uid,
-                run_id=run_id,
-                artifact_type="FILE",
-                created_at=utcnow(),
-                content=b"hello",
-                data={"filename": "report.txt", "filepath": ".oz/artifacts/report.txt", "mime_type": "text/plain"},
-            )
-        )
+    uid = add_file_artifact(store, run_id, "report.txt", b"hello", "text/plain")
     artifact = alice.client.agent.get_artifact(uid)
     assert artifact.artifact_type == "FILE"
     assert artifact.data.filename == "report.txt"

@@ -15,7 +15,7 @@ from core.errors import OzError
 from core.models import RepoRef
 from core.settings import Settings
 from core.store import Store
-from tests.conftest import Person
+from tests.conftest import Person, add_file_artifact
 from tests.live_server import LiveServer, gateway_server
 from tests.runner_support import settings_with
 
@@ -128,23 +128,9 @@ def test_two_runs_refreshing_one_rotating_token_leave_it_usable(store: Store, se
 def test_an_artifacts_agent_chosen_name_and_type_cannot_forge_headers_or_become_a_page(alice: Person, store: Store):
     from urllib.parse import unquote
 
-    from core.store import utcnow
-    from core.store.tables import ArtifactRow
-
     run_id = alice.client.agent.run(prompt="make a report").run_id
-    uid = str(uuid.uuid4())
     name = 'report"; filename="evil.html\r\nSet-Cookie: session=stolen; ü.html'
-    with store.session() as session:
-        session.add(
-            ArtifactRow(
-                uid=uid,
-                run_id=run_id,
-                artifact_type="FILE",
-                created_at=utcnow(),
-                content=b"<script>alert(document.cookie)</script>",
-                data={"filename": name, "filepath": ".oz/artifacts/x", "mime_type": "text/html"},
-            )
-        )
+    uid = add_file_artifact(store, run_id, name, b"<script>alert(document.cookie)</script>", "text/html")
     download = httpx.get(alice.client.agent.get_artifact(uid).data.download_url)
 
     assert download.status_code == 200
