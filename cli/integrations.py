@@ -9,7 +9,7 @@ import click
 
 from cli.output import emit
 from cli.session import acting_principal, email_option, store_session
-from core import integrations
+from core import integrations, linear_tokens
 from core.errors import invalid
 from core.models import Integration, IntegrationProvider
 from core.secrets import Vault
@@ -93,9 +93,20 @@ def integration_update(ctx, provider, environment_id, remove_environment, prompt
 @email_option
 @click.pass_obj
 def integration_list(ctx, email: str | None) -> None:
+    """Each integration, and for Linear how its token stands (until when, or what to fix)."""
     with store_session(ctx.settings) as session:
         found = integrations.list_integrations(session, acting_principal(session, email).team_uid)
-    emit([_view(i) for i in found], ctx.output_format, COLUMNS)
+        token = _linear_token(ctx.settings, session)
+    views = [_view(i) | ({"token": token} if i.provider == IntegrationProvider.LINEAR else {}) for i in found]
+    emit(views, ctx.output_format, (*COLUMNS, "token") if any("token" in v for v in views) else COLUMNS)
+
+
+def _linear_token(settings, session) -> str:
+    if settings.linear_client_id and settings.linear_client_secret:
+        return linear_tokens.status(session, Vault.from_settings(settings), settings.linear_client_id)
+    if settings.linear_access_token:
+        return "a fixed token (OZGW_LINEAR_ACCESS_TOKEN), never renewed: set OZGW_LINEAR_CLIENT_ID/_SECRET instead"
+    return "none: set OZGW_LINEAR_CLIENT_ID/_SECRET (the app's credentials)"
 
 
 def _switch(ctx, provider: str, email: str | None, enabled: bool) -> None:

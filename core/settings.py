@@ -180,7 +180,13 @@ class Settings(BaseSettings):
     linear_webhook_secret: SecretStr | None = None
     """Verifies deliveries at ``/linear/webhook`` (mounted only when set)."""
     linear_access_token: SecretStr | None = None
-    """The app's token (client-credentials ``actor=app`` token, or OAuth access token)."""
+    """A fixed token for every Linear call (a personal API key, or a token made elsewhere); it is
+    never renewed — prefer the app's client credentials below."""
+    linear_client_id: str | None = None
+    linear_client_secret: SecretStr | None = None
+    """The Linear app's OAuth credentials: the gateway requests its client-credentials token
+    (``actor=app``) and renews it before its 30 days run out (``bots/linear/tokens.py``)."""
+    linear_token_url: str = "https://api.linear.app/oauth/token"
     linear_api_url: str = "https://api.linear.app/graphql"
     linear_app_user_id: str | None = None
     """The app's user id in the workspace; read from ``viewer`` when unset."""

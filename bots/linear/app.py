@@ -13,23 +13,27 @@ from redis.asyncio import Redis
 from bots.linear.client import LinearClient
 from bots.linear.handler import LINEAR_FRONT, LinearFrontDoor
 from bots.linear.reporter import LinearReporter
+from bots.linear.tokens import TokenSource
 from core import inbox
 from core.queue import RunQueue
+from core.secrets import Vault
 from core.settings import Settings
 from core.store import Store
 
 
 def linear_configured(settings: Settings) -> bool:
-    return settings.linear_webhook_secret is not None or settings.linear_access_token is not None
+    return bool(settings.linear_webhook_secret or settings.linear_access_token or settings.linear_client_id)
 
 
-def client_of(settings: Settings) -> LinearClient:
-    token = settings.linear_access_token.get_secret_value() if settings.linear_access_token else ""
-    return LinearClient(settings.linear_api_url, token, settings.outbound_timeout_seconds)
+def client_of(settings: Settings, store: Store | None = None, executor: Executor | None = None) -> LinearClient:
+    """A client whose token is the app's renewed one when its credentials are set (else the fixed one)."""
+    vault = Vault.from_settings(settings) if store is not None else None
+    tokens = TokenSource(settings, store, vault, executor)
+    return LinearClient(settings.linear_api_url, tokens.token, settings.outbound_timeout_seconds)
 
 
 def build_reporter(settings: Settings, store: Store, redis: Redis, executor: Executor) -> LinearReporter:
-    return LinearReporter(client_of(settings), store, redis, settings, executor)
+    return LinearReporter(client_of(settings, store, executor), store, redis, settings, executor)
 
 
 def linear_lifecycle(

@@ -8,6 +8,7 @@ the request's fault and never retried.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -34,24 +35,36 @@ def _first_error(exc: TransportQueryError) -> dict:
 
 
 class LinearClient:
-    def __init__(self, url: str, token: str, timeout: int = 30) -> None:
-        """``timeout``: seconds a call may take (``OZGW_OUTBOUND_TIMEOUT_SECONDS``): a hung Linear
-        must not wedge the reporter or a front door."""
-        # OAuth and client-credentials tokens go as Bearer; personal API keys (lin_api_…) bare.
-        authorization = token if token.startswith("lin_api_") else f"Bearer {token}"
-        self._client = Client(
-            transport=AIOHTTPTransport(
-                url=url, headers={"Authorization": authorization}, ssl_close_timeout=0, timeout=timeout
-            ),
-            fetch_schema_from_transport=False,
-            execute_timeout=timeout,
-        )
+    def __init__(self, url: str, token: str | Callable[[], Awaitable[str]], timeout: int = 30) -> None:
+        """``token``: a fixed one, or where to get the current one (``bots/linear/tokens.py``: it
+        changes when renewed); ``timeout``: seconds a call may take
+        (``OZGW_OUTBOUND_TIMEOUT_SECONDS``): a hung Linear must not wedge the reporter or a front door."""
+        self.url, self.timeout = url, timeout
+        self._token_source = token if callable(token) else None
+        self._fixed = token if isinstance(token, str) else None
+        self._token: str | None = None
+        self._client: Client | None = None
         self._session: Any = None
         self._lock = asyncio.Lock()
 
+    def _build(self, token: str) -> Client:
+        # OAuth and client-credentials tokens go as Bearer; personal API keys (lin_api_…) bare.
+        authorization = token if token.startswith("lin_api_") else f"Bearer {token}"
+        return Client(
+            transport=AIOHTTPTransport(
+                url=self.url, headers={"Authorization": authorization}, ssl_close_timeout=0, timeout=self.timeout
+            ),
+            fetch_schema_from_transport=False,
+            execute_timeout=self.timeout,
+        )
+
     async def _connected(self) -> Any:
+        token = self._fixed if self._token_source is None else await self._token_source()
         async with self._lock:
-            if self._session is None:
+            if self._session is None or token != self._token:
+                if self._session is not None:  # renewed: the old token's connection goes
+                    await self._client.close_async()
+                self._client, self._token = self._build(token), token
                 self._session = await self._client.connect_async()
             return self._session
 
@@ -73,6 +86,6 @@ class LinearClient:
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
-        if self._session is not None:
+        if self._session is not None and self._client is not None:
             await self._client.close_async()
             self._session = None

@@ -375,3 +375,16 @@ class ClosingPostRow(Base):
     run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     attempt: Mapped[int] = mapped_column(primary_key=True)
     claimed_at: Mapped[datetime]
+
+
+class LinearTokenRow(Base):
+    """The Linear app's client-credentials token, encrypted, and how its renewal goes."""
+
+    __tablename__ = "linear_tokens"
+    client_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    access_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]
+    renewed_at: Mapped[datetime | None]
+    renewing_until: Mapped[datetime | None]
+    failing_since: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))

@@ -14,6 +14,7 @@ import copy
 import json
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -59,6 +60,13 @@ class FakeLinear(FakeService):
         self._limits: dict[str, int] = {}
         self._refused: set[str] = set()
         self._lock = threading.Lock()
+        # The OAuth side: the app's credentials, the tokens granted, and whether calls need one.
+        self.client_id, self.client_secret = "lin_client_" + uuid.uuid4().hex[:8], uuid.uuid4().hex
+        self.lifetimes: list[int] = []
+        """``expires_in`` of the next grants, in order (then 30 days)."""
+        self.granted: list[str] = []
+        self.refuse_grants = False
+        self.require_token = False
         self.server = LiveServer(self._app())
 
     @property
@@ -88,6 +96,7 @@ class FakeLinear(FakeService):
     def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/graphql", self._graphql)
+        app.router.add_post("/oauth/token", self._token)
         app.router.add_get("/_operations", self._recorded)
         return app
 
@@ -95,7 +104,36 @@ class FakeLinear(FakeService):
         with self._lock:
             return web.json_response([o.__dict__ for o in self.operations])
 
+    @property
+    def token_url(self) -> str:
+        return f"{self.server.url}/oauth/token"
+
+    async def _token(self, request: web.Request) -> web.Response:
+        """Linear's token endpoint, client-credentials grant."""
+        form = await request.post()
+        if form.get("grant_type") != "client_credentials":
+            return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        if self.refuse_grants or (form.get("client_id"), form.get("client_secret")) != (
+            self.client_id,
+            self.client_secret,
+        ):
+            return web.json_response(
+                {"error": "invalid_client", "error_description": "Client authentication failed"}, status=401
+            )
+        token = "lin_oauth_" + uuid.uuid4().hex
+        with self._lock:
+            self.granted.append(token)
+            lifetime = self.lifetimes.pop(0) if self.lifetimes else 30 * 86400
+        return web.json_response(
+            {"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "scope": form.get("scope", "")}
+        )
+
     async def _graphql(self, request: web.Request) -> web.Response:
+        if self.require_token and request.headers.get("Authorization", "").removeprefix("Bearer ") not in self.granted:
+            return web.json_response(
+                {"errors": [{"message": "Authentication required", "extensions": {"code": "AUTHENTICATION_ERROR"}}]},
+                status=401,
+            )
         body = await request.json()
         document = parse(body["query"])
         errors = validate(schema(), document)

@@ -1,4 +1,4 @@
-"""inbox: webhook deliveries kept before they are answered; closing posts claimed before they are posted
+"""inbox: webhook deliveries kept before they are answered; closing posts claimed before they are posted; the Linear app's renewed token
 
 Revision ID: 0009
 Revises: 0008
@@ -34,9 +34,21 @@ def upgrade() -> None:
         sa.Column("claimed_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("run_id", "attempt"),
     )
+    op.create_table(
+        "linear_tokens",
+        sa.Column("client_id", sa.String(length=100), nullable=False),
+        sa.Column("access_token_encrypted", sa.Text(), nullable=True),
+        sa.Column("expires_at", sa.DateTime(), nullable=True),
+        sa.Column("renewed_at", sa.DateTime(), nullable=True),
+        sa.Column("renewing_until", sa.DateTime(), nullable=True),
+        sa.Column("failing_since", sa.DateTime(), nullable=True),
+        sa.Column("last_error", sa.String(length=500), nullable=True),
+        sa.PrimaryKeyConstraint("client_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("linear_tokens")
     op.drop_table("closing_posts")
     op.drop_index("ix_inbox_pending", table_name="inbox")
     op.drop_table("inbox")
