@@ -50,9 +50,10 @@ class Settings(BaseSettings):
     # --- runner ---------------------------------------------------------------------------
     work_dir: Path | None = None
     """Host directory for run workspaces (cloned on the host, bind-mounted); ``<data_dir>-work``."""
-    workspace_size: ByteSize = ByteSize(10 * 1024**3)
-    """Each run's workspace is a filesystem of this size (``runner/disk.py``; root needed);
-    ``0`` keeps workspaces on the work directory's own filesystem, without a limit."""
+    workspace_size: ByteSize | None = None
+    """Each run's workspace is a filesystem of this size (``runner/disk.py``; mounting needs
+    root); ``0`` keeps workspaces on the work directory's own filesystem, without a limit.
+    Unset: 10 GiB for a worker running as root, no limit otherwise (a developer's own machine)."""
     container_storage_limit: ByteSize = ByteSize(10 * 1024**3)
     """The most a run's container may write outside ``/workspace`` (its image's writable layer:
     packages setup commands install, caches); checked every ``storage_check_seconds``."""
@@ -204,6 +205,12 @@ class Settings(BaseSettings):
     @property
     def effective_gateway_id(self) -> str:
         return self.gateway_id or hashlib.sha256(self.effective_database_url.encode()).hexdigest()[:16]
+
+    @property
+    def effective_workspace_size(self) -> int:
+        if self.workspace_size is not None:
+            return int(self.workspace_size)
+        return 10 * 1024**3 if os.geteuid() == 0 else 0
 
     @property
     def effective_work_dir(self) -> Path:

@@ -111,7 +111,8 @@ def listen_in_namespace(namespace: str, addresses: list[tuple[str, int]]) -> lis
             raise OzError(
                 ErrorCode.ENVIRONMENT_SETUP_FAILED,
                 f"the worker cannot enter the container's network namespace ({exc.strerror}): run the worker as "
-                "root on the Docker host (or with pid: host and CAP_SYS_ADMIN), or give the environment network none",
+                "root on the Docker host (or with pid: host and CAP_SYS_ADMIN); or, accepting open egress, set "
+                "OZGW_ALLOW_BRIDGE_NETWORK=true and give the environment network bridge",
                 title="Egress forwarding is not available on this worker",
             ) from None
         raise OzError(ErrorCode.ENVIRONMENT_SETUP_FAILED, f"egress forwarding could not start: {exc}") from None

@@ -155,7 +155,7 @@ class Execution:
             self.run.run_id,
             self.settings.github_clone_url,
             self.masker,
-            size=int(self.settings.workspace_size),
+            size=self.settings.effective_workspace_size,
         )
         for ref in env.repos:
             self.workspace.clone(ref, credentials.token_for(ref))
@@ -254,7 +254,7 @@ class Execution:
             env.docker_image,
             ["/home", "/root"],
             dirs["/home"].parent,
-            limit=int(self.settings.workspace_size) or HOME_COPY_LIMIT,
+            limit=self.settings.effective_workspace_size or HOME_COPY_LIMIT,
             pull=self.settings.pull_images,
         )
         return [Bind(target, source) for target, source in dirs.items()]
