@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 from redis.asyncio import Redis
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -279,6 +279,16 @@ class SlackEnvelope(BaseModel):
     enterprise_id: str | None = None
     event: SlackEvent | None = None
     authorizations: list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _a_callback_names_its_workspace_and_event(self) -> SlackEnvelope:
+        if self.type == "event_callback" and (not self.team_id or self.event is None):
+            raise ValueError("an event_callback carries team_id and event")
+        event = self.event
+        person = event is not None and event.type in ("app_mention", "message") and bool(event.user)
+        if person and not (event.channel and event.ts):
+            raise ValueError("a person's message carries its channel and ts")
+        return self
 
 
 async def events(request: web.Request) -> web.Response:

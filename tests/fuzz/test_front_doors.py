@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections import Counter
 
 import pytest
 import requests
@@ -81,6 +82,10 @@ queries = st.dictionaries(
 )
 
 
+def summary(suite: str, seen: Counter[int]) -> None:
+    print(json.dumps({"fuzz": suite, "requests": sum(seen.values()), "statuses": dict(sorted(seen.items()))}))
+
+
 def routes(gateway: OpenGateway) -> list[tuple[str, str]]:
     """(method, path template) of every route the gateway serves."""
     found = []
@@ -119,7 +124,12 @@ def send(gateway: OpenGateway, request: dict) -> requests.Response:
     )
 
 
-def assert_sane(gateway: OpenGateway, request: dict, response: requests.Response) -> None:
+def assert_sane(
+    gateway: OpenGateway, request: dict, response: requests.Response, seen: Counter[int] | None = None
+) -> None:
+    """The invariants every answer keeps; ``seen`` counts the statuses (for the summary line)."""
+    if seen is not None:
+        seen[response.status_code] += 1
     where = f"{request['method']} {request['path']}"
     assert response.status_code < 500, f"{where} answered {response.status_code}: {response.text[:300]}"
     for secret in gateway.secrets:
@@ -136,9 +146,11 @@ def test_no_request_without_credentials_fails_the_gateway_or_changes_anything(
     @FUZZ
     @given(request=requests_to(templates, None))
     def check(request: dict) -> None:
-        assert_sane(open_gateway, request, send(open_gateway, request))
+        assert_sane(open_gateway, request, send(open_gateway, request), seen)
 
+    seen: Counter[int] = Counter()
     check()
+    summary("unauthenticated", seen)
     assert row_counts(store) == before
     assert queue.queue.count == 0
 
@@ -176,7 +188,9 @@ def test_no_body_or_query_from_a_signed_in_person_fails_the_gateway(
             request = {**request, "method": "POST", "path": "/api/v1/agent/runs", "data": run_body}
             request["headers"] = {**request["headers"], "Content-Type": "application/json"}
         response = send(open_gateway, request)
-        assert_sane(open_gateway, request, response)
+        assert_sane(open_gateway, request, response, seen)
         assert key not in response.text  # the person's own key is never shown back either
 
+    seen: Counter[int] = Counter()
     check()
+    summary("signed-in", seen)

@@ -12,6 +12,7 @@ import hmac
 import json
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from core.queue import RunQueue
 from core.store import Store
 from tests.fuzz.conftest import OpenGateway
-from tests.fuzz.test_front_doors import FUZZ, assert_sane, json_values
+from tests.fuzz.test_front_doors import FUZZ, assert_sane, json_values, summary
 
 pytestmark = pytest.mark.timeout(600)
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,8 +116,10 @@ def test_signed_deliveries_of_any_shape_never_fail_the_gateway(
         response = requests.post(
             open_gateway.server.url + request["path"], data=request["data"], headers=request["headers"], timeout=30
         )
-        assert_sane(open_gateway, request, response)
+        assert_sane(open_gateway, request, response, seen)
 
+    seen: Counter[int] = Counter()
     check()
+    summary("signed-deliveries", seen)
     time.sleep(1.0)  # handling after the answer: the gateway still answers when it is done
     assert requests.get(open_gateway.server.url + "/healthz", timeout=10).status_code in (200, 503)
