@@ -13,6 +13,7 @@ keeps failing stops being retried after ``MAX_ATTEMPTS``.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from datetime import datetime, timedelta
@@ -43,7 +44,12 @@ def accept(store: Store, key: str, surface: str, body: dict[str, Any], lease: ti
             if row is None:
                 session.add(
                     InboxRow(
-                        key=key, surface=surface, body=body, received_at=now, claimed_until=now + lease, attempts=1
+                        key=key,
+                        surface=surface,
+                        body=json.dumps(body),
+                        received_at=now,
+                        claimed_until=now + lease,
+                        attempts=1,
                     )
                 )
                 return True
@@ -93,7 +99,7 @@ def claim_stale(store: Store, surface: str, lease: timedelta, limit: int = 50) -
         ).all()
         for row in rows:
             if _claim(session, row.key, now, lease):
-                claimed.append((row.key, dict(row.body)))
+                claimed.append((row.key, json.loads(row.body)))
     if claimed:
         log.info("inbox.taken_up", surface=surface, count=len(claimed))
     return claimed

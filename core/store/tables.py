@@ -360,7 +360,8 @@ class InboxRow(Base):
     __tablename__ = "inbox"
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
     surface: Mapped[str] = mapped_column(String(16))
-    body: Mapped[dict] = mapped_column(JSON)
+    body: Mapped[str] = mapped_column(Text)
+    """The delivery's JSON as text: PostgreSQL's ``json`` refuses some escapes a service may send."""
     received_at: Mapped[datetime]
     claimed_until: Mapped[datetime | None]
     done_at: Mapped[datetime | None]

@@ -19,7 +19,7 @@ def upgrade() -> None:
         "inbox",
         sa.Column("key", sa.String(length=300), nullable=False),
         sa.Column("surface", sa.String(length=16), nullable=False),
-        sa.Column("body", sa.JSON(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
         sa.Column("received_at", sa.DateTime(), nullable=False),
         sa.Column("claimed_until", sa.DateTime(), nullable=True),
         sa.Column("done_at", sa.DateTime(), nullable=True),
