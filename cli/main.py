@@ -70,7 +70,7 @@ def _sweeps(settings: Settings) -> tuple[list, object]:
     """The sweeps the worker runs at start-up and the scheduler runs periodically."""
     from datetime import timedelta
 
-    from core import sweeps
+    from core import inbox, sweeps
     from runner.context import WorkerContext
     from runner.recovery import reap_containers, reap_workspaces
 
@@ -83,6 +83,7 @@ def _sweeps(settings: Settings) -> tuple[list, object]:
         lambda: sweeps.recover_abandoned(ctx.store, ctx.queue, after=abandoned),
         lambda: reap_containers(ctx),
         lambda: reap_workspaces(ctx),
+        lambda: inbox.forget_handled(ctx.store, older_than=inbox.KEEP_HANDLED),
     ]
     return jobs, ctx
 

@@ -32,6 +32,8 @@ log = structlog.get_logger(__name__)
 MAX_ATTEMPTS = 8
 """Attempts before a delivery that keeps failing is given up (logged); retries back off."""
 BACKOFF_CAP = timedelta(minutes=5)
+KEEP_HANDLED = timedelta(days=2)
+"""How long a handled delivery is remembered: past Slack's and Linear's retries (hours)."""
 
 
 def accept(store: Store, key: str, surface: str, body: dict[str, Any], lease: timedelta) -> bool:
