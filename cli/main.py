@@ -131,6 +131,7 @@ async def _report(settings: Settings) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     import aiohttp
+    from redis.asyncio import BlockingConnectionPool
     from redis.asyncio import Redis as AsyncRedis
 
     from bots.linear.app import build_reporter as build_linear_reporter
@@ -143,7 +144,12 @@ async def _report(settings: Settings) -> None:
 
     store = Store(settings.effective_database_url)
     store.migrate()
-    redis = AsyncRedis.from_url(settings.effective_redis_url, socket_connect_timeout=1.0)
+    # A bounded pool: whatever the burst, the reporter holds a few connections, never one per run.
+    redis = AsyncRedis(
+        connection_pool=BlockingConnectionPool.from_url(
+            settings.effective_redis_url, max_connections=32, timeout=10, socket_connect_timeout=1.0
+        )
+    )
     http = aiohttp.ClientSession()
     reporters: dict[RunSourceType, SurfaceReporter] = {}
     if slack_configured(settings):

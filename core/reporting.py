@@ -47,6 +47,7 @@ from core.store.tables import ClosingPostRow, RunRow
 
 log = structlog.get_logger(__name__)
 RECENTLY_FINISHED = timedelta(minutes=10)
+RENDERS_IN_FLIGHT = 8
 
 
 class SurfaceReporter(Protocol):
@@ -222,17 +223,21 @@ class Follower:
         self.coalescer = Coalescer(self._render, interval)
         self.leases = Leases(redis, prefix, lease_seconds, holder)
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="ozgw-reporter")
+        self._in_flight = asyncio.Semaphore(RENDERS_IN_FLIGHT)
 
     async def _render(self, run_id: str) -> None:
-        if not await self.leases.hold(run_id):
-            log.debug("reporter.run_held_elsewhere", run_id=run_id)
-            return
-        run, item = await off_loop(self._executor, load_for_report, self.store, run_id)
-        reporter = self.reporters.get(run.source)
-        if reporter is not None:
-            await reporter.report(run, item)
-        if item.state in TERMINAL_STATES:
-            await self.leases.release(run_id)
+        # A sweep pokes every run at once: renders wait their turn, or each would take a Redis
+        # and a store connection of its own (the soak saw the reporter's connections grow so).
+        async with self._in_flight:
+            if not await self.leases.hold(run_id):
+                log.debug("reporter.run_held_elsewhere", run_id=run_id)
+                return
+            run, item = await off_loop(self._executor, load_for_report, self.store, run_id)
+            reporter = self.reporters.get(run.source)
+            if reporter is not None:
+                await reporter.report(run, item)
+            if item.state in TERMINAL_STATES:
+                await self.leases.release(run_id)
 
     def poke(self, run_id: str) -> None:
         self.coalescer.poke(run_id)
