@@ -153,7 +153,7 @@ async def _report(settings: Settings) -> None:
     http = aiohttp.ClientSession()
     reporters: dict[RunSourceType, SurfaceReporter] = {}
     if slack_configured(settings):
-        reporters[RunSourceType.SLACK] = build_reporter(settings, store, redis, Vault.from_settings(settings), http)
+        reporters[RunSourceType.SLACK] = build_reporter(settings, store, Vault.from_settings(settings), http)
     if linear_configured(settings):
         executor = ThreadPoolExecutor(4, thread_name_prefix="ozgw-linear")
         reporters[RunSourceType.LINEAR] = build_linear_reporter(settings, store, redis, executor)

@@ -130,6 +130,31 @@ def forget_handled(store: Store, older_than: timedelta) -> int:
         return result.rowcount
 
 
+async def handle_kept(
+    executor: Executor,
+    store: Store,
+    key: str | None,
+    work: Awaitable[None],
+    *,
+    failure: str,
+    **context: Any,
+) -> None:
+    """Handle a kept delivery (``key``; ``None`` for one not kept): done when ``work`` succeeds;
+    when it raises, logged as ``failure`` and released for another attempt."""
+    try:
+        await work
+    except Exception:
+        log.exception(failure, **context)
+        if key:
+            try:
+                await off_loop(executor, release, store, key)
+            except Exception as exc:  # its claim lapses instead; the sweep takes it up then
+                log.warning("inbox.release_failed", key=key, reason=type(exc).__name__)
+        return
+    if key:
+        await off_loop(executor, done, store, key)
+
+
 async def take_up_forever(
     store: Store,
     executor: Executor,

@@ -148,19 +148,15 @@ def rotate_all(session: Session, vault: Vault) -> int:
     key (and seal any stored before they were sealed); returns how many."""
     count = 0
     for row in session.scalars(select(IntegrationRow)):
-        if count_credentials(row.mcp_servers):
+        if n := count_credentials(row.mcp_servers):
             row.mcp_servers = reseal(row.mcp_servers, vault)
-            count += count_credentials(row.mcp_servers)
-    for row in session.scalars(select(AgentRow)):
-        servers = (row.settings or {}).get("mcp_servers")
-        if count_credentials(servers):
-            row.settings = {**row.settings, "mcp_servers": reseal(servers, vault)}
-            count += count_credentials(servers)
-    for row in session.scalars(select(RunRow)):
-        servers = (row.config or {}).get("mcp_servers")
-        if count_credentials(servers):
-            row.config = {**row.config, "mcp_servers": reseal(servers, vault)}
-            count += count_credentials(servers)
+            count += n
+    for table, column in ((AgentRow, "settings"), (RunRow, "config")):  # MCP servers inside a JSON document
+        for row in session.scalars(select(table)):
+            document = getattr(row, column) or {}
+            if n := count_credentials(document.get("mcp_servers")):
+                setattr(row, column, {**document, "mcp_servers": reseal(document["mcp_servers"], vault)})
+                count += n
     return count
 
 

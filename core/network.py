@@ -15,12 +15,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from core.errors import ErrorCode, OzError
 
 NetworkMode = Literal["egress", "none", "bridge", "host"]
-NETWORK_MODES: tuple[str, ...] = ("egress", "none", "bridge", "host")
+NETWORK_MODES: tuple[str, ...] = get_args(NetworkMode)
 MAX_EGRESS = 32
 LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
 HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){LABEL}(\.{LABEL})*$")

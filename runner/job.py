@@ -253,7 +253,7 @@ class Execution:
             self.ctx.docker,
             env.docker_image,
             ["/home", "/root"],
-            dirs["/home"].parent,
+            self.workspace.disk,
             limit=self.settings.effective_workspace_size or HOME_COPY_LIMIT,
             pull=self.settings.pull_images,
         )

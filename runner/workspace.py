@@ -101,7 +101,9 @@ class Workspace:
         self.masker = masker
         self.repos: list[ClonedRepo] = []
         self.prompt_dir = root / "prompt"
-        self.files = root / MOUNTPOINT / "workspace"
+        self.disk = root / MOUNTPOINT
+        """The run's own filesystem (``runner.disk``): the agent's working copies and writable places."""
+        self.files = self.disk / "workspace"
         self.pristine = root / "pristine"
         self.export_dir = root / "export"
 
@@ -167,7 +169,7 @@ class Workspace:
         """For a read-only root: the container's other writable places, on the run's own
         filesystem (``/tmp`` and ``/var/tmp`` world-writable as usual; the homes are filled
         from the image by the caller)."""
-        disk = self.root / MOUNTPOINT
+        disk = self.disk
         dirs = {"/tmp": disk / "tmp", "/var/tmp": disk / "var-tmp", "/home": disk / "home", "/root": disk / "root"}
         for target in ("/tmp", "/var/tmp"):
             dirs[target].mkdir()

@@ -91,9 +91,7 @@ def create_app(settings: Settings, *, store: Store | None = None, queue: RunQueu
         app[RESUMED] = set()
         app.cleanup_ctx.append(
             slack_lifecycle(
-                lambda app, session: build_bot(
-                    settings, app[STORE], app[QUEUE], app[ASYNC_REDIS], app[EXECUTOR], app[VAULT], session
-                )
+                lambda app, session: build_bot(settings, app[STORE], app[QUEUE], app[EXECUTOR], app[VAULT], session)
             )
         )
         routes += SLACK_ROUTES

@@ -12,7 +12,6 @@ comments are never acted on: a bot that triggers itself loops.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
@@ -94,21 +93,23 @@ class LinearFrontDoor:
         await self._guarded(body, key)
 
     async def _guarded(self, body: dict, key: str | None = None) -> None:
-        try:
-            # The first thought goes out before this session queues behind others' slow work:
-            # Linear expects it within 10 s of ``created``, however busy the gateway is.
-            if (body.get("type"), body.get("action")) == ("AgentSessionEvent", "created"):
-                await self.reporter.activity(body["agentSession"]["id"], FIRST_THOUGHT)
-            async with self._busy:
-                await self.handle(body)
-        except Exception:
-            log.exception("linear.delivery_failed", type=body.get("type"), action=body.get("action"))
-            if key:
-                with contextlib.suppress(Exception):
-                    await self._blocking(inbox.release, self.store, key)
-            return
-        if key:
-            await self._blocking(inbox.done, self.store, key)
+        await inbox.handle_kept(
+            self.executor,
+            self.store,
+            key,
+            self._after_answer(body),
+            failure="linear.delivery_failed",
+            type=body.get("type"),
+            action=body.get("action"),
+        )
+
+    async def _after_answer(self, body: dict) -> None:
+        # The first thought goes out before this session queues behind others' slow work:
+        # Linear expects it within 10 s of ``created``, however busy the gateway is.
+        if (body.get("type"), body.get("action")) == ("AgentSessionEvent", "created"):
+            await self.reporter.activity(body["agentSession"]["id"], FIRST_THOUGHT)
+        async with self._busy:
+            await self.handle(body)
 
     async def _blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await off_loop(self.executor, fn, *args, **kwargs)

@@ -22,7 +22,6 @@ import aiohttp
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, model_validator
-from redis.asyncio import Redis
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
@@ -134,27 +133,30 @@ class Handling:
 
     async def handle(self, body: dict, client: AsyncWebClient, bot_user_id: str | None, key: str | None) -> None:
         event = body.get("event") or {}
+        await inbox.handle_kept(
+            self.front.executor,
+            self.front.store,
+            key,
+            self._dispatch(body, event, client, bot_user_id),
+            failure="slack.delivery_failed",
+            team=body.get("team_id"),
+            channel=event.get("channel"),
+        )
+
+    async def _dispatch(self, body: dict, event: dict, client: AsyncWebClient, bot_user_id: str | None) -> None:
         front = self.front
-        try:
-            async with self.busy:
-                if event.get("type") == "reaction_added":
-                    await front.handle_reaction(body["team_id"], event, client)
-                elif is_person_message(event):
-                    message = SlackMessage.from_event(body["team_id"], event, body.get("enterprise_id"))
-                    try:
-                        await front.handle_message(message, client, bot_user_id)
-                    except Exception:
-                        await client.chat_postEphemeral(
-                            channel=message.channel, user=message.user, text=REFUSAL, thread_ts=message.thread_ts
-                        )
-                        raise
-        except Exception:
-            log.exception("slack.delivery_failed", team=body.get("team_id"), channel=event.get("channel"))
-            if key:
-                await off_loop(front.executor, inbox.release, front.store, key)
-            return
-        if key:
-            await off_loop(front.executor, inbox.done, front.store, key)
+        async with self.busy:
+            if event.get("type") == "reaction_added":
+                await front.handle_reaction(body["team_id"], event, client)
+            elif is_person_message(event):
+                message = SlackMessage.from_event(body["team_id"], event, body.get("enterprise_id"))
+                try:
+                    await front.handle_message(message, client, bot_user_id)
+                except Exception:
+                    await client.chat_postEphemeral(
+                        channel=message.channel, user=message.user, text=REFUSAL, thread_ts=message.thread_ts
+                    )
+                    raise
 
     async def take_up(self, key: str, body: dict) -> None:
         """A kept delivery nobody finished (its web process died after the answer)."""
@@ -171,7 +173,7 @@ class SlackBot:
     keeper: KeepDeliveries
     socket: AsyncSocketModeHandler | None = None
     verifier: SignatureVerifier | None = None
-    """Slack's signature check, for deliveries bolt cannot parse (bolt checks the others)."""
+    """Slack's signature check, made before bolt sees a delivery (see :func:`events`)."""
 
 
 def installations_of(settings: Settings, store: Store, vault: Vault) -> StoreInstallations | None:
@@ -181,7 +183,7 @@ def installations_of(settings: Settings, store: Store, vault: Vault) -> StoreIns
 
 
 def build_reporter(
-    settings: Settings, store: Store, redis: Redis, vault: Vault, session: aiohttp.ClientSession | None = None
+    settings: Settings, store: Store, vault: Vault, session: aiohttp.ClientSession | None = None
 ) -> SlackReporter:
     """The reporter alone, for the ``reporter`` process."""
     clients = SlackClients(settings, installations_of(settings, store, vault), session)
@@ -192,7 +194,6 @@ def build_bot(
     settings: Settings,
     store: Store,
     queue: RunQueue | None,
-    redis: Redis,
     executor: Executor,
     vault: Vault,
     session: aiohttp.ClientSession | None = None,

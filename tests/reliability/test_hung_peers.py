@@ -51,7 +51,7 @@ async def test_a_silent_slack_fails_the_reporters_call_instead_of_wedging_it(
     request = RunAgentRequest(prompt="x")
     run_id = runs.create(store, None, runner_alice.principal, request, source=RunSourceType.SLACK, origin=origin)
     connection = AsyncRedis.from_url(REDIS_URL)
-    reporter = build_reporter(slack, store, connection, Vault.from_settings(slack))
+    reporter = build_reporter(slack, store, Vault.from_settings(slack))
     started = time.monotonic()
     with pytest.raises(TimeoutError):  # the client's own timeout (the test's own would come at 60 s)
         await asyncio.wait_for(reporter.report(*load_for_report(store, run_id.run.run_id)), 60)

@@ -36,7 +36,7 @@ async def test_a_rate_limited_update_is_retried_after_retry_after(
 ) -> None:
     run_id = _slack_run(store, ada, fake_slack)
     connection = AsyncRedis.from_url(REDIS_URL)
-    reporter = build_reporter(slack_settings, store, connection, Vault.from_settings(slack_settings))
+    reporter = build_reporter(slack_settings, store, Vault.from_settings(slack_settings))
     fake_slack.rate_limit("chat.update", 1)
     await reporter.report(*load_for_report(store, run_id))
     await connection.aclose()
@@ -68,7 +68,7 @@ async def test_follower_turns_a_chatty_run_into_few_edits_ending_on_the_latest_s
 ) -> None:
     run_id = _slack_run(store, ada, fake_slack)
     connection = AsyncRedis.from_url(REDIS_URL)
-    reporter = build_reporter(slack_settings, store, connection, Vault.from_settings(slack_settings))
+    reporter = build_reporter(slack_settings, store, Vault.from_settings(slack_settings))
     follower = Follower(store, connection, {RunSourceType.SLACK: reporter}, interval=0.5, sweep_every=60)
     stop = asyncio.Event()
     task = asyncio.create_task(follower.run(stop))
@@ -136,7 +136,7 @@ async def test_text_the_agent_or_people_wrote_cannot_ping_the_channel_or_forge_l
         record_pull_requests(session, run_id, [PullRequest("acme/api", "oz/x", "https://github.com/acme/api/pull/7")])
         runs.set_status(session, run_id, RunState.SUCCEEDED, status_message=StatusMessage(message=summary))
     connection = AsyncRedis.from_url(REDIS_URL)
-    reporter = build_reporter(slack_settings, store, connection, Vault.from_settings(slack_settings))
+    reporter = build_reporter(slack_settings, store, Vault.from_settings(slack_settings))
     await reporter.report(*load_for_report(store, run_id))
     await connection.aclose()
 
