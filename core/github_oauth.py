@@ -42,8 +42,7 @@ def _app(settings: Settings) -> ApplicationOAuth:
             integration_name="github",
             setup_url=f"{settings.effective_public_url}/auth/github",
         )
-    client = Github(base_url=settings.github_api_url, retry=None, timeout=settings.outbound_timeout_seconds)
-    return client.get_oauth_application(
+    return github_client(settings).get_oauth_application(
         settings.github_oauth_client_id, settings.github_oauth_client_secret.get_secret_value()
     )
 
@@ -103,13 +102,15 @@ def refresh(settings: Settings, refresh_token: str) -> Grant:
 
 
 def login_of(settings: Settings, token: str) -> str:
-    return (
-        Github(
-            auth=Auth.Token(token),
-            base_url=settings.github_api_url,
-            retry=None,
-            timeout=settings.outbound_timeout_seconds,
-        )
-        .get_user()
-        .login
+    return github_client(settings, token).get_user().login
+
+
+def github_client(settings: Settings, token: str | None = None) -> Github:
+    """PyGithub on the gateway's GitHub, as ``token`` (or anonymous): no retries of its own,
+    and ``OZGW_OUTBOUND_TIMEOUT_SECONDS`` on every call."""
+    return Github(
+        auth=Auth.Token(token) if token else None,
+        base_url=settings.github_api_url,
+        retry=None,
+        timeout=settings.outbound_timeout_seconds,
     )

@@ -15,12 +15,12 @@ from typing import ParamSpec, TypeVar
 
 import requests
 import structlog
-from github import Auth, Github, GithubException, GithubIntegration
+from github import Auth, GithubException, GithubIntegration
 
 from core import github_oauth, github_orgs
 from core.errors import ErrorCode, OzError
 from core.github_auth import authorization_for
-from core.github_oauth import authorize_page
+from core.github_oauth import authorize_page, github_client
 from core.models import RepoRef, Run
 from core.secrets import Vault
 from core.settings import Settings
@@ -91,15 +91,6 @@ def _refresher(settings: Settings):
     return refresh
 
 
-def _github(settings: Settings, token: str | None = None) -> Github:
-    return Github(
-        auth=Auth.Token(token) if token else None,
-        base_url=settings.github_api_url,
-        retry=None,
-        timeout=settings.outbound_timeout_seconds,
-    )
-
-
 def answering(call: Callable[P, T]) -> Callable[P, T]:
     """A GitHub that does not answer (a timeout, a refused connection) ends the call as
     ``resource_unavailable`` naming GitHub, not as an internal error."""
@@ -155,7 +146,7 @@ def resolve(store: Store, vault: Vault, settings: Settings, run: Run, repos: lis
 
 
 def _all_public(settings: Settings, repos: list[RepoRef]) -> bool:
-    client = _github(settings)
+    client = github_client(settings)
     try:
         return all(not client.get_repo(r.full_name).private for r in repos)
     except GithubException:
@@ -242,7 +233,7 @@ def check_access(settings: Settings, credentials: RunCredentials, repos: list[Re
     for ref in repos:
         token = credentials.token_for(ref)
         try:
-            repo = _github(settings, token).get_repo(ref.full_name) if token else None
+            repo = github_client(settings, token).get_repo(ref.full_name) if token else None
             if repo is None or not (repo.permissions and repo.permissions.pull):
                 inaccessible.append(ref.full_name)
         except GithubException as exc:
@@ -270,7 +261,7 @@ def open_pull_request(
 ) -> str:
     """Open the PR and return its URL; a refusal becomes ``not_authorized`` with GitHub's reason."""
     try:
-        repo = _github(settings, token).get_repo(ref.full_name)
+        repo = github_client(settings, token).get_repo(ref.full_name)
         pull = repo.create_pull(base=base, head=head, title=title, body=body, maintainer_can_modify=True)
     except GithubException as exc:
         message = exc.data.get("message") if isinstance(exc.data, dict) else str(exc)
