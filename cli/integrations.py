@@ -10,8 +10,9 @@ import click
 from cli.output import emit
 from cli.session import acting_principal, email_option, store_session
 from core import integrations, linear_tokens
-from core.errors import invalid
+from core.errors import ErrorCode, OzError, invalid
 from core.models import Integration, IntegrationProvider
+from core.permissions import require_admin
 from core.secrets import Vault
 
 PROVIDER = click.Choice([p.value for p in IntegrationProvider])
@@ -97,8 +98,55 @@ def integration_list(ctx, email: str | None) -> None:
     with store_session(ctx.settings) as session:
         found = integrations.list_integrations(session, acting_principal(session, email).team_uid)
         token = _linear_token(ctx.settings, session)
-    views = [_view(i) | ({"token": token} if i.provider == IntegrationProvider.LINEAR else {}) for i in found]
-    emit(views, ctx.output_format, (*COLUMNS, "token") if any("token" in v for v in views) else COLUMNS)
+        workspaces = _workspace_views(ctx.settings, session)
+    linear: dict = {"token": token}
+    if workspaces:
+        linear["workspaces"] = [f"{w['name']}: {w['token']}" for w in workspaces]
+    views = [_view(i) | (linear if i.provider == IntegrationProvider.LINEAR else {}) for i in found]
+    extra = tuple(column for column in ("token", "workspaces") if any(column in v for v in views))
+    emit(views, ctx.output_format, (*COLUMNS, *extra))
+
+
+def _workspace_views(settings, session) -> list[dict]:
+    vault = Vault.from_settings(settings)
+    return [
+        {
+            "organization_id": w.organization_id,
+            "name": w.name,
+            "url_key": w.url_key,
+            "app_user_id": w.app_user_id,
+            "installed_at": w.installed_at.isoformat() if w.installed_at else None,
+            "token": linear_tokens.status(session, vault, linear_tokens.workspace_key(w.organization_id)),
+        }
+        for w in linear_tokens.workspaces(session)
+    ]
+
+
+@click.group("linear")
+def linear() -> None:
+    """Linear workspaces the app is installed in (``/linear/install``), and how their tokens stand."""
+
+
+@linear.command("workspaces")
+@click.pass_obj
+def linear_workspaces(ctx) -> None:
+    with store_session(ctx.settings) as session:
+        views = _workspace_views(ctx.settings, session)
+    emit(views, ctx.output_format, ("organization_id", "name", "app_user_id", "token"))
+
+
+@linear.command("uninstall")
+@click.argument("organization_id")
+@email_option
+@click.pass_obj
+def linear_uninstall(ctx, organization_id: str, email: str | None) -> None:
+    """Forget a workspace's install (its tokens are deleted; remove the app in Linear too)."""
+    with store_session(ctx.settings) as session:
+        require_admin(session, acting_principal(session, email), "uninstall the Linear app from a workspace")
+        if not linear_tokens.forget(session, organization_id):
+            raise OzError(ErrorCode.RESOURCE_NOT_FOUND, f"no Linear workspace {organization_id} is installed")
+    gone = {"organization_id": organization_id, "uninstalled": True}
+    emit(gone, ctx.output_format, ("organization_id", "uninstalled"))
 
 
 def _linear_token(settings, session) -> str:

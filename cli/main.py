@@ -252,6 +252,7 @@ def _register_commands() -> None:
     main.add_command(credentials.github)
     main.add_command(credentials.secret)
     main.add_command(integrations.integration)
+    main.add_command(integrations.linear)
     main.add_command(identities.identity_group)
 
 

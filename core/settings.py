@@ -186,7 +186,9 @@ class Settings(BaseSettings):
     linear_client_id: str | None = None
     linear_client_secret: SecretStr | None = None
     """The Linear app's OAuth credentials: the gateway requests its client-credentials token
-    (``actor=app``) and renews it before its 30 days run out (``bots/linear/tokens.py``)."""
+    (``actor=app``) and renews it before its 30 days run out (``bots/linear/tokens.py``); with
+    them an admin can also install the app in more workspaces at ``/linear/install``."""
+    linear_authorize_url: str = "https://linear.app/oauth/authorize"
     linear_token_url: str = "https://api.linear.app/oauth/token"
     linear_api_url: str = "https://api.linear.app/graphql"
     linear_app_user_id: str | None = None

@@ -11,34 +11,20 @@ their GitHub account to this person (or the reverse).
 from __future__ import annotations
 
 import html
-import secrets
 
 from aiohttp import web
 from redis.asyncio import Redis
 from sqlalchemy.orm import Session
 
 from bots.api.context import ASYNC_REDIS, SETTINGS, VAULT, blocking, in_session, public, reading
+from bots.web import BrowserFlow, page, public_url
 from core import github_oauth
 from core.errors import ErrorCode, OzError
 from core.github_auth import save_authorization
 from core.keys import authenticate
 from core.store.tables import AccountRow
 
-NONCE_TTL_SECONDS = 15 * 60
-COOKIE = "oz_github_oauth"
-
-
-def _page(title: str, body: str, status: int = 200, form: str = "") -> web.Response:
-    document = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
-        f"<body style='font-family:sans-serif;max-width:40em;margin:4em auto'>"
-        f"<h1>{html.escape(title)}</h1><p>{html.escape(body)}</p>{form}</body></html>"
-    )
-    return web.Response(text=document, content_type="text/html", status=status)
-
-
-def _public_url(request: web.Request) -> str:
-    return (request.app[SETTINGS].public_url or str(request.url.origin())).rstrip("/")
+FLOW = BrowserFlow("github_oauth", "/auth/github")
 
 
 def _key(request: web.Request, kind: str, value: str) -> str:
@@ -74,7 +60,7 @@ async def show(request: web.Request) -> web.Response:
     """The sign-in page, or — for a signed link — the confirmation naming the account."""
     token = request.query.get("token")
     if not token:
-        return _page(
+        return page(
             "Connect GitHub",
             "Sign in with your personal API key; runs you start will then use your GitHub account.",
             form=SIGN_IN,
@@ -83,8 +69,8 @@ async def show(request: web.Request) -> web.Response:
         account_uid, _jti = github_oauth.read_link(request.app[SETTINGS], token)
         email = await reading(request, _email_of, account_uid)
     except OzError as error:
-        return _page("This link cannot be used", error.message, error.status)
-    return _page(
+        return page("This link cannot be used", error.message, error.status)
+    return page(
         f"Connect GitHub to {email}?",
         f"Runs started by {email} will act on GitHub as the GitHub account you sign in with next. "
         f"Continue only if you are {email}; otherwise close this page.",
@@ -111,44 +97,26 @@ async def start(request: web.Request) -> web.StreamResponse:
             if not who.is_human:
                 raise OzError(ErrorCode.NOT_AUTHORIZED, "agent keys have no GitHub account to authorize")
             account_uid = who.uid
-        nonce = secrets.token_urlsafe(24)
-        await redis.set(_key(request, "oauth", nonce), account_uid, ex=NONCE_TTL_SECONDS)
-        redirect = f"{_public_url(request)}/auth/github/callback"
+        nonce = await FLOW.begin(settings, redis, account_uid)
+        redirect = f"{public_url(request)}/auth/github/callback"
         url = await blocking(request, github_oauth.login_url, settings, account_uid, nonce, redirect)
     except OzError as error:
-        return _page("Cannot start GitHub authorization", error.message, error.status)
-    response = web.HTTPSeeOther(url)
-    response.set_cookie(
-        COOKIE,
-        nonce,
-        max_age=NONCE_TTL_SECONDS,
-        path="/auth/github",
-        httponly=True,
-        samesite="Lax",
-        secure=_public_url(request).startswith("https://"),
-    )
-    raise response
+        return page("Cannot start GitHub authorization", error.message, error.status)
+    raise FLOW.redirect(request, url, nonce)
 
 
 @public
 async def callback(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     if "error" in request.query:
-        return _page(
+        return page(
             "GitHub authorization was not completed",
             request.query.get("error_description") or request.query["error"],
             400,
         )
     try:
         account_uid, nonce = github_oauth.read_state(settings, request.query.get("state"))
-        if not secrets.compare_digest(request.cookies.get(COOKIE, ""), nonce):
-            raise OzError(
-                ErrorCode.NOT_AUTHORIZED,
-                "finish in the browser you started in (this one did not start the authorization); start again",
-            )
-        redis: Redis = request.app[ASYNC_REDIS]
-        if await redis.getdel(_key(request, "oauth", nonce)) is None:  # single use: a replayed state is refused
-            raise OzError(ErrorCode.NOT_AUTHORIZED, "this authorization link was already used; start again")
+        await FLOW.finish(request, settings, request.app[ASYNC_REDIS], nonce)
         code = request.query.get("code") or ""
         grant = await blocking(request, github_oauth.exchange_code, settings, code)
         login = await blocking(request, github_oauth.login_of, settings, grant.token)
@@ -163,7 +131,7 @@ async def callback(request: web.Request) -> web.Response:
             grant.expires_at,
         )
     except OzError as error:
-        return _page("GitHub authorization failed", error.message, error.status)
-    response = _page("GitHub is connected", f"Runs you start will use GitHub as {login}. You can close this tab.")
-    response.del_cookie(COOKIE, path="/auth/github")
+        return page("GitHub authorization failed", error.message, error.status)
+    response = page("GitHub is connected", f"Runs you start will use GitHub as {login}. You can close this tab.")
+    FLOW.forget(response)
     return response

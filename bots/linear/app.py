@@ -10,13 +10,11 @@ from datetime import timedelta
 from aiohttp import web
 from redis.asyncio import Redis
 
-from bots.linear.client import LinearClient
+from bots.linear.clients import LinearClients
 from bots.linear.handler import LINEAR_FRONT, LinearFrontDoor
 from bots.linear.reporter import LinearReporter
-from bots.linear.tokens import TokenSource
 from core import inbox
 from core.queue import RunQueue
-from core.secrets import Vault
 from core.settings import Settings
 from core.store import Store
 
@@ -25,15 +23,8 @@ def linear_configured(settings: Settings) -> bool:
     return bool(settings.linear_webhook_secret or settings.linear_access_token or settings.linear_client_id)
 
 
-def client_of(settings: Settings, store: Store | None = None, executor: Executor | None = None) -> LinearClient:
-    """A client whose token is the app's renewed one when its credentials are set (else the fixed one)."""
-    vault = Vault.from_settings(settings) if store is not None else None
-    tokens = TokenSource(settings, store, vault, executor)
-    return LinearClient(settings.linear_api_url, tokens.token, settings.outbound_timeout_seconds)
-
-
 def build_reporter(settings: Settings, store: Store, redis: Redis, executor: Executor) -> LinearReporter:
-    return LinearReporter(client_of(settings, store, executor), store, redis, settings, executor)
+    return LinearReporter(LinearClients(settings, store, executor), store, redis, settings, executor)
 
 
 def linear_lifecycle(
@@ -44,7 +35,7 @@ def linear_lifecycle(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         settings, store, queue, redis, executor = open_front(app)
         reporter = build_reporter(settings, store, redis, executor)
-        front = app[LINEAR_FRONT] = LinearFrontDoor(settings, store, queue, executor, reporter.client, reporter)
+        front = app[LINEAR_FRONT] = LinearFrontDoor(settings, store, queue, executor, reporter.clients, reporter)
         sweeper = asyncio.create_task(
             inbox.take_up_forever(
                 store,
@@ -58,6 +49,6 @@ def linear_lifecycle(
         yield
         sweeper.cancel()
         await asyncio.gather(*app[LINEAR_FRONT].tasks, return_exceptions=True)
-        await reporter.client.close()
+        await reporter.clients.close()
 
     return lifecycle

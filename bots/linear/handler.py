@@ -22,9 +22,10 @@ import structlog
 from aiohttp import web
 
 from bots.linear import queries
-from bots.linear.client import LinearClient, LinearError
+from bots.linear.client import LinearError
+from bots.linear.clients import LinearClients
 from bots.linear.reporter import LinearReporter
-from core import identity, inbox, integrations, runs
+from core import identity, inbox, integrations, linear_tokens, runs
 from core.errors import ErrorCode, OzError
 from core.mentions import strip_mentions
 from core.models import Account, IntegrationProvider, Origin, Run, RunSourceType
@@ -56,6 +57,8 @@ class Trigger:
     actor_email: str | None
     issue_id: str
     request: str
+    workspace: str | None = None
+    """The Linear organization it came from: its install's token answers."""
     session_id: str | None = None
     delegated: bool = False
     comment_id: str | None = None
@@ -74,10 +77,9 @@ class LinearFrontDoor:
     store: Store
     queue: RunQueue | None
     executor: Executor
-    client: LinearClient
+    clients: LinearClients
     reporter: LinearReporter
     tasks: set[asyncio.Task] = field(default_factory=set)
-    _app_user: str | None = None
     _busy: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WORK_IN_FLIGHT))
 
     def spawn(self, body: dict, key: str | None = None) -> None:
@@ -107,7 +109,7 @@ class LinearFrontDoor:
         # The first thought goes out before this session queues behind others' slow work:
         # Linear expects it within 10 s of ``created``, however busy the gateway is.
         if (body.get("type"), body.get("action")) == ("AgentSessionEvent", "created"):
-            await self.reporter.activity(body["agentSession"]["id"], FIRST_THOUGHT)
+            await self.reporter.activity(body.get("organizationId"), body["agentSession"]["id"], FIRST_THOUGHT)
         async with self._busy:
             await self.handle(body)
 
@@ -115,13 +117,7 @@ class LinearFrontDoor:
         return await off_loop(self.executor, fn, *args, **kwargs)
 
     async def app_user_id(self, body: dict) -> str | None:
-        if body.get("appUserId"):
-            return body["appUserId"]
-        if self._app_user is None:
-            self._app_user = (
-                self.settings.linear_app_user_id or (await self.client.execute(queries.VIEWER))["viewer"]["id"]
-            )
-        return self._app_user
+        return body.get("appUserId") or await self.clients.app_user(body.get("organizationId"))
 
     # --- classification (one handler per event, an explicit list of ignored ones) ------------
 
@@ -144,6 +140,7 @@ class LinearFrontDoor:
             actor_email=creator.get("email"),
             issue_id=session["issueId"],
             request=_request_text(comment.get("body")) or f"Work on this issue: {session['issue']['title']}",
+            workspace=body.get("organizationId"),
             session_id=session["id"],
             delegated=not session.get("commentId"),
             comment_id=session.get("commentId"),
@@ -163,6 +160,7 @@ class LinearFrontDoor:
             actor_email=None,
             issue_id=session["issueId"],
             request=_request_text(content.get("body")),
+            workspace=body.get("organizationId"),
             session_id=session["id"],
             guidance=[g.get("body", "") for g in body.get("guidance") or [] if g.get("body")],
         )
@@ -177,7 +175,8 @@ class LinearFrontDoor:
                     await self._blocking(runs.cancel, self.store, self.queue, who, latest.run_id)
                     await self.reporter.render(latest.run_id)
                 else:
-                    await self.reporter.activity(session["id"], {"type": "response", "body": "Nothing is running."})
+                    nothing = {"type": "response", "body": "Nothing is running."}
+                    await self.reporter.activity(trigger.workspace, session["id"], nothing)
                 return
             if latest is not None and runs.is_active(latest):
                 followup = FollowupRequest(message=trigger.request)
@@ -185,7 +184,7 @@ class LinearFrontDoor:
                     runs.followup, self.store, self.queue, identity.principal_of(account), latest.run_id, followup
                 )
                 await self.reporter.activity(
-                    session["id"], {"type": "thought", "body": "Got it — adding that to the work."}
+                    trigger.workspace, session["id"], {"type": "thought", "body": "Got it — adding that to the work."}
                 )
                 return
         except OzError as error:  # someone else's run: only its creator (or an admin) steers it
@@ -205,6 +204,7 @@ class LinearFrontDoor:
             actor_email=actor.get("email"),
             issue_id=data["id"],
             request=f"Work on this issue: {data.get('title', '')}",
+            workspace=body.get("organizationId"),
             delegated=True,
         )
         await self._start_or_steer(trigger, body)
@@ -224,8 +224,20 @@ class LinearFrontDoor:
             request=_request_text(data.get("body"))
             or f"Work on this issue: {(data.get('issue') or {}).get('title', '')}",
             comment_id=data.get("id"),
+            workspace=body.get("organizationId"),
         )
         await self._start_or_steer(trigger, body)
+
+    async def _app_revoked(self, body: dict) -> None:
+        """The app was uninstalled from a workspace (or its grant revoked): its install's tokens
+        go now, and ``integration list`` says so, rather than the next refresh finding out."""
+        organization = body.get("organizationId")
+        ours = self.settings.linear_client_id
+        if not organization or (ours and body.get("oauthClientId") not in (None, ours)):
+            return
+        reason = "the app was uninstalled from this workspace (Linear sent OAuthApp revoked)"
+        if await self._blocking(self.store.call, linear_tokens.uninstalled, organization, reason):
+            log.warning("linear.app_uninstalled", organization=organization)
 
     # --- the common path -------------------------------------------------------------------
 
@@ -249,7 +261,8 @@ class LinearFrontDoor:
         email = trigger.actor_email
         if not email and trigger.actor_id:
             try:
-                email = (await self.client.execute(queries.USER, id=trigger.actor_id))["user"].get("email")
+                client = await self.clients.for_workspace(trigger.workspace)
+                email = (await client.execute(queries.USER, id=trigger.actor_id))["user"].get("email")
             except LinearError:
                 email = None
         account = await self._blocking(self.store.call, identity.account_for_email, email, readonly=True)
@@ -281,9 +294,10 @@ class LinearFrontDoor:
             await self._refuse(trigger, error, None)
             return None
         if trigger.session_id is None:
-            await self.reporter.comment(trigger.issue_id, "On it — Oz is starting on this issue.")
-        issue = (await self.client.execute(queries.ISSUE, id=trigger.issue_id))["issue"]
-        app = self.settings.linear_app_user_id or self._app_user
+            await self.reporter.comment(trigger.workspace, trigger.issue_id, "On it — Oz is starting on this issue.")
+        client = await self.clients.for_workspace(trigger.workspace)
+        issue = (await client.execute(queries.ISSUE, id=trigger.issue_id))["issue"]
+        app = await self.clients.app_user(trigger.workspace)
         prompt = build_prompt(
             trigger.request,
             _conversation(issue, trigger, app),
@@ -294,6 +308,8 @@ class LinearFrontDoor:
         ref = {"issue": trigger.issue_id, "team": issue["team"]["id"], "delegated": "1" if trigger.delegated else ""}
         if trigger.session_id:
             ref["session"] = trigger.session_id
+        if trigger.workspace:
+            ref["org"] = trigger.workspace
         request = RunAgentRequest(
             prompt=prompt,
             title=_title(issue),
@@ -349,9 +365,10 @@ class LinearFrontDoor:
     async def _refuse(self, trigger: Trigger, error: OzError, text: str | None) -> None:
         body = text or f"{error.message}\n\n`{error.code.value}`"
         if trigger.session_id:
-            await self.reporter.activity(trigger.session_id, {"type": "error", "body": strip_mentions(body)})
+            error_activity = {"type": "error", "body": strip_mentions(body)}
+            await self.reporter.activity(trigger.workspace, trigger.session_id, error_activity)
         else:
-            await self.reporter.comment(trigger.issue_id, body)
+            await self.reporter.comment(trigger.workspace, trigger.issue_id, body)
 
 
 EVENT_HANDLERS: dict[tuple[str | None, str | None], Callable[[LinearFrontDoor, dict], Awaitable[None]]] = {
@@ -359,6 +376,7 @@ EVENT_HANDLERS: dict[tuple[str | None, str | None], Callable[[LinearFrontDoor, d
     ("AgentSessionEvent", "prompted"): LinearFrontDoor._session_prompted,
     ("Issue", "update"): LinearFrontDoor._issue_updated,
     ("Comment", "create"): LinearFrontDoor._comment_created,
+    ("OAuthApp", "revoked"): LinearFrontDoor._app_revoked,
 }
 IGNORED_EVENTS = {("Issue", "create"), ("Issue", "remove"), ("Comment", "update"), ("Comment", "remove")}
 """Known and deliberately not acted on (answered 200 like any delivery)."""

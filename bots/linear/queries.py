@@ -11,6 +11,14 @@ query Viewer {
 }
 """)
 
+INSTALLED = gql("""
+query Installed {
+  viewer { id name }
+  organization { id name urlKey }
+}
+""")
+"""Asked once with a new install's token: the workspace it is for, and the app's user there."""
+
 USER = gql("""
 query User($id: String!) {
   user(id: $id) { id name displayName email active }

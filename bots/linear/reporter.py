@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 
 from bots.linear import queries
 from bots.linear.client import LinearClient, LinearError
+from bots.linear.clients import LinearClients
 from core import events
 from core.events import EventKind, RunEvent
 from core.mentions import strip_mentions
@@ -64,9 +65,9 @@ def pull_requests(run: RunItem) -> list[str]:
 
 class LinearReporter:
     def __init__(
-        self, client: LinearClient, store: Store, redis: Redis, settings: Settings, executor: Executor
+        self, clients: LinearClients, store: Store, redis: Redis, settings: Settings, executor: Executor
     ) -> None:
-        self.client = client
+        self.clients = clients
         self.store = store
         self.redis = redis
         self.settings = settings
@@ -77,25 +78,29 @@ class LinearReporter:
 
     # --- one-off writes ---------------------------------------------------------------------
 
-    async def activity(self, session_id: str, content: dict) -> None:
-        await self.client.execute(queries.ACTIVITY_CREATE, input={"agentSessionId": session_id, "content": content})
+    async def activity(self, workspace: str | None, session_id: str, content: dict) -> None:
+        """``workspace``: the organization the session is in (its install's token is used)."""
+        client = await self.clients.for_workspace(workspace)
+        await client.execute(queries.ACTIVITY_CREATE, input={"agentSessionId": session_id, "content": content})
 
-    async def comment(self, issue_id: str, body: str) -> None:
-        await self.client.execute(queries.COMMENT_CREATE, input={"issueId": issue_id, "body": body})
+    async def comment(self, workspace: str | None, issue_id: str, body: str) -> None:
+        client = await self.clients.for_workspace(workspace)
+        await client.execute(queries.COMMENT_CREATE, input={"issueId": issue_id, "body": body})
 
     async def started(self, run: Run, issue: dict, *, move_to_started: bool) -> None:
         """The run exists: link it from the session, and move a delegated issue to "started"."""
         ref = run.origin.ref if run.origin else {}
+        client = await self.clients.for_workspace(ref.get("org"))
         link = f"{self.settings.effective_public_url}/api/v1/agent/runs/{run.run_id}"
         if ref.get("session"):
-            await self.client.execute(
+            await client.execute(
                 queries.SESSION_UPDATE, id=ref["session"], input={"externalUrls": [{"label": "Oz run", "url": link}]}
             )
         if move_to_started and (issue.get("state") or {}).get("type") in ("backlog", "unstarted", "triage"):
-            states = (await self.client.execute(queries.STARTED_STATES, teamId=issue["team"]["id"]))["workflowStates"]
+            states = (await client.execute(queries.STARTED_STATES, teamId=issue["team"]["id"]))["workflowStates"]
             first = min(states["nodes"], key=lambda s: s.get("position", 0), default=None)
             if first is not None:
-                await self.client.execute(queries.ISSUE_MOVE, id=issue["id"], stateId=first["id"])
+                await client.execute(queries.ISSUE_MOVE, id=issue["id"], stateId=first["id"])
 
     async def render(self, run_id: str) -> None:
         await self.report(*await self._blocking(load_for_report, self.store, run_id))
@@ -105,11 +110,11 @@ class LinearReporter:
     async def report(self, run: Run, item: RunItem) -> None:
         ref = run.origin.ref if run.origin else {}
         if ref.get("session"):
-            await self._steps(run, ref["session"])
+            await self._steps(run, ref.get("org"), ref["session"])
         if item.state in TERMINAL_STATES:
             await self._finish(run, item, ref)
 
-    async def _steps(self, run: Run, session_id: str) -> None:
+    async def _steps(self, run: Run, workspace: str | None, session_id: str) -> None:
         mark = f"{self.settings.redis_prefix}linear:seq:{run.run_id}"
         seen = int(await self.redis.get(mark) or 0)
         new = await self._blocking(self.store.call, events.transcript, run.run_id, after=seen, readonly=True)
@@ -118,33 +123,34 @@ class LinearReporter:
         await self.redis.set(mark, new[-1].seq or seen, ex=GUARD_TTL)
         contents = [c for c in (step_activity(e) for e in new) if c is not None]
         for content in contents[-PER_RENDER:]:
-            await self.activity(session_id, content)
+            await self.activity(workspace, session_id, content)
 
     async def _finish(self, run: Run, item: RunItem, ref: dict[str, str]) -> None:
         if not await self._blocking(claim_closing, self.store, run.run_id, run.attempt):
             return
         try:
+            client = await self.clients.for_workspace(ref.get("org"))
             prs = pull_requests(item)
             for url in prs:
-                await self._attach(ref["issue"], url, item.title)
+                await self._attach(client, ref["issue"], url, item.title)
             if prs and ref.get("session"):
                 urls = [{"label": "Pull request", "url": url} for url in prs]
-                await self.client.execute(queries.SESSION_UPDATE, id=ref["session"], input={"addedExternalUrls": urls})
+                await client.execute(queries.SESSION_UPDATE, id=ref["session"], input={"addedExternalUrls": urls})
             kind, body = closing(self.settings, item, prs)
             if ref.get("session"):
-                await self.activity(ref["session"], {"type": kind, "body": body})
+                await self.activity(ref.get("org"), ref["session"], {"type": kind, "body": body})
             else:
-                await self.comment(ref["issue"], body)
+                await self.comment(ref.get("org"), ref["issue"], body)
         except Exception:
             await self._blocking(release_closing, self.store, run.run_id, run.attempt)  # the next render tries again
             raise
 
-    async def _attach(self, issue_id: str, url: str, title: str) -> None:
+    async def _attach(self, client: LinearClient, issue_id: str, url: str, title: str) -> None:
         try:
-            await self.client.execute(queries.ATTACH_GITHUB_PR, issueId=issue_id, url=url, title=title)
+            await client.execute(queries.ATTACH_GITHUB_PR, issueId=issue_id, url=url, title=title)
         except LinearError as error:
             log.info("linear.github_attach_refused", reason=str(error))
-            await self.client.execute(queries.ATTACH_URL, issueId=issue_id, url=url, title=title)
+            await client.execute(queries.ATTACH_URL, issueId=issue_id, url=url, title=title)
 
 
 def closing(settings: Settings, item: RunItem, prs: list[str]) -> tuple[str, str]:

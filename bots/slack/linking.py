@@ -17,6 +17,7 @@ from bots.api.context import SETTINGS, in_session, public, reading
 from bots.slack.app import SLACK_BOT
 from bots.slack.handler import LINK_PURPOSE
 from bots.slack.thread import SlackMessage
+from bots.web import page
 from core import identity
 from core.errors import ErrorCode, OzError
 from core.keys import authenticate
@@ -24,16 +25,6 @@ from core.signing import read_token
 
 log = structlog.get_logger(__name__)
 RESUMED = web.AppKey("slack_resumed_requests", set)
-
-
-def _page(title: str, body: str, status: int = 200, form: str = "") -> web.Response:
-    document = (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title></head>"
-        "<body style='font-family:sans-serif;max-width:40em;margin:4em auto'>"
-        f"<h1>{html.escape(title)}</h1><p>{html.escape(body)}</p>{form}</body></html>"
-    )
-    return web.Response(text=document, content_type="text/html", status=status)
 
 
 def _form(token: str) -> str:
@@ -69,11 +60,11 @@ async def show(request: web.Request) -> web.Response:
     try:
         parked = await reading(request, identity.open_request, _request_uid(request, token))
     except OzError as error:
-        return _page("This link cannot be used", error.message, error.status)
+        return page("This link cannot be used", error.message, error.status)
     person, workspace = await _names(
         request.app, parked.external_team, parked.external_user, parked.payload.get("enterprise")
     )
-    return _page(
+    return page(
         "Link your Slack account",
         f"You are letting Slack user {person} (workspace {workspace}) act as your account on this gateway: "
         "every request they make in Slack will run as you, with your GitHub access. "
@@ -93,13 +84,13 @@ async def submit(request: web.Request) -> web.Response:
             raise OzError(ErrorCode.NOT_AUTHORIZED, "an agent key belongs to no person; use your personal API key")
         parked = await in_session(request, identity.complete_request, request_uid, who.uid)
     except OzError as error:
-        return _page("Your account was not linked", error.message, error.status)
+        return page("Your account was not linked", error.message, error.status)
     log.info("slack.linked", team=parked.external_team, user=parked.external_user, account=who.uid)
     _resume(request.app, SlackMessage(**parked.payload))
     person, workspace = await _names(
         request.app, parked.external_team, parked.external_user, parked.payload.get("enterprise")
     )
-    return _page(
+    return page(
         "Your Slack account is linked",
         f"Slack user {person} (workspace {workspace}) now acts as {who.email}. Your request is starting in Slack now.",
     )

@@ -379,13 +379,21 @@ class ClosingPostRow(Base):
 
 
 class LinearTokenRow(Base):
-    """The Linear app's client-credentials token, encrypted, and how its renewal goes."""
+    """A Linear token the gateway renews, encrypted, and how its renewal goes: the app's
+    client-credentials token (``key`` = the client id), or a workspace's OAuth install
+    (``key`` = ``org:<organization id>``, with its rotating refresh token and the app's user there)."""
 
     __tablename__ = "linear_tokens"
-    client_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
     access_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    refresh_token_encrypted: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[datetime | None]
     renewed_at: Mapped[datetime | None]
     renewing_until: Mapped[datetime | None]
     failing_since: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(500))
+    organization_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    organization_name: Mapped[str | None] = mapped_column(String(200))
+    url_key: Mapped[str | None] = mapped_column(String(100))
+    app_user_id: Mapped[str | None] = mapped_column(String(64))
+    installed_at: Mapped[datetime | None]

@@ -67,6 +67,17 @@ class FakeLinear(FakeService):
         self.granted: list[str] = []
         self.refuse_grants = False
         self.require_token = False
+        # Workspace installs (authorization code, actor=app): who approves, which workspace each
+        # token is for, refresh tokens that rotate (each works once), and grants an admin revoked.
+        self.organizations: dict[str, dict] = {}
+        self.approving: str | None = None
+        """The workspace the next visit to ``/oauth/authorize`` installs in (its admin approves)."""
+        self.authorize_requests: list[dict] = []
+        self.token_workspace: dict[str, str] = {}
+        self._codes: dict[str, tuple[str, str]] = {}
+        self._refresh: dict[str, str] = {}
+        self.refresh_grants = 0
+        self.expires: dict[str, float] = {}
         self.server = LiveServer(self._app())
 
     @property
@@ -97,6 +108,7 @@ class FakeLinear(FakeService):
         app = web.Application()
         app.router.add_post("/graphql", self._graphql)
         app.router.add_post("/oauth/token", self._token)
+        app.router.add_get("/oauth/authorize", self._authorize)
         app.router.add_get("/_operations", self._recorded)
         return app
 
@@ -108,11 +120,54 @@ class FakeLinear(FakeService):
     def token_url(self) -> str:
         return f"{self.server.url}/oauth/token"
 
+    def add_organization(self, name: str) -> str:
+        organization = str(uuid.uuid4())
+        self.organizations[organization] = {
+            "id": organization,
+            "name": name,
+            "urlKey": name.lower(),
+            "app_user": str(uuid.uuid4()),
+        }
+        return organization
+
+    def revoke(self, organization: str) -> None:
+        """An admin removed the app from that workspace: its tokens stop working."""
+        with self._lock:
+            for token, where in list(self.token_workspace.items()):
+                if where == organization and token in self.granted:
+                    self.granted.remove(token)
+            self._refresh = {r: o for r, o in self._refresh.items() if o != organization}
+
+    def workspace_of(self, operation: Operation) -> str | None:
+        return self.token_workspace.get((operation.authorization or "").removeprefix("Bearer "))
+
+    async def _authorize(self, request: web.Request) -> web.Response:
+        """Linear's consent screen, approved at once by the workspace admin in ``approving``."""
+        query = dict(request.query)
+        self.authorize_requests.append(query)
+        if query.get("client_id") != self.client_id or self.approving is None:
+            raise web.HTTPFound(f"{query['redirect_uri']}?error=access_denied&state={query.get('state', '')}")
+        code = uuid.uuid4().hex
+        self._codes[code] = (self.approving, query["redirect_uri"])
+        raise web.HTTPFound(f"{query['redirect_uri']}?code={code}&state={query.get('state', '')}")
+
+    def _grant(self, organization: str | None, scope: str, refreshable: bool) -> web.Response:
+        token = "lin_oauth_" + uuid.uuid4().hex
+        with self._lock:
+            self.granted.append(token)
+            lifetime = self.lifetimes.pop(0) if self.lifetimes else (86400 if refreshable else 30 * 86400)
+            self.expires[token] = time.time() + lifetime
+            answer = {"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "scope": scope}
+            if organization is not None:
+                self.token_workspace[token] = organization
+            if refreshable:
+                answer["refresh_token"] = refresh = "lin_refresh_" + uuid.uuid4().hex
+                self._refresh[refresh] = organization
+        return web.json_response(answer)
+
     async def _token(self, request: web.Request) -> web.Response:
-        """Linear's token endpoint, client-credentials grant."""
+        """Linear's token endpoint: client credentials, authorization code, refresh (rotating)."""
         form = await request.post()
-        if form.get("grant_type") != "client_credentials":
-            return web.json_response({"error": "unsupported_grant_type"}, status=400)
         if self.refuse_grants or (form.get("client_id"), form.get("client_secret")) != (
             self.client_id,
             self.client_secret,
@@ -120,16 +175,28 @@ class FakeLinear(FakeService):
             return web.json_response(
                 {"error": "invalid_client", "error_description": "Client authentication failed"}, status=401
             )
-        token = "lin_oauth_" + uuid.uuid4().hex
-        with self._lock:
-            self.granted.append(token)
-            lifetime = self.lifetimes.pop(0) if self.lifetimes else 30 * 86400
-        return web.json_response(
-            {"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "scope": form.get("scope", "")}
-        )
+        invalid = web.json_response({"error": "invalid_grant", "error_description": "Invalid grant"}, status=400)
+        match form.get("grant_type"):
+            case "client_credentials":
+                return self._grant(None, str(form.get("scope", "")), refreshable=False)
+            case "authorization_code":
+                organization, redirect = self._codes.pop(str(form.get("code")), (None, None))
+                if organization is None or redirect != form.get("redirect_uri"):
+                    return invalid
+                return self._grant(organization, "read,write,app:assignable,app:mentionable", refreshable=True)
+            case "refresh_token":
+                with self._lock:
+                    organization = self._refresh.pop(str(form.get("refresh_token")), None)  # each works once
+                    if organization is not None:
+                        self.refresh_grants += 1
+                if organization is None:
+                    return invalid
+                return self._grant(organization, "read,write,app:assignable,app:mentionable", refreshable=True)
+        return web.json_response({"error": "unsupported_grant_type"}, status=400)
 
     async def _graphql(self, request: web.Request) -> web.Response:
-        if self.require_token and request.headers.get("Authorization", "").removeprefix("Bearer ") not in self.granted:
+        presented = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if self.require_token and (presented not in self.granted or self.expires.get(presented, 0) < time.time()):
             return web.json_response(
                 {"errors": [{"message": "Authentication required", "extensions": {"code": "AUTHENTICATION_ERROR"}}]},
                 status=401,
@@ -154,13 +221,18 @@ class FakeLinear(FakeService):
                 return web.json_response(graphql_fixture("error.ratelimited"), status=400)
             if name in self._refused:
                 return web.json_response(graphql_fixture("error.not_found"))
-            data.update(self._answer(name, variables))
+            data.update(self._answer(name, variables, self.token_workspace.get(presented)))
         return web.json_response({"data": data})
 
-    def _answer(self, name: str, variables: dict) -> dict:
+    def _answer(self, name: str, variables: dict, workspace: str | None) -> dict:
+        organization = self.organizations.get(workspace or "")
         match name:
+            case "viewer" if organization:
+                return {"viewer": {"id": organization["app_user"], "name": "Oz"}}
             case "viewer":
                 return {"viewer": graphql_fixture("viewer")["data"]["viewer"]}
+            case "organization" if organization:
+                return {"organization": {k: organization[k] for k in ("id", "name", "urlKey")}}
             case "user":
                 return {"user": self.users.get(variables["id"])}
             case "issue":

@@ -38,6 +38,7 @@ def open_gateway(settings: Settings, store: Store, queue: RunQueue) -> Iterator[
         "linear_access_token": secrets.token_hex(20),
         "github_webhook_secret": secrets.token_hex(16),
         "github_oauth_client_secret": secrets.token_hex(20),
+        "linear_client_secret": linear.client_secret,
     }
     configured = settings_with(
         settings,
@@ -46,6 +47,8 @@ def open_gateway(settings: Settings, store: Store, queue: RunQueue) -> Iterator[
         linear_api_url=linear.url,
         github_api_url=github.url,
         github_oauth_client_id="Iv1.fuzz",
+        linear_client_id=linear.client_id,  # the install flow and its callback are fuzzed too
+        linear_token_url=linear.token_url,
         public_url="http://gateway.test",
     )
     try:

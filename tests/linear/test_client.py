@@ -38,8 +38,8 @@ async def test_pull_request_falls_back_to_a_url_attachment(fake_linear: FakeLine
 
     fake_linear.refuse("attachmentLinkGitHubPR")
     reporter = build_reporter(linear_settings, None, None, ThreadPoolExecutor(1))  # only the client is used
-    await reporter._attach("ENG-123", "https://github.com/acme/web/pull/42", "Fix login")
-    await reporter.client.close()
+    await reporter._attach(reporter.clients.default, "ENG-123", "https://github.com/acme/web/pull/42", "Fix login")
+    await reporter.clients.close()
     urls = fake_linear.calls("attachmentLinkURL")
     assert [c.variables["url"] for c in urls] == ["https://github.com/acme/web/pull/42"]
 

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from bots.linear import queries
-from bots.linear.app import client_of
+from bots.linear.clients import LinearClients
 from bots.linear.tokens import LinearTokenUnavailable
 from cli.main import main as cli
 from core.queue import RunQueue
@@ -69,7 +69,7 @@ async def test_the_app_token_is_requested_then_renewed_before_it_runs_out(
     app_settings: Settings, fake_linear: FakeLinear, store: Store, ada, linear_integration, tmp_path
 ):
     fake_linear.lifetimes = [2 * DAY]  # the first grant is already inside the renewal window
-    client = client_of(app_settings, store, ThreadPoolExecutor(2))
+    client = LinearClients(app_settings, store, ThreadPoolExecutor(2)).default
     for _ in range(3):
         await client.execute(queries.VIEWER)
     await client.close()
@@ -84,7 +84,7 @@ async def test_a_refused_renewal_keeps_the_token_that_holds_and_says_so(
     app_settings: Settings, fake_linear: FakeLinear, store: Store, ada, linear_integration, tmp_path
 ):
     fake_linear.lifetimes = [2 * DAY]
-    client = client_of(app_settings, store, ThreadPoolExecutor(2))
+    client = LinearClients(app_settings, store, ThreadPoolExecutor(2)).default
     await client.execute(queries.VIEWER)
     fake_linear.refuse_grants = True  # the app's secret was rotated in Linear, say
     await client.execute(queries.VIEWER)
@@ -127,6 +127,6 @@ async def test_a_token_that_holds_nowhere_is_an_error_naming_the_fix(
     app_settings: Settings, fake_linear: FakeLinear, store: Store
 ):
     fake_linear.refuse_grants = True
-    client = client_of(app_settings, store, ThreadPoolExecutor(1))
+    client = LinearClients(app_settings, store, ThreadPoolExecutor(1)).default
     with pytest.raises(LinearTokenUnavailable, match="OZGW_LINEAR_CLIENT_ID"):
         await client.execute(queries.VIEWER)
