@@ -270,7 +270,10 @@ def test_the_token_never_enters_the_container_or_the_transcript(
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not inspected:
             for container in containers_of(docker_client, run_id):
-                inspected.append(str(docker_client.api.inspect_container(container.id)))
+                try:  # a short-lived helper (the clone's, say) may be gone between the list and the look
+                    inspected.append(str(docker_client.api.inspect_container(container.id)))
+                except docker.errors.NotFound:
+                    continue
             time.sleep(0.05)
 
     spy = threading.Thread(target=inspect_while_running)
@@ -279,7 +282,7 @@ def test_the_token_never_enters_the_container_or_the_transcript(
     spy.join()
     token = alice.github_token
     assert inspected, "the container was never seen running"
-    assert token not in inspected[0]
+    assert all(token not in seen for seen in inspected)
     text = "\n".join(e.model_dump_json() for e in events_of(store, run_id))
     assert "OZ_RUN_ID=" + run_id in text  # the agent's environment really is in the transcript
     assert token not in text
