@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import ErrorCode, OzError, not_found
 from core.ids import new_uid
-from core.mcp import redact, seal
+from core.mcp import check_usable, redact, seal
 from core.models import AgentIdentity, Principal
 from core.models.wire import AgentCreateRequest, AgentResponse, AgentUpdateRequest
 from core.permissions import require_admin
@@ -79,6 +79,7 @@ def _check_environment(session: Session, team_uid: str, environment_id: str | No
 def _apply(row: AgentRow, fields: dict, vault: Vault | None) -> None:
     settings = dict(row.settings or {})
     if fields.get("mcp_servers"):
+        check_usable(fields["mcp_servers"])
         fields = {**fields, "mcp_servers": seal(fields["mcp_servers"], vault)}
     for key, value in fields.items():
         if key in _COLUMN_FIELDS:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import ErrorCode, OzError, invalid, not_found
 from core.ids import new_uid
-from core.mcp import count_credentials, redact, reseal, seal
+from core.mcp import check_usable, count_credentials, redact, reseal, seal
 from core.models import Integration, IntegrationProvider, Principal
 from core.models.wire import McpServerConfig
 from core.permissions import require_admin
@@ -41,6 +41,7 @@ def check_mcp(servers: dict, vault: Vault | None) -> dict:
         checked = {name: cfg.model_dump(exclude_none=True) for name, cfg in _MCP.validate_python(servers).items()}
     except ValidationError as exc:
         raise invalid(f"MCP servers: {exc.errors()[0]['msg']}") from None
+    check_usable(checked)
     return seal(checked, vault) or {}
 
 

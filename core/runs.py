@@ -22,7 +22,7 @@ from core import events
 from core.agents import get_agent
 from core.errors import ErrorCode, OzError, invalid, not_found
 from core.ids import new_run_id
-from core.mcp import seal
+from core.mcp import check_usable, seal
 from core.models import ModelUsage, Origin, Principal, Run, RunSourceType, RunState, StatusMessage, add_usage
 from core.models.wire import TERMINAL_STATES, AmbientAgentConfig, FollowupRequest, McpServerConfig, RunAgentRequest
 from core.permissions import is_admin, require_steer
@@ -402,6 +402,7 @@ def _prepare(
     model_id = config.model_id or agent_model
     name = config.name or skill_name(skill_spec)
     config = config.model_copy(update={"model_id": model_id, "name": name})
+    check_usable(config.mcp_servers)
     if config.mcp_servers and vault is not None:  # without one, only sealed credentials (an integration's)
         sealed = seal(config.mcp_servers, vault) or {}
         config = config.model_copy(update={"mcp_servers": {n: McpServerConfig(**d) for n, d in sealed.items()}})

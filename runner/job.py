@@ -25,7 +25,7 @@ import structlog
 from pydantic import ByteSize
 from sqlalchemy.orm import Session
 
-from core import events, runs
+from core import events, mcp, runs
 from core.agents import get_agent
 from core.environments import get_environment
 from core.errors import ErrorCode, OzError
@@ -161,7 +161,7 @@ class Execution:
             self.workspace.clone(ref, credentials.token_for(ref))
             self._checkpoint()
         variables = {**env.variables, **secrets, "OZ_RUN_ID": self.run.run_id}
-        invocation = self._invocation(driver, self._prompt(), variables)
+        invocation = self._invocation(driver, self._prompt(), variables, self._mcp_servers(variables))
         egress = self._egress(env, driver, invocation) if network == "egress" else []
         self.workspace.write_prompt(invocation.prompt)
         for name, content in driver.files(invocation).items():
@@ -231,7 +231,8 @@ class Execution:
         """What an ``egress`` container may reach: the operator's list, the environment's and
         the harness's model API."""
         try:
-            return parse_endpoints([*self.settings.egress_allow, *env.egress, *driver.egress(invocation)])
+            mcp = [server["url"] for server in invocation.mcp_servers.values() if server.get("url")]
+            return parse_endpoints([*self.settings.egress_allow, *env.egress, *driver.egress(invocation), *mcp])
         except ValueError as exc:
             raise OzError(
                 ErrorCode.ENVIRONMENT_SETUP_FAILED, str(exc), title="An egress endpoint cannot be forwarded"
@@ -263,7 +264,30 @@ class Execution:
         harness = self.run.config.harness
         return driver_for(harness.type if harness else None, self.settings)
 
-    def _invocation(self, driver: Driver, prompt: str, variables: dict[str, str]) -> Invocation:
+    def _mcp_servers(self, variables: dict[str, str]) -> dict[str, dict]:
+        """The run's MCP servers (``core/mcp.py``): its cloud agent's, then the run's own (which
+        carry its integration's), unsealed, with ``${NAME}`` credentials taken from the run's
+        variables and managed secrets — every one masked in the transcript."""
+        agent_servers = None
+        if self.run.agent_uid:
+            with self.ctx.store.reader() as session:
+                agent_servers = get_agent(session, self.run.team_uid, self.run.agent_uid).settings.get("mcp_servers")
+        servers = mcp.unseal(mcp.merge(agent_servers, self.run.config.mcp_servers), self.ctx.vault) or {}
+        servers, missing = mcp.expand(servers, variables)
+        if missing:
+            raise OzError(
+                ErrorCode.ENVIRONMENT_SETUP_FAILED,
+                "create them with `oz-gateway secret create NAME --team` (or --personal) and name them in the "
+                "environment (`--secret NAME`)",
+                title=f"MCP servers name secrets that are not defined: {', '.join(missing)}",
+            )
+        for value in mcp.credentials_of(servers):
+            self.masker.add(value)
+        return servers
+
+    def _invocation(
+        self, driver: Driver, prompt: str, variables: dict[str, str], mcp_servers: dict[str, dict]
+    ) -> Invocation:
         harness = self.run.config.harness
         return Invocation(
             prompt=prompt,
@@ -273,6 +297,7 @@ class Execution:
             variables=variables,
             config_dir=PROMPT_DIR,
             model_retries=self.settings.agent_model_retries,
+            mcp_servers=mcp_servers,
         )
 
     def _environment(self) -> Environment:

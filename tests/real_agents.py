@@ -86,6 +86,7 @@ def model_env(store: Store, agent_image: str) -> Callable[..., str]:
         key: str | None = None,
         image: str | None = None,
         read_only_root: bool = False,
+        secret_names: list[str] = (),
     ) -> str:
         spec = CLIS[cli]
         with store.session() as session:
@@ -101,6 +102,7 @@ def model_env(store: Store, agent_image: str) -> Callable[..., str]:
                 repos=list(repos),
                 network_mode="egress",
                 read_only_root=read_only_root,
+                secret_names=list(secret_names),
                 variables={spec.base_url_variable: fake.url + spec.base_url_suffix},
             )
         return env.uid

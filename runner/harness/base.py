@@ -34,6 +34,17 @@ class Invocation:
     """Where :meth:`Driver.files` appear in the container (read-only)."""
     model_retries: int | None = None
     """How often the CLI may retry a failing model call (``None``: its own default)."""
+    mcp_servers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """MCP servers by name, merged and with their credentials resolved (``core.mcp``): each is
+    ``command`` (+ ``args``, ``env``) for a stdio server or ``url`` (+ ``headers``) for HTTP."""
+
+
+MCP_FILE = "mcp.json"
+
+
+def mcp_json(invocation: Invocation) -> str:
+    """The run's MCP servers in the Oz CLI's ``--mcp`` file shape: a JSON object by name."""
+    return json.dumps({name: dict(server) for name, server in invocation.mcp_servers.items()}, indent=2)
 
 
 class StreamParser(ABC):

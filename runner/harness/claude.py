@@ -11,6 +11,7 @@ refused as root unless ``IS_SANDBOX=1`` says the process is sandboxed (it is: th
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from core.events import EventKind, RunEvent
@@ -18,6 +19,7 @@ from core.models import ModelUsage
 from runner.harness.base import Driver, Invocation, JsonLinesParser, StreamParser
 
 FILE_TOOLS = {"Edit", "Write", "MultiEdit", "NotebookEdit"}
+MCP_FILE = "claude-mcp.json"
 QUIET = {
     "DISABLE_AUTOUPDATER": "1",
     "DISABLE_TELEMETRY": "1",
@@ -79,6 +81,18 @@ def _usage(model: str, numbers: dict[str, Any]) -> ModelUsage:
     )
 
 
+def _mcp_server(server: Mapping[str, Any]) -> dict[str, Any]:
+    """One server in Claude Code's ``--mcp-config`` shape (``type`` stdio or http)."""
+    if server.get("url"):
+        return {"type": "http", "url": server["url"], "headers": dict(server.get("headers") or {})}
+    return {
+        "type": "stdio",
+        "command": server["command"],
+        "args": list(server.get("args") or []),
+        "env": dict(server.get("env") or {}),
+    }
+
+
 def user_message(text: str) -> bytes:
     return (json.dumps({"type": "user", "message": {"role": "user", "content": text}}) + "\n").encode()
 
@@ -106,9 +120,17 @@ class ClaudeDriver(Driver):
         ]
         if invocation.model_id:
             argv += ["--model", invocation.model_id]
+        if invocation.mcp_servers:  # only the run's servers, never a config the workspace carries
+            argv += ["--mcp-config", f"{invocation.config_dir}/{MCP_FILE}", "--strict-mcp-config"]
         if invocation.resume:
             argv += ["--resume", invocation.resume]
         return argv
+
+    def files(self, invocation: Invocation) -> dict[str, str]:
+        if not invocation.mcp_servers:
+            return {}
+        servers = {name: _mcp_server(server) for name, server in invocation.mcp_servers.items()}
+        return {MCP_FILE: json.dumps({"mcpServers": servers}, indent=2)}
 
     def environment(self, invocation: Invocation) -> dict[str, str]:
         env = {**QUIET, **({"IS_SANDBOX": "1"} if invocation.root else {})}

@@ -9,6 +9,7 @@ speaking the Responses API over HTTPS.  A follow-up is a next turn: ``exec resum
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from core.events import EventKind, RunEvent
@@ -74,6 +75,27 @@ class CodexParser(JsonLinesParser):
         return []
 
 
+def _toml(value: Any) -> str:
+    """A ``-c`` value Codex parses as TOML: strings and arrays as JSON writes them (valid TOML
+    basic strings and arrays), tables inline with quoted keys."""
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
+
+
+def _mcp_server(name: str, server: Mapping[str, Any]) -> list[str]:
+    """One ``[mcp_servers.<name>]`` table as ``-c`` overrides (stdio, or streamable HTTP)."""
+    if server.get("url"):
+        fields: dict[str, Any] = {"url": server["url"]}
+        if server.get("headers"):
+            fields["http_headers"] = dict(server["headers"])
+    else:
+        fields = {"command": server["command"], "args": list(server.get("args") or [])}
+        if server.get("env"):
+            fields["env"] = dict(server["env"])
+    return [part for key, value in fields.items() for part in ("-c", f"mcp_servers.{name}.{key}={_toml(value)}")]
+
+
 class CodexDriver(Driver):
     name = "codex"
     program = "codex"
@@ -104,6 +126,8 @@ class CodexDriver(Driver):
             argv += ["-c", 'model_provider="model-gateway"']
             for key, value in provider.items():
                 argv += ["-c", f"model_providers.model-gateway.{key}={json.dumps(value)}"]
+        for name, server in invocation.mcp_servers.items():
+            argv += _mcp_server(name, server)
         if invocation.resume:
             argv += ["resume", invocation.resume]
         return [*argv, "-"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 
-from runner.harness.base import Driver, Invocation, StreamParser
+from runner.harness.base import MCP_FILE, Driver, Invocation, StreamParser, mcp_json
 
 
 class CommandDriver(Driver):
@@ -21,6 +21,13 @@ class CommandDriver(Driver):
 
     def command(self, invocation: Invocation) -> list[str]:
         return list(self.argv)
+
+    def files(self, invocation: Invocation) -> dict[str, str]:
+        return {MCP_FILE: mcp_json(invocation)} if invocation.mcp_servers else {}
+
+    def environment(self, invocation: Invocation) -> dict[str, str]:
+        """``$OZ_MCP_CONFIG``: the run's MCP servers, as the Oz CLI's ``--mcp`` file takes them."""
+        return {"OZ_MCP_CONFIG": f"{invocation.config_dir}/{MCP_FILE}"} if invocation.mcp_servers else {}
 
     def parser(self, invocation: Invocation) -> StreamParser:
         return self._parser_factory()

@@ -11,6 +11,7 @@ gateway is ``GOOGLE_GEMINI_BASE_URL``.  A follow-up is a next turn: ``--resume l
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from core.events import EventKind, RunEvent
@@ -26,6 +27,20 @@ SETTINGS = {
     "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
     "telemetry": {"enabled": False},
 }
+
+
+def _mcp_server(server: Mapping[str, Any]) -> dict[str, Any]:
+    """One server in Gemini CLI's ``mcpServers`` shape: ``httpUrl`` is streamable HTTP (its
+    ``url`` would mean the older SSE transport); ``trust`` skips the confirmations ``--yolo``
+    already skips for its own tools."""
+    if server.get("url"):
+        return {"httpUrl": server["url"], "headers": dict(server.get("headers") or {}), "trust": True}
+    return {
+        "command": server["command"],
+        "args": list(server.get("args") or []),
+        "env": dict(server.get("env") or {}),
+        "trust": True,
+    }
 
 
 class GeminiParser(JsonLinesParser):
@@ -114,6 +129,8 @@ class GeminiDriver(Driver):
         settings = json.loads(json.dumps(SETTINGS))
         if invocation.model_retries is not None:
             settings["general"]["maxAttempts"] = min(invocation.model_retries + 1, 10)
+        if invocation.mcp_servers:
+            settings["mcpServers"] = {name: _mcp_server(server) for name, server in invocation.mcp_servers.items()}
         return {SETTINGS_FILE: json.dumps(settings, indent=2)}
 
     def parser(self, invocation: Invocation) -> StreamParser:

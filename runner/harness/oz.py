@@ -7,7 +7,7 @@ rather than failing inside ``exec``."""
 from __future__ import annotations
 
 from core.errors import ErrorCode, OzError
-from runner.harness.base import Driver, Invocation, StreamParser, TextParser
+from runner.harness.base import MCP_FILE, Driver, Invocation, StreamParser, TextParser, mcp_json
 
 ARGV_LIMIT = 120 * 1024
 
@@ -28,7 +28,12 @@ class OzDriver(Driver):
         argv = ["oz", "agent", "run", "--prompt", invocation.prompt]
         if invocation.model_id:
             argv += ["--model", invocation.model_id]
+        if invocation.mcp_servers:  # the Oz CLI's own --mcp: a JSON object of servers by name
+            argv += ["--mcp", f"{invocation.config_dir}/{MCP_FILE}"]
         return argv
+
+    def files(self, invocation: Invocation) -> dict[str, str]:
+        return {MCP_FILE: mcp_json(invocation)} if invocation.mcp_servers else {}
 
     def stdin(self, invocation: Invocation) -> bytes:
         return b""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +25,8 @@ from aiohttp import web
 
 from tests.live_server import FakeService, LiveServer
 
-READ, EDIT, SHELL, ANSWER = range(4)
+READ, EDIT, SHELL, ANSWER, MCP = range(5)
+SEARCH_ID = "toolu_search"
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,11 @@ class Script:
     """Input and output tokens each answer reports."""
     followup: str | None = None
     """A follow-up the test will send: once the conversation holds it, the answer says so."""
+    mcp_tool: str | None = None
+    """Instead of read, edit, run: one call of the MCP tool of this name (whatever name the CLI
+    offers it under: ``mcp__server__tool``, ``server__tool``, …) with ``{"text": mcp_text}``,
+    then the answer — once the tool's result holds ``expect``."""
+    mcp_text: str = "ping"
 
 
 class ScriptError(Exception):
@@ -130,6 +137,10 @@ class FakeModelAPI(FakeService):
         """Which step comes next, given the tool results so far; checks the last one."""
         step = len(results)
         script = self.script
+        if script.mcp_tool is not None:  # one MCP call, then the answer
+            if step and script.expect not in results[-1]:
+                raise ScriptError(f"the MCP tool did not return {script.expect!r}: {results[-1][:300]!r}")
+            return ANSWER if step else MCP
         if step > ANSWER:
             raise ScriptError(f"the script is over, yet {step} tool results came back")
         if step == EDIT and script.old not in results[-1]:
@@ -151,6 +162,14 @@ class FakeModelAPI(FakeService):
 
     def is_main(self, body: dict[str, Any]) -> bool:
         raise NotImplementedError
+
+    def mcp_name(self, offered: set[str]) -> str:
+        """The name the CLI offers the script's MCP tool under."""
+        tool = self.script.mcp_tool or ""
+        found = sorted(n for n in offered if n == tool or n.endswith(f"_{tool}") or n.endswith(f".{tool}"))
+        if not found:
+            raise ScriptError(f"the CLI did not offer the MCP tool {tool} (it offered {sorted(offered)})")
+        return found[0]
 
     async def handle(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         raise NotImplementedError
@@ -209,21 +228,25 @@ class FakeAnthropic(FakeModelAPI):
         if not self.is_main(body):
             blocks = [{"type": "text", "text": "Scripted session"}]
             return await self._answer(request, body, blocks, "end_turn")
-        results = [
-            _text_of(block.get("content"))
+        blocks = [
+            block
             for message in body.get("messages", [])
             if message.get("role") == "user" and isinstance(message.get("content"), list)
             for block in message["content"]
             if block.get("type") == "tool_result"
         ]
+        searched = any(str(b.get("tool_use_id", "")).startswith(SEARCH_ID) for b in blocks)
+        results = [_text_of(b.get("content")) for b in blocks if not str(b.get("tool_use_id")).startswith(SEARCH_ID)]
         step = self.step_of(results)
         await self.held(step)
         if step == ANSWER:
             return await self._answer(request, body, [{"type": "text", "text": self.answer_text(body)}], "end_turn")
+        script = self.script
+        if step == MCP:
+            return await self._answer(request, body, self._mcp_call(body, searched), "tool_use")
         name = self.TOOLS[step]
         if not any(t.get("name") == name for t in body.get("tools", [])):
             raise ScriptError(f"Claude Code did not offer the {name} tool")
-        script = self.script
         arguments = {
             READ: {"file_path": script.path},
             EDIT: {"file_path": script.path, "old_string": script.old, "new_string": script.new},
@@ -234,6 +257,18 @@ class FakeAnthropic(FakeModelAPI):
             {"type": "tool_use", "id": f"toolu_{step:02d}{len(self.requests):04d}", "name": name, "input": arguments},
         ]
         return await self._answer(request, body, blocks, "tool_use")
+
+    def _mcp_call(self, body: dict[str, Any], searched: bool) -> list[dict[str, Any]]:
+        """Claude Code defers MCP tools: only their names are listed, and ``ToolSearch`` loads one
+        before it can be called — as a model would, this asks for it first."""
+        loaded = {t.get("name") for t in body.get("tools", []) if not t.get("defer_loading")}
+        deferred = set(re.findall(r"^(mcp__[A-Za-z0-9_-]+)$", json.dumps(body).replace("\\n", "\n"), re.MULTILINE))
+        name = self.mcp_name(loaded | deferred)
+        if name not in loaded and not searched:
+            search = {"type": "tool_use", "id": f"{SEARCH_ID}{len(self.requests):04d}", "name": "ToolSearch"}
+            return [search | {"input": {"query": f"select:{name}"}}]
+        call = {"type": "tool_use", "id": f"toolu_mcp{len(self.requests):04d}", "name": name}
+        return [{"type": "text", "text": "Asking the MCP server."}, call | {"input": {"text": self.script.mcp_text}}]
 
     async def _answer(
         self, request: web.Request, body: dict[str, Any], blocks: list[dict[str, Any]], stop: str
@@ -351,6 +386,8 @@ class FakeOpenAI(FakeModelAPI):
             return await self._respond(request, body, [self._message(self.answer_text(body))])
         names = self._tool_names(body)
         script = self.script
+        if step == MCP:
+            return await self._respond(request, body, [self._mcp_call(body, names)])
         commands = {
             READ: f"cat {script.path}",
             EDIT: f"apply_patch <<'PATCH'\n{_patch(script.path, script.old, script.new)}PATCH",
@@ -387,6 +424,29 @@ class FakeOpenAI(FakeModelAPI):
         else:
             raise ScriptError(f"Codex offered neither exec nor exec_command (it offered {sorted(names)})")
         return await self._respond(request, body, [call])
+
+    def _mcp_call(self, body: dict[str, Any], names: set[str]) -> dict[str, Any]:
+        """The MCP tool called as Codex offers it: a function in the server's namespace."""
+        name, arguments = self.mcp_name(names), {"text": self.script.mcp_text}
+        call_id = f"call_mcp_{len(self.requests)}"
+        call = {
+            "type": "function_call",
+            "id": f"fc_{len(self.requests)}",
+            "call_id": call_id,
+            "name": name,
+            "arguments": json.dumps(arguments),
+            "status": "completed",
+        }
+        namespace = self._namespace_of(body, name)
+        return call | ({"namespace": namespace} if namespace else {})
+
+    @staticmethod
+    def _namespace_of(body: dict[str, Any], name: str) -> str | None:
+        """The namespace a tool is offered in (Codex groups a server's MCP tools as ``mcp__<server>``)."""
+        for tool in body.get("tools") or []:
+            if tool.get("type") == "namespace" and any(t.get("name") == name for t in tool.get("tools", [])):
+                return tool["name"]
+        return None
 
     @staticmethod
     def _message(text: str) -> dict[str, Any]:
@@ -512,10 +572,14 @@ class FakeGemini(FakeModelAPI):
         await self.held(step)
         if step == ANSWER:
             return await self._respond(request, streaming, [{"text": self.answer_text(body)}])
+        script = self.script
+        if step == MCP:
+            name = self.mcp_name(self._tool_names(body))
+            call = {"functionCall": {"name": name, "args": {"text": script.mcp_text}}}
+            return await self._respond(request, streaming, [{"text": "Asking the MCP server."}, call])
         name = self.TOOLS[step]
         if name not in self._tool_names(body):
             raise ScriptError(f"Gemini CLI did not offer the {name} tool")
-        script = self.script
         args = {
             READ: {"file_path": script.path},
             EDIT: {
