@@ -21,7 +21,8 @@ from core.errors import invalid
 from core.mcp import redact
 from core.models import Principal, Run, RunItem, RunState, Scope, UserProfile
 from core.models.wire import AgentSkill, AmbientAgentConfig, ListRunsResponse, PageInfo, RunListQuery
-from core.runs import is_cancellable_type, iso_duration, run_from_row, run_time, skill_name, visible_run
+from core.runs import is_cancellable_type, iso_duration, run_from_row, run_time, visible_run
+from core.skills import skill_name
 from core.store.tables import AccountRow, AgentRow, ArtifactRow, RunMetadataRow, RunRow
 
 _SORT_COLUMNS = {

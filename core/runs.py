@@ -18,7 +18,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core import events
+from core import events, skills
 from core.agents import get_agent
 from core.errors import ErrorCode, OzError, invalid, not_found
 from core.ids import new_run_id
@@ -296,17 +296,6 @@ def _title(request: RunAgentRequest, skill_name: str | None) -> str:
     return text if len(text) <= TITLE_MAX else text[: TITLE_MAX - 1].rstrip() + "…"
 
 
-def skill_name(spec: str | None) -> str | None:
-    """``owner/repo:path/to/deploy/SKILL.md`` → ``deploy``; ``repo:review`` → ``review``."""
-    if not spec:
-        return None
-    path = spec.split(":", 1)[-1].rstrip("/")
-    parts = [p for p in path.split("/") if p]
-    if parts and parts[-1].upper() == "SKILL.MD":
-        parts = parts[:-1]
-    return parts[-1] if parts else None
-
-
 def _decode_attachments(request: RunAgentRequest) -> list[tuple[str, str, bytes]]:
     decoded = []
     for attachment in request.attachments or []:
@@ -396,11 +385,13 @@ def _prepare(
     if request.skill:
         config = config.model_copy(update={"skill_spec": request.skill, "skills": None})
     skill_spec = config.skill_spec or (config.skills[0] if config.skills else None)
+    if skill_spec:
+        skills.parse(skill_spec)  # a malformed spec is the caller's to fix, now
     env_id = _environment_id(session, principal, config, actors.agent_uid)
     config = config.model_copy(update={"environment_id": env_id})
     agent_model = get_agent(session, principal.team_uid, actors.agent_uid).base_model if actors.agent_uid else None
     model_id = config.model_id or agent_model
-    name = config.name or skill_name(skill_spec)
+    name = config.name or skills.skill_name(skill_spec)
     config = config.model_copy(update={"model_id": model_id, "name": name})
     check_usable(config.mcp_servers)
     if config.mcp_servers and vault is not None:  # without one, only sealed credentials (an integration's)

@@ -34,6 +34,7 @@ from core.github_auth import mark_stale
 from core.managed_secrets import resolve_secrets
 from core.models import Environment, RepoRef, Run, RunState, StatusMessage
 from core.network import Endpoint, check_network, parse_endpoints
+from core.skills import parse as parse_skill
 from core.store import utcnow
 from core.store.tables import AccountRow
 from runner import export, github, pulls
@@ -43,6 +44,7 @@ from runner.egress import EgressForwarder, hosts_entries
 from runner.harness import Driver, Invocation, StreamParser, driver_for
 from runner.landing import Author
 from runner.sandbox import PROMPT_DIR, WORKSPACE, Bind, OutputTail, Sandbox, SandboxSpec, copy_from_image
+from runner.skills import read_skill, skill_repo
 from runner.supervisor import CANCELLED, OVER_STORAGE, TIMED_OUT, Supervisor
 from runner.transcript import TranscriptWriter
 from runner.workspace import Workspace
@@ -147,8 +149,12 @@ class Execution:
         env = self._environment()
         network = self._network(env)
         driver = self._driver()
-        credentials = self._credentials(env.repos)
+        skill = parse_skill(self.run.skill_spec) if self.run.skill_spec else None
+        skill_ref = skill_repo(skill, env.repos) if skill else None
+        reads = [r for r in [skill_ref] if r and r.full_name not in {e.full_name for e in env.repos}]
+        credentials = self._credentials([*env.repos, *reads])
         secrets = self._secrets(env, driver)
+        skill_prompt = read_skill(self.settings, skill, skill_ref, credentials.token_for(skill_ref)) if skill else None
         self._checkpoint()
         self.workspace = Workspace.create(
             self.settings.effective_work_dir,
@@ -161,7 +167,7 @@ class Execution:
             self.workspace.clone(ref, credentials.token_for(ref))
             self._checkpoint()
         variables = {**env.variables, **secrets, "OZ_RUN_ID": self.run.run_id}
-        invocation = self._invocation(driver, self._prompt(), variables, self._mcp_servers(variables))
+        invocation = self._invocation(driver, self._prompt(skill_prompt), variables, self._mcp_servers(variables))
         egress = self._egress(env, driver, invocation) if network == "egress" else []
         self.workspace.write_prompt(invocation.prompt)
         for name, content in driver.files(invocation).items():
@@ -371,10 +377,12 @@ class Execution:
         keys, _ = resolve_secrets(session, self.ctx.vault, self.run.team_uid, person, list(driver.key_secrets))
         return keys
 
-    def _prompt(self) -> str:
+    def _prompt(self, skill: str | None) -> str:
+        """The skill (the base the seeds put first), the run's base prompt, its prompt, and the
+        follow-ups that came while it was queued."""
         with self.ctx.store.session() as session:
             followups = runs.take_followups(session, self.run.run_id)
-        parts = []
+        parts = [skill] if skill else []
         if self.run.config.base_prompt:
             parts.append(self.run.config.base_prompt.strip())
         parts.append(self.run.prompt.strip())

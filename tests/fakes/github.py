@@ -8,6 +8,7 @@ was used, and what was created.
 from __future__ import annotations
 
 import asyncio
+import base64
 import secrets
 import threading
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,8 @@ class FakeRepo:
     private: bool = True
     collaborators: dict[str, str] = field(default_factory=dict)
     installation_id: int | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    """What the contents API serves, by path (a value starting ``symlink:`` is a link)."""
 
     @property
     def full_name(self) -> str:
@@ -144,6 +147,7 @@ class FakeGitHub(FakeService):
         app.router.add_get("/repos/{owner}/{repo}", self._get_repo)
         app.router.add_post("/repos/{owner}/{repo}/pulls", self._create_pull)
         app.router.add_get("/repos/{owner}/{repo}/installation", self._repo_installation)
+        app.router.add_get("/repos/{owner}/{repo}/contents/{path:.+}", self._contents)
         app.router.add_post("/app/installations/{id}/access_tokens", self._access_token)
         app.router.add_get("/repos/{owner}/{repo}/collaborators/{login}/permission", self._permission_of)
         app.router.add_get("/repos/{owner}/{repo}/issues/{number:\\d+}", self._get_issue)
@@ -310,6 +314,25 @@ class FakeGitHub(FakeService):
         if permissions is None:
             raise _not_found()
         return web.json_response(self._repo_json(repo, permissions))
+
+    async def _contents(self, request: web.Request) -> web.Response:
+        """``GET /repos/{owner}/{repo}/contents/{path}``: a file (base64), a symlink, or 404."""
+        caller = self._record(request)
+        repo = self._find(request)
+        if self._permission(repo, caller) is None:
+            raise _not_found()
+        path = request.match_info["path"]
+        if path not in repo.files:
+            raise _not_found()
+        text = repo.files[path]
+        url = f"{self.url}/repos/{repo.full_name}/contents/{path}"
+        common = {"name": path.rsplit("/", 1)[-1], "path": path, "sha": f"{abs(hash(text)):040x}"[:40], "url": url}
+        if text.startswith("symlink:"):
+            target = text.removeprefix("symlink:")
+            return web.json_response(common | {"type": "symlink", "target": target, "size": len(target)})
+        raw = text.encode()
+        content = base64.b64encode(raw).decode()
+        return web.json_response(common | {"type": "file", "encoding": "base64", "size": len(raw), "content": content})
 
     async def _create_pull(self, request: web.Request) -> web.Response:
         caller = self._record(request)
