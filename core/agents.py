@@ -19,6 +19,7 @@ from core.permissions import require_admin
 from core.secrets import Vault
 from core.settings import get_settings
 from core.store.tables import AgentRow, ApiKeyRow, EnvironmentRow, utcnow
+from core.unsupported import refuse_unsupported
 
 # Fields kept in the row's JSON ``settings`` rather than in columns of their own.
 _SETTINGS_FIELDS = (
@@ -78,6 +79,7 @@ def _check_environment(session: Session, team_uid: str, environment_id: str | No
 
 def _apply(row: AgentRow, fields: dict, vault: Vault | None) -> None:
     settings = dict(row.settings or {})
+    refuse_unsupported(fields, where="")
     if fields.get("mcp_servers"):
         check_usable(fields["mcp_servers"])
         fields = {**fields, "mcp_servers": seal(fields["mcp_servers"], vault)}

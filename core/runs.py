@@ -30,6 +30,7 @@ from core.queue import RunQueue
 from core.secrets import Vault
 from core.store import Store, utcnow
 from core.store.tables import AccountRow, EnvironmentRow, RunAttachmentRow, RunFollowupRow, RunMetadataRow, RunRow
+from core.unsupported import refuse_unsupported
 
 log = structlog.get_logger(__name__)
 
@@ -387,6 +388,7 @@ def _prepare(
     skill_spec = config.skill_spec or (config.skills[0] if config.skills else None)
     if skill_spec:
         skills.parse(skill_spec)  # a malformed spec is the caller's to fix, now
+    refuse_unsupported(config)
     env_id = _environment_id(session, principal, config, actors.agent_uid)
     config = config.model_copy(update={"environment_id": env_id})
     agent_model = get_agent(session, principal.team_uid, actors.agent_uid).base_model if actors.agent_uid else None

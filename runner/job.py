@@ -45,7 +45,7 @@ from runner.harness import Driver, Invocation, StreamParser, driver_for
 from runner.landing import Author
 from runner.sandbox import PROMPT_DIR, WORKSPACE, Bind, OutputTail, Sandbox, SandboxSpec, copy_from_image
 from runner.skills import read_skill, skill_repo
-from runner.supervisor import CANCELLED, OVER_STORAGE, TIMED_OUT, Supervisor
+from runner.supervisor import CANCELLED, IDLE, OVER_STORAGE, TIMED_OUT, Supervisor
 from runner.transcript import TranscriptWriter
 from runner.workspace import Workspace
 
@@ -216,10 +216,13 @@ class Execution:
         agent.check_program()
         self._transition(S.INPROGRESS, session_link=self._run_url() + "/events")
         self.supervisor.on_followups = agent.deliver
+        idle = self.run.config.idle_timeout_minutes
+        self.supervisor.watch_idle(idle * 60 if idle else None)
         try:
             result = agent.run()
         finally:
             self.supervisor.on_followups = None
+            self.supervisor.watch_idle(None)
         with self.ctx.store.session() as session:
             runs.record_usage(session, self.run.run_id, result.usage)
         self._finish(result.parser)
@@ -495,6 +498,15 @@ class Execution:
         log.info("job.stopped", run_id=self.run.run_id, reason=reason)
         if reason == TIMED_OUT:
             self._fail(OzError(ErrorCode.INFRASTRUCTURE_TIMEOUT, f"the limit is {self.settings.max_runtime_seconds} s"))
+        elif reason == IDLE:
+            minutes = self.run.config.idle_timeout_minutes
+            self._fail(
+                OzError(
+                    ErrorCode.INFRASTRUCTURE_TIMEOUT,
+                    f"it printed nothing for {minutes} min (the run's idle_timeout_minutes)",
+                    title="The agent went quiet",
+                )
+            )
         elif reason == OVER_STORAGE:
             limit = self.settings.container_storage_limit.human_readable()
             self._fail(
@@ -518,6 +530,7 @@ class Execution:
     def _record(self, new: list[RunEvent]) -> None:
         """Transcript events, batched and capped by :class:`TranscriptWriter` (the agent's output
         and the supervisor's follow-up notes both come here)."""
+        self.supervisor.heard()
         self.transcript.add(new)
 
     def _write(self, new: list[RunEvent]) -> None:

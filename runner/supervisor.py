@@ -1,6 +1,6 @@
 """Watches one executing run from a side thread: pushes its heartbeat, notices a cancel in
-the store, enforces the maximum runtime and the container's storage limit — and kills the
-sandbox when any of the last three happens, so the blocked ``exec`` stream in the job returns
+the store, enforces the maximum runtime, the container's storage limit and the run's idle
+timeout — and kills the sandbox when any of those happens, so the blocked ``exec`` stream in the job returns
 at once.  While the agent works it also hands new follow-ups to it, within a tick of their
 arrival."""
 
@@ -22,6 +22,7 @@ log = structlog.get_logger(__name__)
 CANCELLED = "cancelled"
 TIMED_OUT = "timed_out"
 OVER_STORAGE = "over_storage"
+IDLE = "idle"
 
 
 class Supervisor(threading.Thread):
@@ -43,6 +44,18 @@ class Supervisor(threading.Thread):
         self._next_storage_check = 0.0
         self.written: int | None = None
         """What the container had written outside its mounts at the last check."""
+        self.idle_limit: float | None = None
+        """Set while the agent runs with ``idle_timeout_minutes``: how long it may print nothing."""
+        self.last_output = time.monotonic()
+
+    def watch_idle(self, limit_seconds: float | None) -> None:
+        """From now, stop the run when the agent prints nothing for ``limit_seconds``
+        (``None``: never)."""
+        self.last_output, self.idle_limit = time.monotonic(), limit_seconds
+
+    def heard(self) -> None:
+        """The agent printed something."""
+        self.last_output = time.monotonic()
 
     def attach(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
@@ -81,6 +94,8 @@ class Supervisor(threading.Thread):
             self._halt(TIMED_OUT)
         elif self.reason is None and self._over_storage(now):
             self._halt(OVER_STORAGE)
+        elif self.reason is None and self.idle_limit is not None and now - self.last_output > self.idle_limit:
+            self._halt(IDLE)
 
     def _over_storage(self, now: float) -> bool:
         """Whether the container wrote more than its limit outside ``/workspace`` (which has

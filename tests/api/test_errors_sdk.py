@@ -192,3 +192,23 @@ def test_an_unexpected_failure_is_internal_error_with_a_trace_id(alice: Person, 
     assert len(body["trace_id"]) == 32
     assert err.value.response.headers["x-should-retry"] == "true"
     assert "hunter2" not in str(body) and "exploded" not in str(body)
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"computer_use_enabled": True}, "computer_use_enabled"),
+        ({"worker_host": "gpu-box-1"}, "worker_host"),
+        ({"runner_id": "runner-7"}, "runner_id"),
+        ({"mcp_servers": {"github": {"warp_id": "1deb1b14-b6e5-4996-ae99-233b7555d2d0"}}}, "Warp-shared"),
+        ({"mcp_servers": {"my server": {"url": "https://mcp.example.test"}}}, "MCP server name"),
+        ({"skill_spec": "deploy"}, "must look like owner/repo:skill-name"),
+    ],
+)
+def test_what_the_gateway_would_not_honour_is_refused_by_name(alice: Person, config: dict, field: str):
+    """Accepted and ignored would tell the caller it was honoured: each is a 400 naming it, and no run."""
+    with pytest.raises(BadRequestError) as err:
+        alice.client.agent.run(prompt="Fix it", config=config)
+    assert_problem(err.value.body, "invalid_request", 400, False)
+    assert field in err.value.body["detail"]
+    assert list(alice.client.agent.runs.list()) == []
