@@ -48,9 +48,10 @@ def integration() -> None:
 @click.option("--prompt", default=None, help="Custom instructions placed before every request.")
 @click.option("--model", "model_id", default=None)
 @click.option("--mcp", default=None, help="MCP servers: inline JSON or a JSON file.")
+@click.option("--agent", "agent_uid", default=None, help="The cloud agent its runs execute as.")
 @email_option
 @click.pass_obj
-def integration_create(ctx, provider: str, environment_id: str, prompt, model_id, mcp, email) -> None:
+def integration_create(ctx, provider: str, environment_id: str, prompt, model_id, mcp, agent_uid, email) -> None:
     with store_session(ctx.settings) as session:
         created = integrations.create_integration(
             session,
@@ -60,6 +61,7 @@ def integration_create(ctx, provider: str, environment_id: str, prompt, model_id
             prompt=prompt,
             model_id=model_id,
             mcp_servers=_mcp(mcp),
+            agent_uid=agent_uid,
             vault=Vault.from_settings(ctx.settings),
         )
     emit(_view(created), ctx.output_format, COLUMNS)
@@ -72,9 +74,16 @@ def integration_create(ctx, provider: str, environment_id: str, prompt, model_id
 @click.option("--prompt", default=None, help="Empty string clears it.")
 @click.option("--model", "model_id", default=None, help="Empty string clears it.")
 @click.option("--mcp", default=None, help="Replaces the MCP servers: inline JSON or a JSON file.")
+@click.option("--remove-mcp", is_flag=True, help="Removes every MCP server.")
+@click.option("--agent", "agent_uid", default=None, help="The cloud agent its runs execute as.")
+@click.option("--remove-agent", is_flag=True, help="Its runs execute as the person who asked again.")
 @email_option
 @click.pass_obj
-def integration_update(ctx, provider, environment_id, remove_environment, prompt, model_id, mcp, email) -> None:
+def integration_update(
+    ctx, provider, environment_id, remove_environment, prompt, model_id, mcp, remove_mcp, agent_uid, remove_agent, email
+) -> None:
+    if mcp is not None and remove_mcp:
+        raise invalid("give --mcp or --remove-mcp, not both")
     with store_session(ctx.settings) as session:
         updated = integrations.update_integration(
             session,
@@ -84,10 +93,23 @@ def integration_update(ctx, provider, environment_id, remove_environment, prompt
             remove_environment=remove_environment,
             prompt=prompt,
             model_id=model_id,
-            mcp_servers=_mcp(mcp),
+            mcp_servers={} if remove_mcp else _mcp(mcp),
+            agent_uid=agent_uid,
+            remove_agent=remove_agent,
             vault=Vault.from_settings(ctx.settings),
         )
     emit(_view(updated), ctx.output_format, COLUMNS)
+
+
+@integration.command("delete")
+@click.argument("provider", type=PROVIDER)
+@email_option
+@click.pass_obj
+def integration_delete(ctx, provider: str, email: str | None) -> None:
+    """Remove the team's integration: that surface's mentions are then answered with how to set it up."""
+    with store_session(ctx.settings) as session:
+        integrations.delete_integration(session, acting_principal(session, email), IntegrationProvider(provider))
+    emit({"provider": provider, "deleted": True}, ctx.output_format, ("provider", "deleted"))
 
 
 @integration.command("list")

@@ -16,6 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.agents import get_agent, list_agents
 from core.errors import ErrorCode, OzError, invalid, not_found
 from core.ids import new_uid
 from core.mcp import check_usable, count_credentials, redact, reseal, seal
@@ -71,9 +72,11 @@ def create_integration(
     prompt: str | None = None,
     model_id: str | None = None,
     mcp_servers: dict | None = None,
+    agent_uid: str | None = None,
     vault: Vault | None = None,
 ) -> Integration:
-    """``vault`` seals MCP credentials; needed when ``mcp_servers`` have headers or env."""
+    """``vault`` seals MCP credentials; needed when ``mcp_servers`` have headers or env;
+    ``agent_uid``: the cloud agent its runs execute as (its prompt, skills, MCP servers, secrets)."""
     require_admin(session, principal, "set up an integration")
     if _row(session, principal.team_uid, provider) is not None:
         raise OzError(ErrorCode.CONFLICT, f"the team already has a {TITLES[provider]} integration; use update")
@@ -89,13 +92,18 @@ def create_integration(
         custom_prompt=prompt or None,
         model_id=model_id or None,
         mcp_servers=check_mcp(mcp_servers or {}, vault),
-        settings={},
+        settings={"agent_uid": _agent(session, principal.team_uid, agent_uid)} if agent_uid else {},
         created_at=now,
         updated_at=now,
     )
     session.add(row)
     session.flush()
     return _shown(row)
+
+
+def _agent(session: Session, team_uid: str, agent_uid: str) -> str:
+    """A cloud agent of the team, by uid (``resource_not_found`` otherwise)."""
+    return get_agent(session, team_uid, agent_uid).uid
 
 
 def list_integrations(session: Session, team_uid: str) -> list[Integration]:
@@ -116,6 +124,8 @@ def update_integration(
     model_id: str | None = None,
     mcp_servers: dict | None = None,
     enabled: bool | None = None,
+    agent_uid: str | None = None,
+    remove_agent: bool = False,
     vault: Vault | None = None,
 ) -> Integration:
     """Change only what is given; an empty ``prompt`` or ``model_id`` clears it."""
@@ -139,9 +149,22 @@ def update_integration(
         row.mcp_servers = check_mcp(mcp_servers, vault)
     if enabled is not None:
         row.enabled = enabled
+    if agent_uid and remove_agent:
+        raise invalid("give --agent or --remove-agent, not both")
+    if agent_uid or remove_agent:
+        settings = {k: v for k, v in (row.settings or {}).items() if k != "agent_uid"}
+        row.settings = settings | ({"agent_uid": _agent(session, principal.team_uid, agent_uid)} if agent_uid else {})
     row.updated_at = utcnow()
     session.flush()
     return _shown(row)
+
+
+def delete_integration(session: Session, principal: Principal, provider: IntegrationProvider) -> None:
+    require_admin(session, principal, "delete an integration")
+    row = _row(session, principal.team_uid, provider)
+    if row is None:
+        raise not_found(f"{TITLES[provider]} integration", "for this team")
+    session.delete(row)
 
 
 def rotate_all(session: Session, vault: Vault) -> int:
@@ -167,6 +190,8 @@ class RunDefaults:
     instructions: str | None
     model_id: str | None
     mcp_servers: dict
+    agent_uid: str | None = None
+    """The cloud agent the surface's runs execute as, when the integration names one."""
 
 
 def run_defaults(session: Session, team_uid: str, provider: IntegrationProvider) -> RunDefaults:
@@ -200,4 +225,11 @@ def run_defaults(session: Session, team_uid: str, provider: IntegrationProvider)
             f"environment {row.environment_id} of the {title} integration "
             "was deleted; point the integration at another one",
         )
-    return RunDefaults(row.environment_id, row.custom_prompt, row.model_id, dict(row.mcp_servers or {}))
+    agent_uid = (row.settings or {}).get("agent_uid")
+    if agent_uid and not any(a.uid == agent_uid for a in list_agents(session, team_uid)):
+        raise OzError(
+            ErrorCode.RESOURCE_NOT_FOUND,
+            f"cloud agent {agent_uid} of the {title} integration was deleted; "
+            f"run `oz-gateway integration update {provider.value} --agent <uid>` (or --remove-agent)",
+        )
+    return RunDefaults(row.environment_id, row.custom_prompt, row.model_id, dict(row.mcp_servers or {}), agent_uid)

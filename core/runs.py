@@ -23,8 +23,25 @@ from core.agents import get_agent
 from core.errors import ErrorCode, OzError, invalid, not_found
 from core.ids import new_run_id
 from core.mcp import check_usable, seal
-from core.models import ModelUsage, Origin, Principal, Run, RunSourceType, RunState, StatusMessage, add_usage
-from core.models.wire import TERMINAL_STATES, AmbientAgentConfig, FollowupRequest, McpServerConfig, RunAgentRequest
+from core.models import (
+    AgentIdentity,
+    ModelUsage,
+    Origin,
+    Principal,
+    Run,
+    RunSourceType,
+    RunState,
+    StatusMessage,
+    add_usage,
+)
+from core.models.wire import (
+    TERMINAL_STATES,
+    AmbientAgentConfig,
+    FollowupRequest,
+    Harness,
+    McpServerConfig,
+    RunAgentRequest,
+)
 from core.permissions import is_admin, require_steer
 from core.queue import RunQueue
 from core.secrets import Vault
@@ -369,6 +386,24 @@ def _environment_id(
     return env_id or None
 
 
+def with_agent_defaults(config: AmbientAgentConfig, agent: AgentIdentity) -> AmbientAgentConfig:
+    """What a cloud agent brings to its runs where the run says nothing: its harness, its first
+    skill, and its prompt before the run's base prompt.  (Its environment, model, secrets and
+    MCP servers are taken where they are used.)"""
+    changes: dict = {}
+    harness = agent.settings.get("harness") or ({"type": agent.base_harness} if agent.base_harness else None)
+    if harness and not (config.harness and config.harness.type):
+        given = config.harness.model_dump(exclude_none=True) if config.harness else {}
+        changes["harness"] = Harness.model_validate({**harness, **given})
+    agent_skills = agent.settings.get("skills") or []
+    if agent_skills and not (config.skill_spec or config.skills):
+        changes["skill_spec"] = agent_skills[0]
+    if agent.prompt:
+        prompts = (agent.prompt.strip(), (config.base_prompt or "").strip())
+        changes["base_prompt"] = "\n\n".join(p for p in prompts if p)
+    return config.model_copy(update=changes) if changes else config
+
+
 def _prepare(
     session: Session,
     principal: Principal,
@@ -385,14 +420,16 @@ def _prepare(
     config = request.config or AmbientAgentConfig()
     if request.skill:
         config = config.model_copy(update={"skill_spec": request.skill, "skills": None})
+    agent = get_agent(session, principal.team_uid, actors.agent_uid) if actors.agent_uid else None
+    if agent is not None:
+        config = with_agent_defaults(config, agent)
     skill_spec = config.skill_spec or (config.skills[0] if config.skills else None)
     if skill_spec:
         skills.parse(skill_spec)  # a malformed spec is the caller's to fix, now
     refuse_unsupported(config)
     env_id = _environment_id(session, principal, config, actors.agent_uid)
     config = config.model_copy(update={"environment_id": env_id})
-    agent_model = get_agent(session, principal.team_uid, actors.agent_uid).base_model if actors.agent_uid else None
-    model_id = config.model_id or agent_model
+    model_id = config.model_id or (agent.base_model if agent else None)
     name = config.name or skills.skill_name(skill_spec)
     config = config.model_copy(update={"model_id": model_id, "name": name})
     check_usable(config.mcp_servers)

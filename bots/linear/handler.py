@@ -314,6 +314,7 @@ class LinearFrontDoor:
             prompt=prompt,
             title=_title(issue),
             conversation_id=previous.conversation_id if previous else None,
+            agent_identity_uid=defaults.agent_uid,
             metadata={"ticket_id": issue["identifier"], "ticket_source": "LINEAR"},
             config=AmbientAgentConfig(
                 environment_id=defaults.environment_id,

@@ -156,10 +156,13 @@ class SlackFrontDoor:
             )
         requester = await self.names.of(client, message.team, message.user)
         prompt = build_prompt(text, thread, instructions=defaults.instructions, requester=requester)
+        team_owned = not await self._private(client, message)
         request = RunAgentRequest(
             prompt=prompt,
             title=text if len(text) <= TITLE_LIMIT else text[: TITLE_LIMIT - 1] + "…",
-            team=not await self._private(client, message),
+            team=team_owned,
+            # A private run stays the person's own; a team one executes as the integration's agent.
+            agent_identity_uid=defaults.agent_uid if team_owned else None,
             conversation_id=previous.conversation_id if previous is not None else None,
             config=AmbientAgentConfig(
                 environment_id=defaults.environment_id,

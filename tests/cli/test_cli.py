@@ -184,6 +184,11 @@ def test_integration_commands(cli: Cli, tmp_path: Path):
     assert "--mcp must be JSON" in bad.stderr
     missing = cli("integration", "update", "linear", *who, "--model", "m", ok=False)
     assert "Linear integration for this team not found" in missing.stderr
+    nobody = cli("integration", "update", "slack", *who, "--agent", "no-such-agent", ok=False)
+    assert "no-such-agent" in nobody.stderr and "not found" in nobody.stderr
+    assert cli.json("integration", "update", "slack", *who, "--remove-mcp")["mcp_servers"] == {}
+    assert cli.json("integration", "delete", "slack", *who) == {"provider": "slack", "deleted": True}
+    assert cli.json("integration", "list", *who) == []
 
 
 def test_identity_link_and_unlink(cli: Cli):
