@@ -269,3 +269,15 @@ def open_pull_request(
             ErrorCode.NOT_AUTHORIZED, f"GitHub refused to open the pull request on {ref}: {message}"
         ) from None
     return pull.html_url
+
+
+@answering
+def open_pull_request_for(settings: Settings, token: str, ref: RepoRef, branch: str) -> str | None:
+    """The open PR whose head is ``branch`` (an earlier execution's), so a re-run updates it
+    rather than asking GitHub for a second one it would refuse."""
+    try:
+        repo = github_client(settings, token).get_repo(ref.full_name)
+        found = next(iter(repo.get_pulls(state="open", head=f"{ref.owner}:{branch}")), None)
+    except GithubException:
+        return None
+    return found.html_url if found is not None else None

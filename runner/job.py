@@ -163,8 +163,10 @@ class Execution:
             self.masker,
             size=self.settings.effective_workspace_size,
         )
+        with self.ctx.store.reader() as session:  # a re-run goes on from the branch it pushed
+            resume = pulls.branch_name(self.run) if pulls.pushed_before(session, self.run.run_id) else None
         for ref in env.repos:
-            self.workspace.clone(ref, credentials.token_for(ref))
+            self.workspace.clone(ref, credentials.token_for(ref), resume)
             self._checkpoint()
         variables = {**env.variables, **secrets, "OZ_RUN_ID": self.run.run_id}
         invocation = self._invocation(driver, self._prompt(skill_prompt), variables, self._mcp_servers(variables))

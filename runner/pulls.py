@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import ErrorCode, OzError
@@ -17,7 +18,7 @@ from core.settings import Settings
 from core.store import utcnow
 from core.store.tables import ArtifactRow
 from runner.export import Exported
-from runner.github import open_pull_request
+from runner.github import open_pull_request, open_pull_request_for
 from runner.landing import Author, Landing
 from runner.untrusted_files import Missing, Refused, open_dir, read_file, walk
 from runner.workspace import GitError, Workspace
@@ -95,7 +96,9 @@ def publish(
             landing.push(commit, branch)
         except GitError as exc:
             raise OzError(ErrorCode.NOT_AUTHORIZED, f"pushing {branch} to {repo.ref.full_name} failed: {exc}") from None
-        url = open_pull_request(
+        # A re-run that went on from its own pushed branch updated its PR by pushing.
+        url = open_pull_request_for(settings, repo.token, repo.ref, branch) if repo.resumed else None
+        url = url or open_pull_request(
             settings,
             repo.token,
             repo.ref,
@@ -108,8 +111,25 @@ def publish(
     return Published(opened, read_only)
 
 
+def pushed_before(session: Session, run_id: str) -> bool:
+    """Whether an earlier execution of the run opened a PR (so its branch exists to go on from)."""
+    found = session.scalar(
+        select(ArtifactRow.uid).where(ArtifactRow.run_id == run_id, ArtifactRow.artifact_type == "PULL_REQUEST")
+    )
+    return found is not None
+
+
 def record_pull_requests(session: Session, run_id: str, pulls: list[PullRequest]) -> None:
+    """Each PR once, however many executions pushed to it."""
+    known = {
+        row.data.get("url")
+        for row in session.scalars(
+            select(ArtifactRow).where(ArtifactRow.run_id == run_id, ArtifactRow.artifact_type == "PULL_REQUEST")
+        )
+    }
     for pull in pulls:
+        if pull.url in known:
+            continue
         session.add(
             ArtifactRow(
                 uid=str(uuid.uuid4()),

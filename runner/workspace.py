@@ -56,7 +56,10 @@ class ClonedRepo:
     """The host's bare clone, never mounted anywhere."""
     base_branch: str
     base_commit: str
+    """Where the agent's work starts: the base branch's tip, or a resumed branch's."""
     token: str | None
+    resumed: str | None = None
+    """The run's own branch, when an earlier execution pushed it and this one goes on from it."""
 
 
 def git_env(token: str | None, clone_url: str) -> dict[str, str]:
@@ -126,9 +129,10 @@ class Workspace:
     def url_of(self, ref: RepoRef) -> str:
         return f"{self.clone_url}/{ref.owner}/{ref.repo}.git"
 
-    def clone(self, ref: RepoRef, token: str | None) -> ClonedRepo:
+    def clone(self, ref: RepoRef, token: str | None, resume: str | None = None) -> ClonedRepo:
         """The pristine bare clone (with the token), then the agent's working copy from it
-        (without); both before the container exists, so nothing here is the agent's yet."""
+        (without); both before the container exists, so nothing here is the agent's yet.
+        ``resume``: the run's own branch, to start from when an earlier execution pushed it."""
         pristine = self.pristine / ref.owner / f"{ref.repo}.git"
         target = self.files / ref.repo
         args = ["clone", "--bare", "--quiet", "--no-tags", "--single-branch"]
@@ -143,10 +147,14 @@ class Workspace:
                 masker=self.masker,
             )
             branch = git(["symbolic-ref", "--short", "HEAD"], cwd=pristine, env=plain, masker=self.masker).strip()
-            base = git(["rev-parse", "--verify", "HEAD^{commit}"], cwd=pristine, env=plain, masker=self.masker).strip()
+            resumed = self._fetch_branch(pristine, ref, token, resume) if resume else None
+            start = f"refs/heads/{resumed}" if resumed else "HEAD"
+            base = git(["rev-parse", "--verify", f"{start}^{{commit}}"], cwd=pristine, env=plain, masker=self.masker)
+            base = base.strip()
             # --no-hardlinks: the agent must not share an inode with the pristine object store.
+            checkout = ["--branch", resumed] if resumed else []
             git(
-                ["clone", "--quiet", "--no-hardlinks", str(pristine), str(target)],
+                ["clone", "--quiet", "--no-hardlinks", *checkout, str(pristine), str(target)],
                 cwd=self.root,
                 env=plain,
                 masker=self.masker,
@@ -160,10 +168,23 @@ class Workspace:
         (target / ".git" / "info").mkdir(exist_ok=True)
         with open(target / ".git" / "info" / "exclude", "a") as exclude:
             exclude.write("\n.oz/\n")
-        cloned = ClonedRepo(ref, target, pristine, branch, base, token)
+        cloned = ClonedRepo(ref, target, pristine, branch, base, token, resumed)
         self.repos.append(cloned)
-        log.info("workspace.cloned", repo=str(ref), branch=branch)
+        log.info("workspace.cloned", repo=str(ref), branch=branch, resumed=resumed)
         return cloned
+
+    def _fetch_branch(self, pristine: Path, ref: RepoRef, token: str | None, branch: str) -> str | None:
+        """The run's branch into the pristine clone, if the remote has it (else ``None``)."""
+        try:
+            git(
+                ["fetch", "--quiet", "--no-tags", self.url_of(ref), f"+refs/heads/{branch}:refs/heads/{branch}"],
+                cwd=pristine,
+                env=git_env(token, self.clone_url),
+                masker=self.masker,
+            )
+        except GitError:
+            return None
+        return branch
 
     def writable_dirs(self) -> dict[str, Path]:
         """For a read-only root: the container's other writable places, on the run's own

@@ -146,6 +146,7 @@ class FakeGitHub(FakeService):
         app.router.add_get("/user", self._user)
         app.router.add_get("/repos/{owner}/{repo}", self._get_repo)
         app.router.add_post("/repos/{owner}/{repo}/pulls", self._create_pull)
+        app.router.add_get("/repos/{owner}/{repo}/pulls", self._list_pulls)
         app.router.add_get("/repos/{owner}/{repo}/installation", self._repo_installation)
         app.router.add_get("/repos/{owner}/{repo}/contents/{path:.+}", self._contents)
         app.router.add_post("/app/installations/{id}/access_tokens", self._access_token)
@@ -334,6 +335,23 @@ class FakeGitHub(FakeService):
         content = base64.b64encode(raw).decode()
         return web.json_response(common | {"type": "file", "encoding": "base64", "size": len(raw), "content": content})
 
+    async def _list_pulls(self, request: web.Request) -> web.Response:
+        """``GET /repos/{owner}/{repo}/pulls?head=owner:branch&state=open``."""
+        caller = self._record(request)
+        repo = self._find(request)
+        if self._permission(repo, caller) is None:
+            raise _not_found()
+        head = request.query.get("head", "")
+        state = request.query.get("state", "open")
+        found = [
+            p
+            for p in self.pulls
+            if p["repo"] == repo.full_name
+            and (not head or f"{repo.owner}:{p['head']['ref']}" == head)
+            and (state == "all" or p["state"] == state)
+        ]
+        return web.json_response(found)
+
     async def _create_pull(self, request: web.Request) -> web.Response:
         caller = self._record(request)
         repo = self._find(request)
@@ -343,6 +361,13 @@ class FakeGitHub(FakeService):
         if not permissions["push"]:
             return web.json_response({"message": "Resource not accessible by integration"}, status=403)
         body = await request.json()
+        if any(
+            p["repo"] == repo.full_name and p["head"]["ref"] == body["head"] and p["state"] == "open"
+            for p in self.pulls
+        ):
+            message = f"A pull request already exists for {repo.owner}:{body['head']}."
+            errors = [{"resource": "PullRequest", "code": "custom", "message": message}]
+            return web.json_response({"message": "Validation Failed", "errors": errors}, status=422)
         number = len(self.pulls) + 1
         pull = {
             "number": number,

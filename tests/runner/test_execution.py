@@ -12,13 +12,14 @@ import docker
 from core import runs
 from core.events import transcript
 from core.models import RunState
+from core.models.wire import FollowupRequest
 from core.store import Store
 from core.store.tables import ArtifactRow
 from runner.context import WorkerContext
 from runner.job import run_job
 from runner.sandbox import containers_of
 from tests.fakes.github import FakeGitHub
-from tests.runner_support import Person, Remotes, with_settings
+from tests.runner_support import Person, Remotes, git, with_settings
 
 
 def final(store: Store, run_id: str):
@@ -303,3 +304,31 @@ def test_a_flood_of_output_is_capped_in_the_transcript_but_read_to_its_end(
     assert len(steps) == 501
     assert steps[-1].text == "The transcript stops here: 500 events kept"
     assert final(store, run_id).status_message.message == "All 5000 steps done."  # the parser saw every line
+
+
+def test_a_follow_up_re_run_goes_on_from_its_branch_and_updates_its_pull_request(
+    ctx: WorkerContext, alice: Person, make_env, start_run, remotes: Remotes, github: FakeGitHub, store: Store
+):
+    """The second execution clones the branch the first pushed, commits on top, pushes fast-forward
+    and keeps the one PR — not a rejected push after the agent did its work, nor a second PR."""
+    remotes.create("acme", "api")
+    github.add_repo("acme", "api", collaborators={"alice-gh": "write"})
+    run_id = start_run(alice.principal, make_env(repos=["acme/api"]), prompt="Fix the README typo")
+    assert run_job(ctx, run_id) == "SUCCEEDED"
+    branch = github.pulls[0]["head"]["ref"]
+    bare = remotes.root / "acme" / "api.git"
+    first = git("rev-parse", branch, cwd=bare).strip()
+
+    runs.followup(store, None, alice.principal, run_id, FollowupRequest(message="Also mention the docs"))
+    assert run_job(ctx, run_id) == "SUCCEEDED", final(store, run_id).status_message
+
+    assert len(github.pulls) == 1  # the same PR, updated by the push
+    readme = remotes.show("acme", "api", branch, "README.md")
+    assert readme.count("Agent note: Fix the README typo") == 2  # the second edit on top of the first
+    git("merge-base", "--is-ancestor", first, branch, cwd=bare)  # fast-forward: the first commit is kept
+    assert git("rev-parse", branch, cwd=bare).strip() != first
+    run = final(store, run_id)
+    assert github.pulls[0]["html_url"] in run.status_message.message
+    assert [a.data["url"] for a in artifacts_of(store, run_id) if a.artifact_type == "PULL_REQUEST"] == [
+        github.pulls[0]["html_url"]
+    ]
