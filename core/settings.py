@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     pull_images: bool = True
     """Pull an environment's image when the host lacks it (off where no registry is reachable)."""
 
+    platform_retries: int = Field(default=2, ge=0, le=5)
+    """How often a run is tried again after a retryable platform error (the catalog's
+    ``retryable``) that came before its agent started; never once the agent has started."""
+    platform_retry_seconds: float = Field(default=5.0, ge=0)
+    """The first retry's wait; each next one waits twice as long."""
     agent_model_retries: int | None = Field(default=None, ge=0, le=9)
     """How often the agent CLI retries a failing model API call before it gives up (Claude Code
     ``CLAUDE_CODE_MAX_RETRIES``, Gemini ``general.maxAttempts``, Codex's provider retries);

@@ -265,6 +265,10 @@ def open_pull_request(
         pull = repo.create_pull(base=base, head=head, title=title, body=body, maintainer_can_modify=True)
     except GithubException as exc:
         message = exc.data.get("message") if isinstance(exc.data, dict) else str(exc)
+        if exc.status >= 500:
+            raise OzError(
+                ErrorCode.RESOURCE_UNAVAILABLE, f"HTTP {exc.status}: {message}", title="GitHub did not answer"
+            ) from None
         raise OzError(
             ErrorCode.NOT_AUTHORIZED, f"GitHub refused to open the pull request on {ref}: {message}"
         ) from None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -110,6 +111,9 @@ class Execution:
         self.egress: EgressForwarder | None = None
         self.transcript = TranscriptWriter(self._write, self.settings.max_events_per_run)
         self.supervisor.on_tick = self.transcript.flush
+        self.agent_started = False
+        self.retry: tuple[OzError, int] | None = None
+        """A platform error before the agent started, to be retried (the error, which retry)."""
 
     # --- the steps ------------------------------------------------------------------------
 
@@ -125,16 +129,16 @@ class Execution:
         except runs.StaleState as stale:
             log.info("job.overtaken", run_id=self.run.run_id, state=stale.current.value)
         except OzError as error:
-            self._fail(error)
+            self._fail_or_retry(error)
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
             # GitHub's calls say so themselves (runner.github.answering): this is the engine
             log.warning("job.docker_unanswered", run_id=self.run.run_id, reason=type(exc).__name__)
-            self._fail(
+            self._fail_or_retry(
                 OzError(ErrorCode.RESOURCE_UNAVAILABLE, type(exc).__name__, title="The Docker engine did not answer")
             )
         except Exception:
             log.exception("job.crashed", run_id=self.run.run_id)
-            self._fail(OzError(ErrorCode.INTERNAL_ERROR))
+            self._fail_or_retry(OzError(ErrorCode.INTERNAL_ERROR))
         finally:
             self.supervisor.finish()
             self.transcript.flush()
@@ -144,6 +148,8 @@ class Execution:
                 self.sandbox.remove()
             if self.workspace is not None:
                 self.workspace.remove()
+            if self.retry is not None:  # only once nothing of this execution is left
+                self._requeue(*self.retry)
 
     def _execute(self) -> None:
         env = self._environment()
@@ -216,6 +222,7 @@ class Execution:
             tail_chars=self.settings.output_tail_chars,
         )
         agent.check_program()
+        self.agent_started = True  # from here a retry could redo the agent's work: none
         self._transition(S.INPROGRESS, session_link=self._run_url() + "/events")
         self.supervisor.on_followups = agent.deliver
         idle = self.run.config.idle_timeout_minutes
@@ -473,6 +480,47 @@ class Execution:
     def _checkpoint(self) -> None:
         if self.supervisor.reason:
             raise Stopped(self.supervisor.reason)
+
+    def _fail_or_retry(self, error: OzError) -> None:
+        """A retryable platform error (the catalog's ``retryable``: an engine or GitHub that did
+        not answer, …) before the agent started is tried again, ``OZGW_PLATFORM_RETRIES`` times
+        with a doubling wait; anything else, or later, ends the run."""
+        if error.retryable and not self.agent_started:
+            key = f"{self.settings.redis_prefix}run-retries:{self.run.run_id}"
+            try:
+                done = int(self.ctx.redis.incr(key))
+                self.ctx.redis.expire(key, 24 * 3600)
+            except Exception:  # the blip may be Redis itself: then no retry
+                done = self.settings.platform_retries + 1
+            if done <= self.settings.platform_retries:
+                self.retry = (error, done)
+                return
+        self._fail(error)
+
+    def _requeue(self, error: OzError, attempt: int) -> None:
+        wait = self.settings.platform_retry_seconds * 2 ** (attempt - 1)
+        note = f"{error.title or error.code.value}: {error.message}"
+        limit = self.settings.platform_retries
+        self._record([RunEvent(kind=EventKind.STATUS, text=f"Retrying in {wait:g} s ({attempt} of {limit}) — {note}")])
+        self.transcript.flush()
+        log.warning("job.retrying", run_id=self.run.run_id, attempt=attempt, code=error.code.value)
+        time.sleep(wait)
+        message = StatusMessage(message=f"Retrying ({attempt} of {limit}) after: {note}", error_code=error.code)
+        with self.ctx.store.session() as session:
+            try:
+                runs.set_status(
+                    session,
+                    self.run.run_id,
+                    S.QUEUED,
+                    expected={S.PENDING, S.CLAIMED},
+                    heartbeat_at=None,
+                    status_message=message,
+                )
+            except runs.StaleState:
+                return  # cancelled meanwhile
+        events.announce(self.ctx.redis, self.run.run_id, S.QUEUED.value)
+        if self.ctx.queue is not None:
+            self.ctx.queue.enqueue(self.run.run_id)
 
     def _fail(self, error: OzError) -> None:
         self.transcript.flush()

@@ -3,10 +3,14 @@ files the agent left in ``.oz/artifacts/``."""
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import re
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import structlog
 from sqlalchemy import select
@@ -21,12 +25,13 @@ from runner.export import Exported
 from runner.github import open_pull_request, open_pull_request_for
 from runner.landing import Author, Landing
 from runner.untrusted_files import Missing, Refused, open_dir, read_file, walk
-from runner.workspace import GitError, Workspace
+from runner.workspace import ClonedRepo, GitError, Workspace
 
 MAX_ARTIFACT_BYTES = 20 * 1024 * 1024
 MAX_ARTIFACTS = 50
 ARTIFACTS_DIR = (".oz", "artifacts")
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -96,19 +101,33 @@ def publish(
             landing.push(commit, branch)
         except GitError as exc:
             raise OzError(ErrorCode.NOT_AUTHORIZED, f"pushing {branch} to {repo.ref.full_name} failed: {exc}") from None
-        # A re-run that went on from its own pushed branch updated its PR by pushing.
-        url = open_pull_request_for(settings, repo.token, repo.ref, branch) if repo.resumed else None
-        url = url or open_pull_request(
-            settings,
-            repo.token,
-            repo.ref,
-            head=branch,
-            base=repo.base_branch,
-            title=run.title,
-            body=pr_body(run, summary, run_url),
-        )
+        body = pr_body(run, summary, run_url)
+        url = _with_retries(settings, functools.partial(_pull_request, settings, repo, branch, run.title, body))
         opened.append(PullRequest(repo.ref.full_name, branch, url))
     return Published(opened, read_only)
+
+
+def _pull_request(settings: Settings, repo: ClonedRepo, branch: str, title: str, body: str) -> str:
+    """The branch's open PR if there is one (an earlier execution's, updated by the push, or
+    this one's, opened before GitHub's answer was lost), else a new one: safe to repeat."""
+    found = open_pull_request_for(settings, repo.token, repo.ref, branch)
+    return found or open_pull_request(
+        settings, repo.token, repo.ref, head=branch, base=repo.base_branch, title=title, body=body
+    )
+
+
+def _with_retries(settings: Settings, step: Callable[[], T]) -> T:
+    """A step that is safe to repeat, tried again on a retryable platform error (GitHub not
+    answering) after the agent's work is done: losing that work to a 502 would be worse."""
+    for attempt in range(settings.platform_retries + 1):
+        try:
+            return step()
+        except OzError as error:
+            if not error.retryable or attempt == settings.platform_retries:
+                raise
+            log.warning("pulls.retrying", attempt=attempt + 1, code=error.code.value)
+            time.sleep(settings.platform_retry_seconds * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def pushed_before(session: Session, run_id: str) -> bool:
