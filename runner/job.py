@@ -24,6 +24,7 @@ from contextlib import contextmanager
 import requests
 import structlog
 from pydantic import ByteSize
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import events, mcp, runs
@@ -37,12 +38,13 @@ from core.models import Environment, RepoRef, Run, RunState, StatusMessage
 from core.network import Endpoint, check_network, parse_endpoints
 from core.skills import parse as parse_skill
 from core.store import utcnow
-from core.store.tables import AccountRow
+from core.store.tables import AccountRow, RunAttachmentRow
 from runner import export, github, pulls
 from runner.agent import Agent, agent_user
 from runner.context import WorkerContext, worker_context
 from runner.egress import EgressForwarder, hosts_entries
 from runner.harness import Driver, Invocation, StreamParser, driver_for
+from runner.harness.base import Attachment
 from runner.landing import Author
 from runner.sandbox import PROMPT_DIR, WORKSPACE, Bind, OutputTail, Sandbox, SandboxSpec, copy_from_image
 from runner.skills import read_skill, skill_repo
@@ -175,7 +177,10 @@ class Execution:
             self.workspace.clone(ref, credentials.token_for(ref), resume)
             self._checkpoint()
         variables = {**env.variables, **secrets, "OZ_RUN_ID": self.run.run_id}
-        invocation = self._invocation(driver, self._prompt(skill_prompt), variables, self._mcp_servers(variables))
+        attachments = self._attachments()
+        prompt = self._prompt(skill_prompt, attachments)
+        invocation = self._invocation(driver, prompt, variables, self._mcp_servers(variables))
+        invocation = dataclasses.replace(invocation, attachments=tuple(attachments))
         egress = self._egress(env, driver, invocation) if network == "egress" else []
         self.workspace.write_prompt(invocation.prompt)
         for name, content in driver.files(invocation).items():
@@ -389,15 +394,27 @@ class Execution:
         keys, _ = resolve_secrets(session, self.ctx.vault, self.run.team_uid, person, list(driver.key_secrets))
         return keys
 
-    def _prompt(self, skill: str | None) -> str:
-        """The skill (the base the seeds put first), the run's base prompt, its prompt, and the
-        follow-ups that came while it was queued."""
+    def _attachments(self) -> list[Attachment]:
+        """The request's files, placed at ``/workspace/.oz/attachments/`` for the agent."""
+        with self.ctx.store.reader() as session:
+            rows = session.scalars(
+                select(RunAttachmentRow).where(RunAttachmentRow.run_id == self.run.run_id).order_by(RunAttachmentRow.id)
+            ).all()
+            files = [(row.file_name, row.mime_type, row.data) for row in rows]
+        return [Attachment(self.workspace.write_attachment(name, data), mime, data) for name, mime, data in files]
+
+    def _prompt(self, skill: str | None, attachments: list[Attachment] = ()) -> str:
+        """The skill (the base the seeds put first), the run's base prompt, its prompt, where
+        its attached files are, and the follow-ups that came while it was queued."""
         with self.ctx.store.session() as session:
             followups = runs.take_followups(session, self.run.run_id)
         parts = [skill] if skill else []
         if self.run.config.base_prompt:
             parts.append(self.run.config.base_prompt.strip())
         parts.append(self.run.prompt.strip())
+        if attachments:
+            listed = "\n".join(f"- {a.path} ({a.mime_type})" for a in attachments)
+            parts.append(f"Files attached to this request:\n{listed}")
         parts.extend(f"Follow-up: {message.strip()}" for message in followups)
         return "\n\n".join(p for p in parts if p)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -196,6 +197,20 @@ class Workspace:
             dirs[target].mkdir()
             dirs[target].chmod(0o1777)
         return dirs
+
+    def write_attachment(self, name: str, data: bytes) -> str:
+        """A request's file at ``/workspace/.oz/attachments/<name>`` (written before the
+        container exists, into a directory the host just made); returns its path there."""
+        folder = self.files / ".oz" / "attachments"
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).strip("._")[:100] or "attachment"
+        target, n = folder / stem, 1
+        while target.exists():
+            n += 1
+            target = folder / f"{n}-{stem}"
+        with open(target, "xb") as out:  # exclusive: never through anything already there
+            out.write(data)
+        return f"/workspace/.oz/attachments/{target.name}"
 
     def write_prompt(self, prompt: str) -> Path:
         return self.write_config("prompt.md", prompt)

@@ -15,6 +15,19 @@ from core.models import ModelUsage
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file that came with the request: where the agent finds it, and what it is."""
+
+    path: str
+    mime_type: str
+    data: bytes
+
+    @property
+    def is_image(self) -> bool:
+        return self.mime_type.startswith("image/")
+
+
+@dataclass(frozen=True)
 class Invocation:
     """Everything a driver may put on the command line, in the agent's environment or files."""
 
@@ -34,6 +47,8 @@ class Invocation:
     """Where :meth:`Driver.files` appear in the container (read-only)."""
     model_retries: int | None = None
     """How often the CLI may retry a failing model call (``None``: its own default)."""
+    attachments: tuple[Attachment, ...] = ()
+    """Files that came with the request, placed in the workspace (``.oz/attachments/``)."""
     mcp_servers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """MCP servers by name, merged and with their credentials resolved (``core.mcp``): each is
     ``command`` (+ ``args``, ``env``) for a stdio server or ``url`` (+ ``headers``) for HTTP."""

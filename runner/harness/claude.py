@@ -10,6 +10,7 @@ refused as root unless ``IS_SANDBOX=1`` says the process is sandboxed (it is: th
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -93,8 +94,8 @@ def _mcp_server(server: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def user_message(text: str) -> bytes:
-    return (json.dumps({"type": "user", "message": {"role": "user", "content": text}}) + "\n").encode()
+def user_message(content: str | list[dict[str, Any]]) -> bytes:
+    return (json.dumps({"type": "user", "message": {"role": "user", "content": content}}) + "\n").encode()
 
 
 class ClaudeDriver(Driver):
@@ -139,7 +140,16 @@ class ClaudeDriver(Driver):
         return env
 
     def stdin(self, invocation: Invocation) -> bytes:
-        return user_message(invocation.prompt)
+        """The prompt as the first ``user`` message, with the request's images beside it as
+        content blocks (what the model then sees, not only a path it could read)."""
+        images = [a for a in invocation.attachments if a.is_image]
+        if not images:
+            return user_message(invocation.prompt)
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": invocation.prompt}]
+        for image in images:
+            source = {"type": "base64", "media_type": image.mime_type, "data": base64.b64encode(image.data).decode()}
+            blocks.append({"type": "image", "source": source})
+        return user_message(blocks)
 
     def followup(self, message: str) -> bytes:
         return user_message(message)

@@ -128,6 +128,8 @@ class CodexDriver(Driver):
                 argv += ["-c", f"model_providers.model-gateway.{key}={json.dumps(value)}"]
         for name, server in invocation.mcp_servers.items():
             argv += _mcp_server(name, server)
+        for image in (a for a in invocation.attachments if a.is_image):
+            argv += ["--image", image.path]
         if invocation.resume:
             argv += ["resume", invocation.resume]
         return [*argv, "-"]

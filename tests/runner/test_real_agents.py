@@ -5,6 +5,7 @@ edit, the transcript the CLI's steps, the run its token usage."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -241,3 +242,47 @@ def wait_for_event(store: Store, run_id: str, prefix: str, timeout: float = 30) 
                     return event.text
         time.sleep(0.1)
     raise AssertionError(f"no {prefix!r} event")
+
+
+GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+
+
+@pytest.mark.parametrize("cli", list(CLIS))
+def test_attached_files_are_in_the_workspace_and_images_reach_the_model(
+    cli: str,
+    ctx: WorkerContext,
+    alice: Person,
+    store: Store,
+    github: FakeGitHub,
+    remotes: Remotes,
+    repo: str,
+    model_api,
+    model_env,
+):
+    """``attachments`` on ``POST /agent/run``: each file at ``/workspace/.oz/attachments/`` (the
+    agent lists them), the prompt says where; Claude Code gets the image in its first message
+    and Codex with ``--image``, so the model sees it."""
+    script = readme_script(cli, command="ls /workspace/.oz/attachments", expect="diagram.png\nsketch.gif")
+    fake = model_api(cli, script)
+    env_id = model_env(alice.principal, ctx.settings, cli, fake)
+    request = RunAgentRequest(
+        prompt="Fix the README as the diagram shows",
+        config={"environment_id": env_id, "harness": {"type": cli, "model_id": CLIS[cli].model}},
+        attachments=[
+            {"file_name": "diagram.png", "mime_type": "image/png", "data": base64.b64encode(PNG).decode()},
+            {"file_name": "sketch.gif", "mime_type": "image/gif", "data": base64.b64encode(GIF).decode()},
+        ],
+    )
+    run_id = runs.create(store, None, alice.principal, request).run.run_id
+
+    assert run_job(ctx, run_id) == "SUCCEEDED", final(store, run_id).status_message
+    assert fake.problems == []
+    first = json.dumps(fake.main_requests[0]["body"])
+    assert "/workspace/.oz/attachments/diagram.png (image/png)" in first  # the prompt says where
+    if cli in ("claude", "codex"):
+        assert base64.b64encode(PNG).decode() in first  # the image itself, for the model to see
+    branch = github.pulls[0]["head"]["ref"]
+    assert ".oz" not in remotes.show("acme", "api", branch, "")  # attachments are never committed
