@@ -44,18 +44,26 @@ def test_secret_reaches_its_run_only_and_is_masked(
     with_secret = start_run(alice.principal, make_env_with(store, alice, make_env, ["DEPLOY_TOKEN"]))
     without = start_run(alice.principal, make_env())
     seen: dict[str, str] = {}
+    finished: set[str] = set()
 
     def inspect(run_id: str) -> None:
+        """Every container of the run while it runs (a short-lived helper may be gone between
+        the list and the look: skipped)."""
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and run_id not in seen:
+        while time.monotonic() < deadline and run_id not in finished:
             for container in containers_of(docker_client, run_id):
-                seen[run_id] = str(docker_client.api.inspect_container(container.id)["Config"]["Env"])
+                try:
+                    env = str(docker_client.api.inspect_container(container.id)["Config"]["Env"])
+                except docker.errors.NotFound:
+                    continue
+                seen[run_id] = seen.get(run_id, "") + env
             time.sleep(0.05)
 
     for run_id in (with_secret, without):
         spy = threading.Thread(target=inspect, args=(run_id,))
         spy.start()
         assert run_job(ctx, run_id) == "SUCCEEDED"
+        finished.add(run_id)
         spy.join()
 
     assert f"DEPLOY_TOKEN={VALUE}" in seen[with_secret]  # its own container has it
