@@ -32,6 +32,7 @@ def local_settings(config: ActionConfig, data_dir: Path) -> Settings:
         github_api_url=config.api_url,
         github_clone_url=os.environ.get("OZGW_GITHUB_CLONE_URL", config.server_url),
         github_token=config.github_token,
+        local_mode=True,
         public_url=f"{config.server_url}/{config.repository}/actions/runs/{config.run_id}",
         secret_key=os.urandom(24).hex(),
     )

@@ -12,6 +12,7 @@ import threading
 import time
 
 import click
+from pydantic import ValidationError
 
 from cli.output import FORMATS
 from core.errors import OzError
@@ -36,6 +37,9 @@ class OzGroup(click.Group):
             return super().invoke(ctx)
         except OzError as error:
             raise click.ClickException(f"{error.code.value}: {error.message}") from None
+        except ValidationError as error:  # the OZGW_* settings (read first): say which, no traceback
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors())
+            raise click.ClickException(f"invalid settings: {problems}") from None
 
 
 @click.group(cls=OzGroup)

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ByteSize, Field, SecretStr
+from pydantic import ByteSize, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.network import NetworkMode
@@ -136,8 +136,11 @@ class Settings(BaseSettings):
     """Base of clone URLs: ``{github_clone_url}/{owner}/{repo}.git``."""
 
     github_token: SecretStr | None = None
-    """One token for every repo (the workflow's ``GITHUB_TOKEN`` in the Action's local mode);
-    when set it replaces per-person and App credentials."""
+    """One token for every repo: the workflow's ``GITHUB_TOKEN`` in the Action's local mode
+    only, where it replaces per-person and App credentials.  A server refuses to start with
+    it (``local_mode`` unset): it would silently act on GitHub as one identity for everyone."""
+    local_mode: bool = False
+    """Set by the GitHub Action's local mode (one run on the Actions runner), never on a server."""
 
     github_app_id: str | None = None
     github_app_private_key: SecretStr | None = None
@@ -202,6 +205,16 @@ class Settings(BaseSettings):
     gateway_id: str | None = None
     """Names this gateway's containers (label ``oz.gateway``) so sweeps never touch another
     gateway's on a shared Docker engine; derived from the store's URL when unset."""
+
+    @model_validator(mode="after")
+    def _shared_token_only_locally(self) -> Settings:
+        if self.github_token is not None and not self.local_mode:
+            raise ValueError(
+                "OZGW_GITHUB_TOKEN is for the GitHub Action's local mode only: on a server it would act on GitHub "
+                "as one identity for every person and cloud agent. Unset it; runs then use each person's GitHub "
+                "authorization (`oz-gateway github authorize`) or the GitHub App (OZGW_GITHUB_APP_ID)"
+            )
+        return self
 
     @property
     def redis_prefix(self) -> str:

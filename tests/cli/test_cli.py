@@ -203,3 +203,11 @@ def test_identity_link_and_unlink(cli: Cli):
     assert cli.json("identity", "list") == []
     again = cli("identity", "unlink", "slack", "T061EG9R6", "U061F7AUR", ok=False)
     assert "resource_not_found" in again.stderr
+
+
+def test_a_shared_github_token_is_refused_on_a_server(cli: Cli):
+    """``OZGW_GITHUB_TOKEN`` would act on GitHub as one identity for everyone: only the Action's
+    local mode may use it; a server says so and does not start."""
+    refused = cli("account", "list", ok=False, env={"OZGW_GITHUB_TOKEN": "ghp_" + "x" * 36})
+    assert "invalid settings" in refused.stderr and "local mode only" in refused.stderr
+    assert "Traceback" not in refused.stderr
