@@ -51,6 +51,16 @@ def account_demote(ctx, email: str) -> None:
     _set_admin(ctx, email, False)
 
 
+@account.command("list")
+@email_option
+@click.pass_obj
+def account_list(ctx, email: str | None) -> None:
+    """The people of the acting person's team."""
+    with store_session(ctx.settings) as session:
+        people = accounts.list_accounts(session, acting_principal(session, email).team_uid)
+    emit([p.model_dump(mode="json") for p in people], ctx.output_format, ("email", "display_name", "is_admin", "uid"))
+
+
 def _set_admin(ctx, email: str, admin: bool) -> None:
     with store_session(ctx.settings) as session:
         changed = accounts.set_admin(session, email, admin)
@@ -82,6 +92,35 @@ def key_create(ctx, email: str, name: str, agent_uid: str | None, expires: str) 
         click.echo(raw)
         return
     emit({**record.model_dump(mode="json"), "key": raw}, ctx.output_format, ("key",))
+
+
+KEY_COLUMNS = ("uid", "name", "kind", "prefix", "expires_at", "last_used_at", "revoked_at")
+
+
+def _key_view(record) -> dict:
+    """A key as people see it: its prefix masked after the first characters, never the key."""
+    return record.model_dump(mode="json") | {"prefix": f"{record.prefix}…"}
+
+
+@key.command("list")
+@email_option
+@click.pass_obj
+def key_list(ctx, email: str | None) -> None:
+    """Your keys (an admin: the team's), with kind, expiry, last use; only a prefix of each."""
+    with store_session(ctx.settings) as session:
+        found = keys.list_keys(session, acting_principal(session, email))
+    emit([_key_view(k) for k in found], ctx.output_format, KEY_COLUMNS)
+
+
+@key.command("revoke")
+@click.argument("key_uid")
+@email_option
+@click.pass_obj
+def key_revoke(ctx, key_uid: str, email: str | None) -> None:
+    """Revoke a key at once (its holder, or a team admin)."""
+    with store_session(ctx.settings) as session:
+        revoked = keys.revoke(session, acting_principal(session, email), key_uid)
+    emit(_key_view(revoked), ctx.output_format, KEY_COLUMNS)
 
 
 def _variables(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:

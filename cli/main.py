@@ -14,15 +14,17 @@ import time
 import click
 from pydantic import ValidationError
 
-from cli.output import FORMATS
+from cli.output import FORMATS, emit
 from core.errors import OzError
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
 
 
 class Context:
-    def __init__(self, output_format: str) -> None:
+    def __init__(self, output_format: str, api_key: str | None = None) -> None:
         self.output_format = output_format
+        self.api_key = api_key
+        """Whose key acts when ``--email`` is not given (``--api-key`` or ``WARP_API_KEY``)."""
         self.settings = get_settings()
 
 
@@ -46,11 +48,34 @@ class OzGroup(click.Group):
 @click.option(
     "--output-format", type=click.Choice(FORMATS), default="pretty", show_default=True, help="How to print results."
 )
+@click.option("--api-key", envvar="WARP_API_KEY", default=None, help="Act with this API key (default: WARP_API_KEY).")
 @click.pass_context
-def main(ctx: click.Context, output_format: str) -> None:
+def main(ctx: click.Context, output_format: str, api_key: str | None) -> None:
     """Self-hosted gateway for Oz-compatible cloud agent runs."""
     configure_logging(os.environ.get("OZGW_LOG_LEVEL", "INFO"))
-    ctx.obj = Context(output_format)
+    ctx.obj = Context(output_format, api_key)
+
+
+@main.command()
+@click.option("--email", default=None, help="Act as this person (default: the API key's owner).")
+@pass_ctx
+def whoami(ctx: Context, email: str | None) -> None:
+    """Who the CLI acts as: the person (or cloud agent) of the API key, their team, whether admin."""
+    from cli.session import acting_principal, store_session
+    from core.accounts import team_by_uid
+    from core.permissions import is_admin
+
+    with store_session(ctx.settings) as session:
+        who = acting_principal(session, email)
+        view = {
+            "kind": who.kind,
+            "uid": who.uid,
+            "email": who.email,
+            "name": who.display_name,
+            "team": team_by_uid(session, who.team_uid).name,
+            "admin": is_admin(session, who),
+        }
+    emit(view, ctx.output_format, ("kind", "email", "team", "admin"))
 
 
 # --- processes ---------------------------------------------------------------------------------

@@ -78,3 +78,20 @@ def run_get(ctx, run_id: str, email: str | None) -> None:
     with store_session(ctx.settings) as session:
         item = run_listing.render_item(session, runs.visible_run(session, acting_principal(session, email), run_id))
     emit(item.wire(), ctx.output_format, RUN_COLUMNS)
+
+
+@run.command("cancel")
+@click.argument("run_id")
+@email_option
+@click.pass_obj
+def run_cancel(ctx, run_id: str, email: str | None) -> None:
+    """Cancel a queued or working run (its creator, or an admin)."""
+    store = Store(ctx.settings.effective_database_url)
+    store.migrate()
+    try:
+        with store.session() as session:
+            who = acting_principal(session, email)
+        cancelled = runs.cancel(store, RunQueue.from_settings(ctx.settings), who, run_id)
+    finally:
+        store.dispose()
+    emit({"run_id": cancelled.run_id, "state": cancelled.state.value}, ctx.output_format, ("run_id", "state"))

@@ -38,10 +38,17 @@ def acting_principal(session: Session, email: str | None) -> Principal:
             email=account.email,
             display_name=account.display_name,
         )
-    raw = os.environ.get("WARP_API_KEY")
+    raw = _api_key()
     if raw:
         return authenticate(session, raw)
-    raise click.UsageError("say who is acting: pass --email or set WARP_API_KEY")
+    raise click.UsageError("say who is acting: pass --email, --api-key or set WARP_API_KEY")
+
+
+def _api_key() -> str | None:
+    """``--api-key`` on the command line, else ``WARP_API_KEY``."""
+    context = click.get_current_context(silent=True)
+    root = context.find_root().obj if context is not None else None
+    return getattr(root, "api_key", None) or os.environ.get("WARP_API_KEY")
 
 
 email_option = click.option("--email", default=None, help="Act as this person (default: the WARP_API_KEY's owner).")

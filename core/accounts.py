@@ -86,3 +86,8 @@ def team_by_uid(session: Session, uid: str) -> Team:
     if row is None:
         raise not_found("team", uid)
     return Team.model_validate(row)
+
+
+def list_accounts(session: Session, team_uid: str) -> list[Account]:
+    rows = session.scalars(select(AccountRow).where(AccountRow.team_uid == team_uid).order_by(AccountRow.created_at))
+    return [Account.model_validate(row) for row in rows]

@@ -14,10 +14,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.agents import get_agent
-from core.errors import ErrorCode, OzError, invalid
+from core.errors import ErrorCode, OzError, invalid, not_found
 from core.ids import new_uid, random_token
 from core.models import Account, ApiKey, KeyKind, Principal
 from core.models.domain import KEY_EXPIRIES
+from core.permissions import is_admin
 from core.store.tables import AccountRow, AgentRow, ApiKeyRow, utcnow
 
 KEY_PREFIX = "wk-"
@@ -146,3 +147,25 @@ class UseThrottle:
 
 def revoke_key(session: Session, key_uid: str) -> None:
     session.execute(update(ApiKeyRow).where(ApiKeyRow.uid == key_uid).values(revoked_at=utcnow()))
+
+
+def list_keys(session: Session, principal: Principal) -> list[ApiKey]:
+    """The keys a person holds (their personal keys and the agent keys they made); a team
+    admin sees every key of the team.  Only the short prefix of each is ever shown."""
+    query = select(ApiKeyRow).where(ApiKeyRow.team_uid == principal.team_uid)
+    if not is_admin(session, principal):
+        query = query.where(ApiKeyRow.account_uid == principal.uid)
+    return [ApiKey.model_validate(row) for row in session.scalars(query.order_by(ApiKeyRow.created_at))]
+
+
+def revoke(session: Session, principal: Principal, key_uid: str) -> ApiKey:
+    """Revoke a key its holder (or a team admin) names; at once, on every process."""
+    row = session.get(ApiKeyRow, key_uid)
+    if row is None or row.team_uid != principal.team_uid:
+        raise not_found("API key", key_uid)
+    if row.account_uid != principal.uid and not is_admin(session, principal):
+        raise OzError(ErrorCode.NOT_AUTHORIZED, "only the key's holder or a team admin can revoke it")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    session.flush()
+    return ApiKey.model_validate(row)

@@ -211,3 +211,35 @@ def test_a_shared_github_token_is_refused_on_a_server(cli: Cli):
     refused = cli("account", "list", ok=False, env={"OZGW_GITHUB_TOKEN": "ghp_" + "x" * 36})
     assert "invalid settings" in refused.stderr and "local mode only" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_keys_people_whoami_and_cancel(cli: Cli):
+    cli("account", "create", "--email", "lead@example.com", "--team", "acme")
+    cli("account", "create", "--email", "bob@example.com", "--team", "acme")
+    bob_key = cli.json("key", "create", "--email", "bob@example.com", "--name", "laptop")["key"]
+    lead_key = cli.json("key", "create", "--email", "lead@example.com", "--name", "ci")["key"]
+
+    me = cli.json("--api-key", bob_key, "whoami")
+    assert me["email"] == "bob@example.com" and me["team"] == "acme" and me["admin"] is False
+    assert cli.json("whoami", env={"WARP_API_KEY": lead_key})["admin"] is True  # the environment works too
+
+    mine = cli("--output-format", "json", "--api-key", bob_key, "key", "list")
+    assert bob_key not in mine.stdout  # never the key, only its prefix
+    [listed] = json.loads(mine.stdout)
+    assert listed["name"] == "laptop" and listed["prefix"] == bob_key[:7] + "…" and listed["revoked_at"] is None
+    assert {k["name"] for k in cli.json("key", "list", "--email", "lead@example.com")} == {"laptop", "ci"}
+
+    lead_key_uid = next(k["uid"] for k in cli.json("key", "list", "--email", "lead@example.com") if k["name"] == "ci")
+    refused = cli("--api-key", bob_key, "key", "revoke", lead_key_uid, ok=False)
+    assert "only the key's holder or a team admin" in refused.stderr
+    revoked = cli.json("key", "revoke", listed["uid"], "--email", "lead@example.com")
+    assert revoked["revoked_at"] is not None
+    assert "authentication_required" in cli("--api-key", bob_key, "whoami", ok=False).stderr
+
+    people = cli.json("account", "list", "--email", "lead@example.com")
+    assert [(p["email"], p["is_admin"]) for p in people] == [("lead@example.com", True), ("bob@example.com", False)]
+
+    run_id = cli.json("--api-key", lead_key, "run", "--prompt", "Fix it")["run_id"]
+    assert cli.json("--api-key", lead_key, "run", "cancel", run_id) == {"run_id": run_id, "state": "CANCELLED"}
+    again = cli("--api-key", lead_key, "run", "cancel", run_id, ok=False)
+    assert again.returncode == 1 and "is CANCELLED; only queued or running runs can be cancelled" in again.stderr
