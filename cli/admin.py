@@ -291,7 +291,9 @@ def environment_update(
 
 @environment.command("delete")
 @click.argument("uid")
-@click.option("--force", is_flag=True, help="Delete even while unfinished runs use it.")
+@click.option(
+    "--force", is_flag=True, help="Delete even while unfinished runs or integrations use it (they are detached)."
+)
 @email_option
 @click.pass_obj
 def environment_delete(ctx, uid: str, force: bool, email: str | None) -> None:

@@ -16,7 +16,7 @@ from core.managed_secrets import check_name
 from core.models import Environment, Principal, RepoRef, UserProfile
 from core.models.wire import CloudEnvironment, CloudEnvironmentConfig, GitHubRepo, Scope
 from core.network import parse_endpoint, parse_endpoints
-from core.store.tables import AccountRow, EnvironmentRow, RunRow, utcnow
+from core.store.tables import AccountRow, EnvironmentRow, IntegrationRow, RunRow, utcnow
 
 
 def _to_environment(row: EnvironmentRow) -> Environment:
@@ -202,13 +202,29 @@ def environment_in_use(session: Session, uid: str) -> bool:
 
 
 def delete_environment(session: Session, principal: Principal, uid: str, *, force: bool = False) -> None:
-    """Soft-delete; refused while active runs use it unless ``force`` (as ``oz environment delete``)."""
+    """Soft-delete; refused while unfinished runs or an integration use it, unless ``force``
+    (as ``oz environment delete``), which detaches it from those integrations — their requests
+    are then refused saying they have no environment, rather than pointing at a deleted one."""
     row = _row(session, principal.team_uid, uid)
+    users = session.scalars(
+        select(IntegrationRow).where(
+            IntegrationRow.team_uid == principal.team_uid, IntegrationRow.environment_id == uid
+        )
+    ).all()
+    if not force and users:
+        names = ", ".join(sorted(u.provider for u in users))
+        raise OzError(
+            ErrorCode.CONFLICT,
+            f"environment {uid} is used by the {names} integration; point it elsewhere "
+            "(`oz-gateway integration update … --environment <id>`) or pass --force to detach it",
+        )
     if not force and environment_in_use(session, uid):
         raise OzError(
             ErrorCode.CONFLICT,
             f"environment {uid} is used by runs that have not finished; pass --force to delete it anyway",
         )
+    for integration in users:
+        integration.environment_id = None
     row.deleted_at = utcnow()
 
 

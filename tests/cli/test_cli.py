@@ -184,11 +184,19 @@ def test_integration_commands(cli: Cli, tmp_path: Path):
     assert "--mcp must be JSON" in bad.stderr
     missing = cli("integration", "update", "linear", *who, "--model", "m", ok=False)
     assert "Linear integration for this team not found" in missing.stderr
+    cli("integration", "update", "slack", *who, "--environment", env["uid"])
+    in_use = cli("environment", "delete", env["uid"], *who, ok=False)  # the Slack integration uses it
+    assert "used by the slack integration" in in_use.stderr and "--force" in in_use.stderr
+    other = cli.json("environment", "create", *who, "-n", "spare", "-d", "node:20")
+    cli("integration", "create", "linear", *who, "--environment", other["uid"])
+    assert cli.json("environment", "delete", other["uid"], *who, "--force")["deleted"] is True
+    linear = next(i for i in cli.json("integration", "list", *who) if i["provider"] == "linear")
+    assert linear["environment_id"] is None  # detached, so its requests say it has no environment
     nobody = cli("integration", "update", "slack", *who, "--agent", "no-such-agent", ok=False)
     assert "no-such-agent" in nobody.stderr and "not found" in nobody.stderr
     assert cli.json("integration", "update", "slack", *who, "--remove-mcp")["mcp_servers"] == {}
     assert cli.json("integration", "delete", "slack", *who) == {"provider": "slack", "deleted": True}
-    assert cli.json("integration", "list", *who) == []
+    assert [i["provider"] for i in cli.json("integration", "list", *who)] == ["linear"]
 
 
 def test_identity_link_and_unlink(cli: Cli):

@@ -9,7 +9,8 @@ from core.accounts import create_account
 from core.errors import ErrorCode, OzError
 from core.integrations import create_integration, run_defaults, update_integration
 from core.models import IntegrationProvider, Principal
-from core.store import Store
+from core.store import Store, utcnow
+from core.store.tables import EnvironmentRow
 
 SLACK, LINEAR = IntegrationProvider.SLACK, IntegrationProvider.LINEAR
 
@@ -62,9 +63,20 @@ def test_defaults_and_each_refusal(store: Store, admin: Principal):
 
     with store.session() as session:
         update_integration(session, admin, SLACK, environment_id=env_id)
+    with store.session() as session, pytest.raises(OzError) as err:  # in use: refused, naming who uses it
         environments.delete_environment(session, admin, env_id)
+    assert err.value.code == ErrorCode.CONFLICT and "slack integration" in err.value.detail
+    with store.session() as session:  # one deleted before deletions detached their integrations
+        session.get(EnvironmentRow, env_id).deleted_at = utcnow()
     deleted = refusal(store, admin, SLACK)
     assert deleted.code == ErrorCode.RESOURCE_NOT_FOUND and env_id in deleted.detail
+
+    fresh = make_env(store, admin)
+    with store.session() as session:
+        update_integration(session, admin, SLACK, environment_id=fresh)
+        environments.delete_environment(session, admin, fresh, force=True)  # detaches it
+    detached = refusal(store, admin, SLACK)
+    assert detached.code == ErrorCode.INTEGRATION_NOT_CONFIGURED and "has no environment" in detached.detail
 
 
 def test_bad_input_is_refused(store: Store, admin: Principal):

@@ -55,7 +55,7 @@ def test_integration_problems(
     expected = {
         "disabled": "integration_disabled",
         "no_environment": "integration_not_configured",
-        "deleted_environment": "resource_not_found",
+        "deleted_environment": "integration_not_configured",  # deleting it (--force) detached it
     }[change]
     assert expected in text
     _nothing_started(fake_slack, store, queue)
