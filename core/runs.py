@@ -507,13 +507,15 @@ def create(
     idempotency_key: str | None = None,
     auto_metadata: dict[str, str] | None = None,
     vault: Vault | None = None,
+    files: list[tuple[str, str, bytes]] | None = None,
 ) -> Created:
     """Validate, persist as QUEUED, commit, then enqueue — the single way a run comes to be.
 
     The commit comes first so an accepted run survives a Redis outage (the sweeper
     enqueues it later).  The same idempotency key within a team returns the same run.
     ``vault`` seals the config's MCP credentials (needed when it has some; those an
-    integration or cloud agent contributed are sealed already).
+    integration or cloud agent contributed are sealed already).  ``files``: (name, MIME type,
+    bytes) a surface brought beside the request's own attachments (a Slack thread's files).
     """
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
         raise invalid("Idempotency-Key must be 1-255 characters")
@@ -540,6 +542,7 @@ def create(
                     insert(RunMetadataRow),
                     [{"run_id": row.run_id, "key": k, "value": v} for k, v in row.run_metadata.items()],
                 )
+            attachments = [*attachments, *(files or [])]
             if attachments:
                 session.execute(
                     insert(RunAttachmentRow),

@@ -185,6 +185,9 @@ class Settings(BaseSettings):
     slack_client_secret: SecretStr | None = None
     """Multi-workspace: Slack OAuth install at ``/slack/install``; installations are kept in the store."""
     slack_api_url: str = "https://slack.com/api/"
+    slack_files_max: int = Field(default=5, ge=0)
+    """Files shared in a thread given to its run (downloaded with ``files:read``); the rest are named."""
+    slack_file_max_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
     # --- Linear ---------------------------------------------------------------------------
     linear_webhook_secret: SecretStr | None = None
     """Verifies deliveries at ``/linear/webhook`` (mounted only when set)."""

@@ -19,7 +19,7 @@ import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.slack import messages
+from bots.slack import files, messages
 from bots.slack.reporter import SlackReporter
 from bots.slack.thread import Names, SlackMessage, conversation, request_text
 from core import identity, integrations, runs
@@ -148,7 +148,10 @@ class SlackFrontDoor:
         status_ts: str,
     ) -> Run:
         permalink = await self._permalink(client, message)
-        thread = await conversation(client, self.names, message, bot_user_id, permalink)
+        thread, shared = await conversation(client, self.names, message, bot_user_id, permalink)
+        downloaded = await files.download(client, self.settings, shared)
+        if downloaded.skipped:
+            thread.facts.append(("Files not given to the agent", "\n".join(downloaded.skipped)))
         if previous is not None:
             outcome = previous.status_message.message if previous.status_message else ""
             thread.facts.append(
@@ -183,6 +186,7 @@ class SlackFrontDoor:
             request,
             source=RunSourceType.SLACK,
             origin=origin,
+            files=downloaded.files,
             # The message itself is the idempotency key: however often it is delivered, one run.
             idempotency_key=f"slack:{message.team}:{message.channel}:{message.ts}",
         )

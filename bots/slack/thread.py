@@ -139,8 +139,9 @@ def _files(message: dict) -> list[str]:
 
 async def conversation(
     client: AsyncWebClient, names: Names, mention: SlackMessage, bot_user_id: str | None, permalink: str | None
-) -> Conversation:
-    """The thread around ``mention`` (which is the request and so left out of the messages)."""
+) -> tuple[Conversation, list[dict]]:
+    """The thread around ``mention`` (which is the request and so left out of the messages), and
+    the files people shared in it (Slack's file objects)."""
     raw = [mention.as_payload()]
     if mention.thread_ts:
         raw = await thread_messages(client, mention.channel, mention.root)
@@ -164,4 +165,5 @@ async def conversation(
     opening = messages.pop(0) if messages and people[0].get("ts") == mention.root else None
     kind = "Slack direct message" if mention.channel.startswith("D") else "Slack thread"
     facts = [("Files shared in the thread", "\n".join(files)), ("Links in the thread", "\n".join(links))]
-    return Conversation(kind=kind, url=permalink, opening=opening, messages=messages, facts=facts)
+    shared = [f for m in people for f in m.get("files") or []]
+    return Conversation(kind=kind, url=permalink, opening=opening, messages=messages, facts=facts), shared

@@ -67,6 +67,10 @@ class FakeSlack(FakeService):
         self.private_channels: set[str] = set()
         self.acks: list[str] = []
         self.oauth_grants: dict[str, dict] = {}
+        self.files: dict[str, bytes] = {}
+        self.file_token: str | None = None
+        """The bot token a download must carry (Slack's ``files:read``); others get the sign-in page."""
+        self.downloads: list[tuple[str, str | None]] = []
         self._limits: dict[str, int] = {}
         self._ts = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
@@ -116,7 +120,33 @@ class FakeSlack(FakeService):
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
+        app.router.add_get("/files-pri/{team_file}/download/{name}", self._file)
         return app
+
+    def share_file(self, file_id: str, name: str, mimetype: str, data: bytes) -> dict:
+        """A file object as ``conversations.replies`` lists it, downloadable from this fake."""
+        self.files[file_id] = data
+        return {
+            "id": file_id,
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "size": len(data),
+            "url_private": f"{self.server.url}/files-pri/T0001-{file_id}/{name}",
+            "url_private_download": f"{self.server.url}/files-pri/T0001-{file_id}/download/{name}",
+            "permalink": f"https://acme.slack.com/files/U061F7AUR/{file_id}/{name}",
+        }
+
+    async def _file(self, request: web.Request) -> web.Response:
+        """A private file: its bytes with the right bot token, else Slack's sign-in page (HTTP 200)."""
+        file_id = request.match_info["team_file"].split("-", 1)[-1]
+        auth = request.headers.get("Authorization")
+        self.downloads.append((file_id, auth))
+        if file_id not in self.files:
+            raise web.HTTPNotFound()
+        if auth != f"Bearer {self.file_token}":
+            return web.Response(text="<html><body>Sign in to Slack</body></html>", content_type="text/html")
+        return web.Response(body=self.files[file_id], content_type="application/octet-stream")
 
     async def _params(self, request: web.Request) -> dict[str, Any]:
         params: dict[str, Any] = dict(request.query)
