@@ -272,7 +272,7 @@ def github_action() -> None:
 
 
 def _register_commands() -> None:
-    from cli import admin, credentials, identities, integrations, run_commands
+    from cli import admin, artifacts, credentials, identities, integrations, run_commands
 
     main.add_command(admin.account)
     main.add_command(admin.key)
@@ -283,6 +283,8 @@ def _register_commands() -> None:
     main.add_command(integrations.integration)
     main.add_command(integrations.linear)
     main.add_command(identities.identity_group)
+    main.add_command(artifacts.artifact)
+    main.add_command(artifacts.model)
 
 
 _register_commands()

@@ -6,7 +6,7 @@ import click
 
 from cli.output import emit
 from cli.session import acting_principal, email_option, store_session
-from core import run_listing, runs
+from core import events, run_listing, runs
 from core.models import RunSourceType
 from core.models.wire import AmbientAgentConfig, RunAgentRequest, RunListQuery
 from core.queue import RunQueue
@@ -72,12 +72,25 @@ def run_list(ctx, states, name, source, limit, email) -> None:
 
 @run.command("get")
 @click.argument("run_id")
+@click.option("--conversation", is_flag=True, help="Show the run's transcript: what the agent said and did.")
 @email_option
 @click.pass_obj
-def run_get(ctx, run_id: str, email: str | None) -> None:
+def run_get(ctx, run_id: str, conversation: bool, email: str | None) -> None:
     with store_session(ctx.settings) as session:
-        item = run_listing.render_item(session, runs.visible_run(session, acting_principal(session, email), run_id))
+        run = runs.visible_run(session, acting_principal(session, email), run_id)
+        if conversation:
+            steps = [_step(e) for e in events.transcript(session, run.run_id)]
+        else:
+            item = run_listing.render_item(session, run)
+    if conversation:
+        emit(steps, ctx.output_format, ("seq", "kind", "what"))
+        return
     emit(item.wire(), ctx.output_format, RUN_COLUMNS)
+
+
+def _step(event: events.RunEvent) -> dict:
+    what = event.text or event.command or event.path or event.tool or ""
+    return {"seq": event.seq, "kind": event.kind.value, "what": what, "at": event.at.isoformat() if event.at else None}
 
 
 @run.command("cancel")

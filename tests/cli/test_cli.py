@@ -251,3 +251,55 @@ def test_keys_people_whoami_and_cancel(cli: Cli):
     assert cli.json("--api-key", lead_key, "run", "cancel", run_id) == {"run_id": run_id, "state": "CANCELLED"}
     again = cli("--api-key", lead_key, "run", "cancel", run_id, ok=False)
     assert again.returncode == 1 and "is CANCELLED; only queued or running runs can be cancelled" in again.stderr
+
+
+def test_artifacts_conversation_and_models(cli: Cli, tmp_path: Path):
+    from core.events import EventKind, Masker, RunEvent, record
+    from core.store import Store
+    from tests.conftest import add_file_artifact
+
+    cli("account", "create", "--email", "lead@example.com", "--team", "acme")
+    who = ("--email", "lead@example.com")
+    run_id = cli.json("run", "--prompt", "Write the report", *who)["run_id"]
+    store = Store(f"sqlite:///{tmp_path / 'data' / 'oz-gateway.db'}")
+    with store.session() as session:  # what the runner would have recorded
+        steps = [RunEvent(kind=EventKind.MESSAGE, text="Writing it."), RunEvent(kind=EventKind.COMMAND, command="ls")]
+        record(session, run_id, steps, Masker())
+    uid = add_file_artifact(store, run_id, "../../report.md", b"# Report\n", "text/markdown")
+    store.dispose()
+
+    said = cli.json("run", "get", run_id, "--conversation", *who)
+    assert [(s["kind"], s["what"]) for s in said] == [("message", "Writing it."), ("command", "ls")]
+
+    shown = cli.json("artifact", "get", uid, *who)
+    assert shown["data"]["filename"] == "../../report.md" and "/download?expires=" in shown["data"]["download_url"]
+    work = tmp_path / "work"
+    work.mkdir()
+    saved = subprocess.run(
+        [sys.executable, "-m", "cli", "--output-format", "json", "artifact", "download", uid, *who],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=cli.env,
+        timeout=60,
+    )
+    assert saved.returncode == 0, saved.stderr
+    assert (work / "report.md").read_bytes() == b"# Report\n"  # the agent's name, never its path
+    assert not (tmp_path / "report.md").exists()
+    again = subprocess.run(
+        [sys.executable, "-m", "cli", "artifact", "download", uid, *who],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=cli.env,
+        timeout=60,
+    )
+    assert again.returncode == 1 and "exists" in again.stderr
+
+    models = {m["harness"]: m for m in cli.json("model", "list", *who)}
+    assert models["claude"]["key"] == "needs one of ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN, CLAUDE_CODE_OAUTH_TOKEN"
+    key_file = tmp_path / "anthropic.key"
+    key_file.write_text("sk-ant-test")
+    cli("secret", "create", "ANTHROPIC_API_KEY", "--team", "--file", str(key_file), *who)
+    models = {m["harness"]: m for m in cli.json("model", "list", *who)}
+    assert models["claude"]["key"] == "ready" and "sk-ant-test" not in json.dumps(models)
