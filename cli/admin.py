@@ -61,6 +61,18 @@ def account_list(ctx, email: str | None) -> None:
     emit([p.model_dump(mode="json") for p in people], ctx.output_format, ("email", "display_name", "is_admin", "uid"))
 
 
+@account.command("remove")
+@click.argument("person")
+@email_option
+@click.pass_obj
+def account_remove(ctx, person: str, email: str | None) -> None:
+    """Remove PERSON (an email): keys revoked, links and GitHub authorization and personal secrets
+    deleted; their runs are kept for audit (a team admin)."""
+    with store_session(ctx.settings) as session:
+        removed = accounts.remove_account(session, acting_principal(session, email), person)
+    emit(removed.model_dump(mode="json") | {"removed": True}, ctx.output_format, ("email", "removed"))
+
+
 def _set_admin(ctx, email: str, admin: bool) -> None:
     with store_session(ctx.settings) as session:
         changed = accounts.set_admin(session, email, admin)

@@ -6,13 +6,23 @@ promises every team has one, so no code path may observe a team without it.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import ErrorCode, OzError, invalid, not_found
 from core.ids import new_uid
-from core.models import Account, Team
-from core.store.tables import AccountRow, AgentRow, TeamRow, utcnow
+from core.models import Account, Principal, Team
+from core.permissions import require_admin
+from core.store.tables import (
+    AccountRow,
+    AgentRow,
+    ApiKeyRow,
+    ExternalIdentityRow,
+    GitHubAuthorizationRow,
+    ManagedSecretRow,
+    TeamRow,
+    utcnow,
+)
 
 DEFAULT_AGENT_NAME = "Default agent"
 
@@ -52,8 +62,10 @@ def create_account(
     email = email.strip().lower()
     if "@" not in email or email.startswith("@") or email.endswith("@"):
         raise invalid(f"{email!r} is not an email address")
-    if session.scalar(select(AccountRow).where(AccountRow.email == email)) is not None:
-        raise OzError(ErrorCode.CONFLICT, f"an account with email {email} already exists")
+    existing = session.scalar(select(AccountRow).where(AccountRow.email == email))
+    if existing is not None:
+        state = "was removed (its runs are kept)" if existing.removed_at else "already exists"
+        raise OzError(ErrorCode.CONFLICT, f"an account with email {email} {state}")
     team = get_or_create_team(session, team_name or f"{email}'s team")
     if admin is None:
         admin = session.scalar(select(AccountRow.uid).where(AccountRow.team_uid == team.uid).limit(1)) is None
@@ -66,18 +78,50 @@ def create_account(
 
 
 def set_admin(session: Session, email: str, admin: bool) -> Account:
-    row = session.scalar(select(AccountRow).where(AccountRow.email == email.strip().lower()))
-    if row is None:
-        raise not_found("account", email)
+    row = _live(session, email)
     row.is_admin = admin
     session.flush()
     return Account.model_validate(row)
 
 
-def account_by_email(session: Session, email: str) -> Account:
-    row = session.scalar(select(AccountRow).where(AccountRow.email == email.strip().lower()))
+def _live(session: Session, email: str) -> AccountRow:
+    row = session.scalar(
+        select(AccountRow).where(AccountRow.email == email.strip().lower(), AccountRow.removed_at.is_(None))
+    )
     if row is None:
         raise not_found("account", email)
+    return row
+
+
+def account_by_email(session: Session, email: str) -> Account:
+    return Account.model_validate(_live(session, email))
+
+
+def remove_account(session: Session, principal: Principal, email: str) -> Account:
+    """An admin removes a person: their personal keys are revoked, their Slack/Linear links,
+    GitHub authorization and personal secrets deleted, admin dropped — and their runs kept, for
+    audit, still naming them."""
+    require_admin(session, principal, "remove an account")
+    row = _live(session, email)
+    if row.team_uid != principal.team_uid:
+        raise not_found("account", email)
+    if row.uid == principal.uid:
+        raise invalid("you cannot remove yourself; another admin can")
+    now = utcnow()
+    session.execute(
+        update(ApiKeyRow)
+        .where(ApiKeyRow.account_uid == row.uid, ApiKeyRow.agent_uid.is_(None), ApiKeyRow.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    session.execute(delete(ExternalIdentityRow).where(ExternalIdentityRow.account_uid == row.uid))
+    session.execute(delete(GitHubAuthorizationRow).where(GitHubAuthorizationRow.account_uid == row.uid))
+    session.execute(
+        delete(ManagedSecretRow).where(
+            ManagedSecretRow.team_uid == row.team_uid, ManagedSecretRow.account_uid == row.uid
+        )
+    )
+    row.is_admin, row.removed_at = False, now
+    session.flush()
     return Account.model_validate(row)
 
 
@@ -89,5 +133,6 @@ def team_by_uid(session: Session, uid: str) -> Team:
 
 
 def list_accounts(session: Session, team_uid: str) -> list[Account]:
-    rows = session.scalars(select(AccountRow).where(AccountRow.team_uid == team_uid).order_by(AccountRow.created_at))
+    live = (AccountRow.team_uid == team_uid, AccountRow.removed_at.is_(None))
+    rows = session.scalars(select(AccountRow).where(*live).order_by(AccountRow.created_at))
     return [Account.model_validate(row) for row in rows]

@@ -60,7 +60,9 @@ def linked_account(
 def account_for_email(session: Session, email: str | None) -> Account | None:
     if not email:
         return None
-    row = session.scalar(select(AccountRow).where(AccountRow.email == email.strip().lower()))
+    row = session.scalar(
+        select(AccountRow).where(AccountRow.email == email.strip().lower(), AccountRow.removed_at.is_(None))
+    )
     return None if row is None else Account.model_validate(row)
 
 

@@ -68,6 +68,8 @@ class AccountRow(Base):
     team_uid: Mapped[str] = mapped_column(ForeignKey("teams.uid"), index=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
+    removed_at: Mapped[datetime | None]
+    """Removed: no keys, links, GitHub authorization or personal secrets; its runs stay."""
 
 
 class AgentRow(Base):

@@ -247,6 +247,17 @@ def test_keys_people_whoami_and_cancel(cli: Cli):
     people = cli.json("account", "list", "--email", "lead@example.com")
     assert [(p["email"], p["is_admin"]) for p in people] == [("lead@example.com", True), ("bob@example.com", False)]
 
+    bob_run = cli.json("--api-key", lead_key, "run", "--prompt", "Bob's task", "--email", "bob@example.com")["run_id"]
+    second_key = cli.json("key", "create", "--email", "bob@example.com", "--name", "desktop")["key"]
+    refused = cli("account", "remove", "lead@example.com", "--email", "bob@example.com", ok=False)
+    assert "only a team admin can remove an account" in refused.stderr
+    cli("account", "remove", "bob@example.com", "--email", "lead@example.com")
+    assert "authentication_required" in cli("--api-key", second_key, "whoami", ok=False).stderr  # keys revoked
+    assert [p["email"] for p in cli.json("account", "list", "--email", "lead@example.com")] == ["lead@example.com"]
+    assert cli.json("run", "get", bob_run, "--email", "lead@example.com")["run_id"] == bob_run  # runs are kept
+    again = cli("account", "create", "--email", "bob@example.com", "--team", "acme", ok=False)
+    assert "was removed" in again.stderr
+
     run_id = cli.json("--api-key", lead_key, "run", "--prompt", "Fix it")["run_id"]
     assert cli.json("--api-key", lead_key, "run", "cancel", run_id) == {"run_id": run_id, "state": "CANCELLED"}
     again = cli("--api-key", lead_key, "run", "cancel", run_id, ok=False)
