@@ -197,7 +197,7 @@ class RunDefaults:
 def run_defaults(session: Session, team_uid: str, provider: IntegrationProvider) -> RunDefaults:
     """What a run from this surface gets — or the catalog error that explains why none can start."""
     title = TITLES[provider]
-    setup_url = f"{get_settings().effective_public_url}/integrations"
+    setup_url = f"{get_settings().effective_public_url}/console"
     row = _row(session, team_uid, provider)
     if row is None:
         raise OzError(

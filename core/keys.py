@@ -169,3 +169,10 @@ def revoke(session: Session, principal: Principal, key_uid: str) -> ApiKey:
         row.revoked_at = utcnow()
     session.flush()
     return ApiKey.model_validate(row)
+
+
+def key_is_live(session: Session, key_uid: str | None) -> bool:
+    """Whether a key still works (a console session ends when the key it began with is revoked)."""
+    row = session.get(ApiKeyRow, key_uid) if key_uid else None
+    now = utcnow()
+    return row is not None and row.revoked_at is None and (row.expires_at is None or row.expires_at > now)

@@ -219,6 +219,11 @@ class Settings(BaseSettings):
             )
         return self
 
+    def run_page(self, run_id: str) -> str:
+        """A run's page in the console: the link every surface hands to people (a browser page
+        after sign-in, never a JSON endpoint that needs a bearer key)."""
+        return f"{self.effective_public_url}/console/runs/{run_id}"
+
     @property
     def redis_prefix(self) -> str:
         """Namespace of this gateway's own Redis keys (dedupe claims, post-once guards); the queue

@@ -228,7 +228,7 @@ class Execution:
         )
         agent.check_program()
         self.agent_started = True  # from here a retry could redo the agent's work: none
-        self._transition(S.INPROGRESS, session_link=self._run_url() + "/events")
+        self._transition(S.INPROGRESS, session_link=self.settings.run_page(self.run.run_id))
         self.supervisor.on_followups = agent.deliver
         idle = self.run.config.idle_timeout_minutes
         self.supervisor.watch_idle(idle * 60 if idle else None)
@@ -459,7 +459,7 @@ class Execution:
             summary=summary,
             agent=Author(self.settings.agent_git_name, self.settings.agent_git_email),
             coauthor=self._coauthor(),
-            run_url=self._run_url(),
+            run_url=self.settings.run_page(self.run.run_id),
         )
         opened = published.opened
         message = summary or "The agent finished without a summary."
@@ -615,9 +615,6 @@ class Execution:
         with self.ctx.store.reader() as session:
             person = session.get(AccountRow, self.run.creator_uid)
             return Author(person.display_name or person.email, person.email) if person else None
-
-    def _run_url(self) -> str:
-        return f"{self.settings.effective_public_url}/api/v1/agent/runs/{self.run.run_id}"
 
 
 def run_job(ctx: WorkerContext, run_id: str) -> str:

@@ -78,6 +78,7 @@ ensure_test_tools() {  # what the tests build their local images from
   command -v debootstrap >/dev/null || apt_install debootstrap
   command -v mkfs.ext4 >/dev/null || apt_install e2fsprogs  # each run's workspace filesystem
   command -v npm >/dev/null || apt_install nodejs npm
+  command -v chromium >/dev/null || apt_install chromium  # the console's browser tests (Playwright drives it)
 }
 
 ensure_agent_image() {  # the real agent CLIs' image (debootstrap + npm; built once per recipe)

@@ -19,7 +19,8 @@ from bots.api.context import ASYNC_REDIS, EXECUTOR, KEY_USE, QUEUE, SETTINGS, ST
 from bots.api.events import STREAMS
 from bots.api.middleware import auth_middleware, problem_middleware, webhook_guard
 from bots.api.openapi import openapi_document
-from bots.api.routes import LINEAR_ROUTES, ROUTES, SLACK_EVENTS_ROUTE, SLACK_ROUTES
+from bots.api.routes import CONSOLE_ROUTES, LINEAR_ROUTES, ROUTES, SLACK_EVENTS_ROUTE, SLACK_ROUTES
+from bots.console import setup_templates
 from bots.linear.app import linear_configured, linear_lifecycle
 from bots.slack.app import build_bot, slack_configured, slack_lifecycle
 from bots.slack.linking import RESUMED
@@ -86,7 +87,8 @@ def create_app(settings: Settings, *, store: Store | None = None, queue: RunQueu
             app[STORE].dispose()
 
     app.cleanup_ctx.append(resources)
-    routes = ROUTES
+    setup_templates(app)
+    routes = ROUTES + CONSOLE_ROUTES
     if slack_configured(settings):
         app[RESUMED] = set()
         app.cleanup_ctx.append(

@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from bots.api import environments, events, identities, runs, secrets
+from bots.console import views as console
 from bots.github import authorize, webhook
 from bots.linear import install as linear_install
 from bots.linear import webhook as linear_webhook
@@ -140,6 +141,17 @@ SLACK_ROUTES: tuple[Route, ...] = (
     Route("GET", "/slack/oauth_redirect", slack.oauth_redirect, "Slack OAuth redirect"),
     Route("GET", "/link/slack", slack_linking.show, "Link a Slack user to an account (signed link)"),
     Route("POST", "/link/slack", slack_linking.submit, "Link a Slack user to an account"),
+)
+
+CONSOLE_ROUTES: tuple[Route, ...] = (
+    # The management pages (a browser, signed in with a personal key; outside the Oz API).
+    Route("GET", "/console", console.index, "The console: to the runs"),
+    Route("GET", "/console/sign-in", console.sign_in_page, "Console sign-in form"),
+    Route("POST", "/console/sign-in", console.sign_in, "Sign in with a personal API key"),
+    Route("POST", "/console/sign-out", console.sign_out, "Sign out"),
+    Route("GET", "/console/runs", console.run_list, "Runs (Personal / All, filters, pages)"),
+    Route("GET", "/console/runs/{run_id}", console.run_page, "A run's page"),
+    Route("POST", "/console/runs/{run_id}/cancel", console.cancel, "Cancel a run from its page"),
 )
 
 LINEAR_ROUTES: tuple[Route, ...] = (

@@ -42,7 +42,7 @@ VERDICTS = {S.FAILED: "failed", S.ERROR: "stopped on an error", S.CANCELLED: "wa
 
 
 def run_link(settings: Settings, run: RunItem) -> str:
-    return run.session_link or f"{settings.effective_public_url}/api/v1/agent/runs/{run.run_id}"
+    return settings.run_page(run.run_id)
 
 
 def step_activity(event: RunEvent) -> dict | None:
@@ -91,7 +91,7 @@ class LinearReporter:
         """The run exists: link it from the session, and move a delegated issue to "started"."""
         ref = run.origin.ref if run.origin else {}
         client = await self.clients.for_workspace(ref.get("org"))
-        link = f"{self.settings.effective_public_url}/api/v1/agent/runs/{run.run_id}"
+        link = self.settings.run_page(run.run_id)
         if ref.get("session"):
             await client.execute(
                 queries.SESSION_UPDATE, id=ref["session"], input={"externalUrls": [{"label": "Oz run", "url": link}]}

@@ -32,7 +32,7 @@ FINAL_GUARD_TTL = 7 * 24 * 3600
 
 
 def run_link(settings: Settings, run: RunItem) -> str:
-    return run.session_link or f"{settings.effective_public_url}/api/v1/agent/runs/{run.run_id}"
+    return settings.run_page(run.run_id)
 
 
 class SlackReporter:

@@ -37,7 +37,7 @@ def test_defaults_and_each_refusal(store: Store, admin: Principal):
     missing = refusal(store, admin, SLACK)
     assert missing.code == ErrorCode.INTEGRATION_NOT_CONFIGURED and missing.status == 400
     assert missing.title == "Slack integration is not configured"
-    assert missing.extras["integration_name"] == "slack" and missing.extras["setup_url"].endswith("/integrations")
+    assert missing.extras["integration_name"] == "slack" and missing.extras["setup_url"].endswith("/console")
 
     env_id = make_env(store, admin)
     mcp = {"linear": {"url": "https://mcp.linear.app/sse"}}

@@ -113,7 +113,7 @@ def test_a_mention_runs_through_to_the_pull_request(
     assert step.outputs["state"] == "SUCCEEDED"
     pull = github.pulls[0]
     assert step.outputs["pr_url"] == pull["html_url"]
-    assert step.outputs["session_link"].endswith(f"/agent/runs/{step.outputs['run_id']}/events")
+    assert step.outputs["session_link"].endswith(f"/console/runs/{step.outputs['run_id']}")  # a page people read
     # One sticky comment, edited as the run moved, ending with the PR.
     ours = [c for c in github.comments_on(REPO, 1) if "oz-gateway-run" in c["body"]]
     assert len(ours) == 1

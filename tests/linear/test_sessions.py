@@ -42,7 +42,7 @@ def test_delegation_starts_a_run_with_the_issue_as_prompt(
     update = wait_for(lambda: fake_linear.calls("agentSessionUpdate"), what="the session's run link")[0]
     assert update.variables == {
         "id": DELEGATED_SESSION,
-        "input": {"externalUrls": [{"label": "Oz run", "url": f"http://gateway.test/api/v1/agent/runs/{run.run_id}"}]},
+        "input": {"externalUrls": [{"label": "Oz run", "url": f"http://gateway.test/console/runs/{run.run_id}"}]},
     }
     move = wait_for(lambda: fake_linear.calls("issueUpdate"), what="the issue moved to started")[0]
     assert move.variables == {"id": "b7e4c1d2-3a5f-4e6d-8c9b-0a1f2e3d4c5b", "stateId": "state-progress"}

@@ -62,7 +62,7 @@ def test_success_opens_a_pull_request(
     assert github.pulls and github.pulls[0]["head"]["ref"] == branch
     pull = github.pulls[0]
     assert pull["base"]["ref"] == "main" and pull["title"] == "Fix the README typo"
-    assert f"http://gateway.test/api/v1/agent/runs/{run_id}" in pull["body"]
+    assert f"http://gateway.test/console/runs/{run_id}" in pull["body"]
     assert pull["user"]["login"] == "alice-gh"  # opened with the triggering person's token
     assert run.status_message.message.startswith("Updated README.md as asked.")
     assert pull["html_url"] in run.status_message.message
@@ -81,7 +81,7 @@ def test_success_opens_a_pull_request(
     steps = [e.kind.value for e in events_of(store, run_id)]
     assert steps == ["status", "message", "command", "file_edit"]
     assert run.started_at is not None and run.finished_at is not None and run.run_time_seconds > 0
-    assert run.session_link.endswith(f"/agent/runs/{run_id}/events")
+    assert run.session_link == f"http://gateway.test/console/runs/{run_id}"  # a page people can read
     # Nothing left behind.
     assert containers_of(docker_client, run_id) == []
     assert not (ctx.settings.effective_work_dir / run_id).exists()

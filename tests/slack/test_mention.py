@@ -54,7 +54,7 @@ def test_mention_in_thread_starts_a_run_with_the_thread_as_prompt(
     status = replies[0]
     assert "On it" in status.everything
     assert run.run_id[:8] in status.everything
-    assert f"http://gateway.test/api/v1/agent/runs/{run.run_id}" in status.everything
+    assert f"http://gateway.test/console/runs/{run.run_id}" in status.everything
     assert run.origin.ref["status_ts"] == status.ts
     assert fake_slack.calls_to("chat.postEphemeral") == []
 

@@ -1,0 +1,206 @@
+"""``/console``: the management pages, server-rendered (Jinja2 via ``aiohttp-jinja2``, every value
+autoescaped), no front-end build and no CDN — a self-hosted gateway works air-gapped.
+
+This slice: sign-in with a personal API key (agent keys cannot), sign-out, the runs list
+(Personal / All, filtered by state and source, cursor pages) and a run's page (prompt, origin,
+state and status, transcript, pull requests, file downloads, cancel).  Every page shows only
+the signed-in person's team; every form carries the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import quote, urlencode
+
+import aiohttp_jinja2
+from aiohttp import web
+from sqlalchemy.orm import Session
+
+from bots.api.context import ASYNC_REDIS, QUEUE, SETTINGS, STORE, blocking, public, reading
+from bots.console import sessions
+from bots.console.sessions import ConsoleSession
+from bots.web import public_url
+from core import artifacts, events, run_listing, runs
+from core.errors import ErrorCode, OzError
+from core.keys import authenticate, key_is_live
+from core.models import Principal, RunSourceType, RunState
+from core.models.wire import RunListQuery
+from core.permissions import may_steer
+
+PRE = "oz_console_pre"
+"""The sign-in form's own CSRF token (double-submitted: a cookie and a field), so nobody can sign
+a browser in to their account."""
+STATES = [s.value for s in RunState]
+SOURCES = [s.value for s in RunSourceType]
+
+
+def _secure(request: web.Request) -> bool:
+    return public_url(request).startswith("https://")
+
+
+async def _signed_in(request: web.Request) -> ConsoleSession:
+    """The session, or a redirect to sign in and come back here."""
+    settings = request.app[SETTINGS]
+    found = await sessions.current(settings, request.app[ASYNC_REDIS], request)
+    if found is None or not await reading(request, key_is_live, found.principal.key_uid):
+        raise web.HTTPSeeOther(f"/console/sign-in?next={quote(request.path_qs, safe='')}")
+    return found
+
+
+def _checked(session: ConsoleSession, form: dict) -> None:
+    if not sessions.csrf_ok(session, str(form.get("csrf") or "")):
+        raise web.HTTPForbidden(text="the form is stale or not from this console; reload the page and try again")
+
+
+def _next(target: str | None) -> str:
+    """Only a console page of this gateway (never another site)."""
+    return (
+        target if target and target.startswith("/console/") and not target.startswith("/console//") else "/console/runs"
+    )
+
+
+@public
+async def index(request: web.Request) -> web.Response:
+    raise web.HTTPSeeOther("/console/runs")
+
+
+@public
+async def sign_in_page(request: web.Request) -> web.Response:
+    return _sign_in_form(request, _next(request.query.get("next")), None, 200)
+
+
+@public
+async def sign_in(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    target = _next(str(form.get("next") or ""))
+    pre = request.cookies.get(PRE, "")
+    if not pre or not secrets.compare_digest(pre, str(form.get("pre") or "")):
+        return _sign_in_again(request, target, "The sign-in form expired; try again.")
+    try:
+        who = await reading(request, authenticate, str(form.get("api_key") or "").strip() or None)
+    except OzError:
+        return _sign_in_again(request, target, "That key is not valid (revoked, expired, or mistyped).")
+    if not who.is_human:
+        return _sign_in_again(request, target, "Agent keys cannot sign in; use your personal key.")
+    token = await sessions.open_session(request.app[SETTINGS], request.app[ASYNC_REDIS], who)
+    response = web.HTTPSeeOther(target)
+    sessions.set_cookie(response, token, _secure(request))
+    response.del_cookie(PRE, path="/console")
+    raise response
+
+
+def _sign_in_again(request: web.Request, target: str, error: str) -> web.Response:
+    return _sign_in_form(request, target, error, 401)
+
+
+def _sign_in_form(request: web.Request, target: str, error: str | None, status: int) -> web.Response:
+    """The form, with a fresh double-submit token in a cookie and in the form."""
+    token = secrets.token_urlsafe(24)
+    context = {"pre": token, "next": target, "error": error}
+    response = aiohttp_jinja2.render_template("sign_in.html", request, context, status=status)
+    response.set_cookie(
+        PRE, token, max_age=1800, path="/console", httponly=True, samesite="Lax", secure=_secure(request)
+    )
+    return response
+
+
+@public
+async def sign_out(request: web.Request) -> web.StreamResponse:
+    session = await _signed_in(request)
+    _checked(session, dict(await request.post()))
+    await sessions.close_session(request.app[SETTINGS], request.app[ASYNC_REDIS], request)
+    response = web.HTTPSeeOther("/console/sign-in")
+    response.del_cookie(sessions.COOKIE, path="/console")
+    raise response
+
+
+def _query(who: Principal, params: dict[str, str]) -> RunListQuery:
+    query: dict = {"limit": 25, "sort_by": "created_at"}
+    if params.get("tab", "personal") == "personal":
+        query["creator"] = who.uid
+    if params.get("state") in STATES:
+        query["state"] = [params["state"]]
+    if params.get("source") in SOURCES:
+        query["source"] = params["source"]
+    if params.get("cursor"):
+        query["cursor"] = params["cursor"]
+    return RunListQuery.model_validate(query)
+
+
+@public
+@aiohttp_jinja2.template("runs.html")
+async def run_list(request: web.Request) -> dict:
+    session = await _signed_in(request)
+    params = {k: request.query.get(k, "") for k in ("tab", "state", "source", "cursor")}
+    params["tab"] = params["tab"] if params["tab"] in ("personal", "all") else "personal"
+    try:
+        page = await reading(request, run_listing.list_runs, session.principal, _query(session.principal, params))
+    except OzError:  # a cursor from another filter: start over
+        page = await reading(request, run_listing.list_runs, session.principal, _query(session.principal, {}))
+    base = {k: v for k, v in params.items() if v and k != "cursor"}
+    following = urlencode(base | {"cursor": page.page_info.next_cursor}) if page.page_info.has_next_page else None
+    return {
+        "me": session.principal,
+        "csrf": session.csrf,
+        "runs": page.runs,
+        "params": params,
+        "states": STATES,
+        "sources": SOURCES,
+        "next_page": following,
+        "working": {RunState.QUEUED, RunState.PENDING, RunState.CLAIMED, RunState.INPROGRESS},
+    }
+
+
+def _run_page(session: Session, who: Principal, run_id: str, base_url: str, key: bytes) -> dict:
+    run = runs.visible_run(session, who, run_id)
+    item = run_listing.render_item(session, run)
+    downloads = []
+    for artifact in item.artifacts or []:
+        if artifact.artifact_type == "FILE":
+            found = artifacts.artifact_response(session, who, artifact.data.artifact_uid, base_url, key)
+            downloads.append((found.data.filename, found.data.download_url, found.data.size_bytes))
+    pulls = [a.data.url for a in item.artifacts or [] if a.artifact_type == "PULL_REQUEST"]
+    steps = events.transcript(session, run.run_id)
+    return {
+        "run": item,
+        "steps": steps,
+        "pulls": pulls,
+        "downloads": downloads,
+        "can_cancel": runs.is_active(run) and may_steer(session, who, run),
+    }
+
+
+@public
+@aiohttp_jinja2.template("run.html")
+async def run_page(request: web.Request) -> dict:
+    session = await _signed_in(request)
+    settings = request.app[SETTINGS]
+    try:
+        context = await reading(
+            request,
+            _run_page,
+            session.principal,
+            request.match_info["run_id"],
+            public_url(request),
+            settings.signing_key(),
+        )
+    except OzError as error:
+        if error.code == ErrorCode.RESOURCE_NOT_FOUND:
+            raise web.HTTPNotFound(text="No such run in your team.") from None
+        raise
+    return context | {"me": session.principal, "csrf": session.csrf, "notice": request.query.get("notice")}
+
+
+@public
+async def cancel(request: web.Request) -> web.StreamResponse:
+    session = await _signed_in(request)
+    _checked(session, dict(await request.post()))
+    run_id = request.match_info["run_id"]
+    try:
+        await blocking(request, runs.cancel, request.app[STORE], request.app[QUEUE], session.principal, run_id)
+        notice = "Cancelled."
+    except OzError as error:
+        if error.code == ErrorCode.RESOURCE_NOT_FOUND:
+            raise web.HTTPNotFound(text="No such run in your team.") from None
+        notice = error.message
+    raise web.HTTPSeeOther(f"/console/runs/{quote(run_id)}?{urlencode({'notice': notice})}")

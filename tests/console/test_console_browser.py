@@ -1,0 +1,148 @@
+"""The console in a real browser (Debian's Chromium driven by Playwright): sign in with a
+personal key, the runs list with its tabs and filters, a run's page rendering untrusted text
+inert, cancel from the page, another team's run a 404, forms without the CSRF token refused,
+agent keys and revoked keys kept out, sign-out.  Screenshots of each page are saved beside
+the test's temporary files."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from core import agents, runs
+from core.accounts import create_account
+from core.errors import ErrorCode, OzError
+from core.identity import principal_of
+from core.keys import create_key, revoke_key
+from core.models import Principal
+from core.models.wire import AgentCreateRequest, RunAgentRequest
+from core.queue import RunQueue
+from core.settings import Settings
+from core.store import Store
+from tests.live_server import LiveServer, gateway_server
+from tests.runner_support import settings_with
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+HOSTILE = "Fix it <script>window.__owned = 1</script> and ping <@U0LAN0Z89> <!channel>"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def console(settings: Settings, store: Store, queue: RunQueue) -> Iterator[LiveServer]:
+    with gateway_server(settings_with(settings, public_url=None), store, queue) as server:
+        yield server
+
+
+@pytest.fixture
+def page(browser: Browser, tmp_path: Path) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 390, "height": 844})  # a phone's width
+    yield context.new_page()
+    context.close()
+
+
+def person(store: Store, email: str, team: str) -> tuple[Principal, str]:
+    with store.session() as session:
+        account = create_account(session, email, team)
+        return principal_of(account), create_key(session, account, "console")[1]
+
+
+def start(store: Store, who: Principal, prompt: str, *, team: bool = True) -> str:
+    return runs.create(store, None, who, RunAgentRequest(prompt=prompt, team=team)).run.run_id
+
+
+def sign_in(page: Page, console: LiveServer, key: str, where: str = "/console/runs") -> None:
+    page.goto(f"{console.url}{where}")
+    page.get_by_label("Your personal API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def shot(page: Page, tmp_path: Path, name: str) -> None:
+    page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+
+
+def test_sign_in_list_filter_and_open_a_run_that_renders_untrusted_text_inert(
+    page: Page, console: LiveServer, store: Store, tmp_path: Path
+):
+    """Sign in (a redirect there and back), Personal then All, filter by status, a hostile prompt."""
+    ada, ada_key = person(store, "ada@acme.dev", "acme")
+    grace, _ = person(store, "grace@acme.dev", "acme")
+    mine = start(store, ada, HOSTILE)
+    failed = start(store, ada, "Upgrade the parser")
+    runs.record_failure(store, failed, OzError(ErrorCode.ENVIRONMENT_SETUP_FAILED, "pip failed", title="Setup failed"))
+    teammates = start(store, grace, "Grace's team run")
+
+    page.goto(f"{console.url}/console/runs")
+    assert "/console/sign-in" in page.url  # not signed in: to the form, and back after
+    sign_in(page, console, ada_key)
+    assert page.url.endswith("/console/runs")
+    shot(page, tmp_path, "runs")
+    rows = page.locator("tbody tr[data-run]")
+    assert sorted(rows.evaluate_all("rs => rs.map(r => r.dataset.run)")) == sorted([mine, failed])  # Personal
+    page.get_by_role("link", name="All").click()
+    assert teammates in page.locator("tbody").inner_html()
+
+    page.goto(f"{console.url}/console/runs?tab=personal")
+    page.get_by_label("Status").select_option("FAILED")
+    page.get_by_role("button", name="Filter").click()
+    assert page.locator("tbody tr[data-run]").evaluate_all("rs => rs.map(r => r.dataset.run)") == [failed]
+
+    page.goto(f"{console.url}/console/runs/{mine}")
+    shot(page, tmp_path, "run")
+    assert page.locator("#prompt").inner_text() == HOSTILE  # shown as text
+    assert page.evaluate("window.__owned") is None  # and never run
+    assert page.locator("#state").inner_text() == "QUEUED"
+
+
+def test_cancel_from_the_page_and_csrf_and_other_teams(page: Page, console: LiveServer, store: Store, tmp_path: Path):
+    ada, ada_key = person(store, "ada@acme.dev", "acme")
+    other, _ = person(store, "eve@globex.test", "globex")
+    mine = start(store, ada, "Long job")
+    theirs = start(store, other, "Globex secret work")
+    sign_in(page, console, ada_key, f"/console/runs/{mine}")
+    assert page.url.endswith(f"/console/runs/{mine}")  # back where the sign-in began
+
+    page.get_by_role("button", name="Cancel this run").click()
+    assert page.locator("#state").inner_text() == "CANCELLED"
+    assert page.get_by_role("status").inner_text() == "Cancelled."
+    shot(page, tmp_path, "cancelled")
+
+    assert page.goto(f"{console.url}/console/runs/{theirs}").status == 404  # another team's: no such run
+    forged = page.request.post(f"{console.url}/console/runs/{mine}/cancel", form={"csrf": "guessed"})
+    assert forged.status == 403
+
+    page.goto(f"{console.url}/console/runs")
+    page.get_by_role("button", name="Sign out").click()
+    page.goto(f"{console.url}/console/runs")
+    assert "/console/sign-in" in page.url
+
+
+def test_agent_keys_and_revoked_keys_stay_out(page: Page, console: LiveServer, store: Store):
+    ada, ada_key = person(store, "ada@acme.dev", "acme")
+    with store.session() as session:
+        from core.accounts import account_by_email
+
+        agent = agents.create_agent(session, ada, AgentCreateRequest(name="bot"))
+        agent_key = create_key(session, account_by_email(session, "ada@acme.dev"), "bot", agent_uid=agent.uid)[1]
+    sign_in(page, console, agent_key)
+    assert "Agent keys cannot sign in" in page.get_by_role("alert").inner_text()
+
+    sign_in(page, console, ada_key)
+    assert page.url.endswith("/console/runs")
+    with store.session() as session:
+        from core.store.tables import ApiKeyRow
+
+        for row in session.query(ApiKeyRow).filter(ApiKeyRow.account_uid == ada.uid, ApiKeyRow.agent_uid.is_(None)):
+            revoke_key(session, row.uid)
+    page.goto(f"{console.url}/console/runs")
+    assert "/console/sign-in" in page.url  # the session ended with its key
