@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from bots.api import environments, events, identities, runs, secrets
+from bots.api import keys as api_keys
 from bots.console import views as console
 from bots.github import authorize, webhook
 from bots.linear import install as linear_install
@@ -126,6 +127,8 @@ ROUTES: tuple[Route, ...] = (
         response_status=201,
     ),
     Route("DELETE", f"{API}/secrets/{{name}}", secrets.delete_secret, "Delete a managed secret", response_status=204),
+    Route("GET", f"{API}/keys", api_keys.list_keys, "List your API keys (an admin: the team's), by prefix only"),
+    Route("DELETE", f"{API}/keys/{{uid}}", api_keys.revoke_key, "Revoke an API key (its holder or a team admin)"),
     # Outside the Oz API (no bearer key; not in the OpenAPI document):
     Route("GET", "/auth/github", authorize.show, "GitHub authorization: sign in, or confirm a signed link"),
     Route("POST", "/auth/github", authorize.start, "Start GitHub authorization (signed link or personal key)"),

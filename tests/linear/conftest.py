@@ -113,3 +113,41 @@ def linear_integration(store: Store, ada: Principal, test_image: str) -> str:
             session, ada, IntegrationProvider.LINEAR, environment_id=env.uid, prompt="Keep changes small."
         )
     return env.uid
+
+
+@pytest.fixture
+def app_settings(linear_settings: Settings, fake_linear: FakeLinear) -> Settings:
+    """The gateway with the Linear app's own credentials (no fixed token), and a Linear that
+    answers only the tokens it granted."""
+    fake_linear.require_token = True
+    return settings_with(
+        linear_settings,
+        linear_access_token=None,
+        linear_client_id=fake_linear.client_id,
+        linear_client_secret=fake_linear.client_secret,
+        linear_token_url=fake_linear.token_url,
+        linear_authorize_url=f"{fake_linear.server.url}/oauth/authorize",
+    )
+
+
+def cli_json(settings: Settings, *args: str) -> list[dict] | dict:
+    """``oz-gateway --output-format json ARGS`` against this test's store, in-process."""
+    from click.testing import CliRunner
+
+    from cli.main import main as cli
+    from core.settings import get_settings
+
+    secret = settings.linear_client_secret
+    env = {
+        "OZGW_DATABASE_URL": settings.effective_database_url,
+        "OZGW_DATA_DIR": str(settings.data_dir),
+        "OZGW_LINEAR_CLIENT_ID": settings.linear_client_id or "",
+        "OZGW_LINEAR_CLIENT_SECRET": secret.get_secret_value() if secret else "",
+    }
+    get_settings.cache_clear()  # the CLI reads its settings once per process: this test's, please
+    try:
+        result = CliRunner().invoke(cli, ["--output-format", "json", *args], env=env)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)

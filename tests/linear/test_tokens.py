@@ -5,64 +5,32 @@ token left, no run starts and the list says what to fix."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from click.testing import CliRunner
 
 from bots.linear import queries
 from bots.linear.clients import LinearClients
 from bots.linear.tokens import LinearTokenUnavailable
-from cli.main import main as cli
 from core.queue import RunQueue
-from core.settings import Settings, get_settings
+from core.settings import Settings
 from core.store import Store
 from tests.fakes.linear import FakeLinear
-from tests.linear.conftest import LinearDelivery, payload
+from tests.linear.conftest import LinearDelivery, cli_json, payload
 from tests.live_server import LiveServer, gateway_server
-from tests.runner_support import settings_with
 from tests.slack.conftest import run_count
 
 DAY = 86400
-
-
-@pytest.fixture
-def app_settings(linear_settings: Settings, fake_linear: FakeLinear) -> Settings:
-    fake_linear.require_token = True
-    return settings_with(
-        linear_settings,
-        linear_access_token=None,
-        linear_client_id=fake_linear.client_id,
-        linear_client_secret=fake_linear.client_secret,
-        linear_token_url=fake_linear.token_url,
-    )
 
 
 def used_tokens(fake: FakeLinear) -> list[str]:
     return [o.authorization.removeprefix("Bearer ") for o in fake.operations]
 
 
-def integration_list(settings: Settings, tmp_path) -> list[dict]:
-    env = {
-        "OZGW_DATABASE_URL": settings.effective_database_url,
-        "OZGW_DATA_DIR": str(settings.data_dir),
-        "OZGW_LINEAR_CLIENT_ID": settings.linear_client_id or "",
-        "OZGW_LINEAR_CLIENT_SECRET": settings.linear_client_secret.get_secret_value()
-        if settings.linear_client_secret
-        else "",
-    }
-    get_settings.cache_clear()  # the CLI reads its settings once per process: this test's, please
-    try:
-        result = CliRunner().invoke(
-            cli, ["--output-format", "json", "integration", "list", "--email", "ada@acme.dev"], env=env
-        )
-    finally:
-        get_settings.cache_clear()
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+def integration_list(settings: Settings) -> list[dict]:
+    return cli_json(settings, "integration", "list", "--email", "ada@acme.dev")
 
 
 async def test_the_app_token_is_requested_then_renewed_before_it_runs_out(
@@ -76,7 +44,7 @@ async def test_the_app_token_is_requested_then_renewed_before_it_runs_out(
 
     assert len(fake_linear.granted) == 2  # asked once, renewed once, then the 30-day one holds
     assert used_tokens(fake_linear) == [fake_linear.granted[0], fake_linear.granted[1], fake_linear.granted[1]]
-    [linear] = [i for i in integration_list(app_settings, tmp_path) if i["provider"] == "linear"]
+    [linear] = [i for i in integration_list(app_settings) if i["provider"] == "linear"]
     assert linear["token"].startswith("valid until ") and linear["token"].endswith("renewed automatically")
 
 
@@ -91,7 +59,7 @@ async def test_a_refused_renewal_keeps_the_token_that_holds_and_says_so(
     await client.close()
 
     assert used_tokens(fake_linear) == [fake_linear.granted[0]] * 2, fake_linear.granted
-    [linear] = [i for i in integration_list(app_settings, tmp_path) if i["provider"] == "linear"]
+    [linear] = [i for i in integration_list(app_settings) if i["provider"] == "linear"]
     assert "renewal has been failing since" in linear["token"] and "Client authentication failed" in linear["token"]
     assert "OZGW_LINEAR_CLIENT_ID" in linear["token"]
 
@@ -119,7 +87,7 @@ def test_without_a_token_no_run_starts_and_the_list_says_what_to_fix(
     time.sleep(2.0)  # the handling after the answer asks for a token, and is refused
     assert run_count(store) == 0 and queue.queue.count == 0
     assert fake_linear.operations == []  # nothing reached Linear without a token
-    [linear] = [i for i in integration_list(app_settings, tmp_path) if i["provider"] == "linear"]
+    [linear] = [i for i in integration_list(app_settings) if i["provider"] == "linear"]
     assert linear["token"].startswith("no token: Linear refused the app's credentials")
 
 

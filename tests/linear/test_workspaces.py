@@ -15,38 +15,27 @@ from datetime import timedelta
 
 import pytest
 import requests
-from click.testing import CliRunner
 from sqlalchemy import select, text
 
 from bots.linear import queries
 from bots.linear.clients import LinearClients
-from cli.main import main as cli
 from core.accounts import account_by_email, create_account
 from core.keys import create_key
 from core.models import Principal
 from core.queue import RunQueue
-from core.settings import Settings, get_settings
+from core.settings import Settings
 from core.store import Store, utcnow
 from core.store.tables import RunRow
 from tests.fakes.linear import FakeLinear
-from tests.linear.conftest import LinearDelivery, payload
+from tests.linear.conftest import LinearDelivery, cli_json, payload
 from tests.live_server import LiveServer, gateway_server
 from tests.runner_support import settings_with
 from tests.slack.conftest import run_count
 
 
 @pytest.fixture
-def install_settings(linear_settings: Settings, fake_linear: FakeLinear) -> Settings:
-    fake_linear.require_token = True
-    return settings_with(
-        linear_settings,
-        linear_access_token=None,
-        linear_client_id=fake_linear.client_id,
-        linear_client_secret=fake_linear.client_secret,
-        linear_token_url=fake_linear.token_url,
-        linear_authorize_url=f"{fake_linear.server.url}/oauth/authorize",
-        public_url=None,  # the callback is this live server's own address
-    )
+def install_settings(app_settings: Settings) -> Settings:
+    return settings_with(app_settings, public_url=None)  # the callback is this live server's own address
 
 
 @pytest.fixture
@@ -66,22 +55,6 @@ def install(gateway: LiveServer, fake: FakeLinear, key: str, organization: str) 
     fake.approving = organization
     browser = requests.Session()
     return browser.post(f"{gateway.url}/linear/install", data={"api_key": key}, timeout=15)
-
-
-def cli_json(settings: Settings, *args: str) -> list[dict] | dict:
-    env = {
-        "OZGW_DATABASE_URL": settings.effective_database_url,
-        "OZGW_DATA_DIR": str(settings.data_dir),
-        "OZGW_LINEAR_CLIENT_ID": settings.linear_client_id or "",
-        "OZGW_LINEAR_CLIENT_SECRET": settings.linear_client_secret.get_secret_value(),
-    }
-    get_settings.cache_clear()  # the CLI reads its settings once per process: this test's, please
-    try:
-        result = CliRunner().invoke(cli, ["--output-format", "json", *args], env=env)
-    finally:
-        get_settings.cache_clear()
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output)
 
 
 def workspaces(settings: Settings) -> dict[str, dict]:
