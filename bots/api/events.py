@@ -35,7 +35,7 @@ def _page(session: Session, who: Principal, run_id: str, after: int) -> tuple[Ru
     return run.state, transcript(session, run_id, after=after)
 
 
-def _after(request: web.Request) -> int:
+def after_of(request: web.Request) -> int:
     raw = request.headers.get("Last-Event-ID") or request.query.get("after") or "0"
     try:
         return max(int(raw), 0)
@@ -45,7 +45,7 @@ def _after(request: web.Request) -> int:
 
 async def run_events(request: web.Request) -> web.StreamResponse:
     run_id = request.match_info["run_id"]
-    after = _after(request)
+    after = after_of(request)
     if "text/event-stream" not in request.headers.get("Accept", ""):
         state, events = await reading(request, _page, principal(request), run_id, after)
         return web.json_response(
@@ -56,15 +56,15 @@ async def run_events(request: web.Request) -> web.StreamResponse:
                 "last_seq": events[-1].seq if events else after,
             }
         )
-    return await _stream(request, run_id, after)
+    return await stream(request, principal(request), run_id, after)
 
 
 def _sse(event: RunEvent) -> bytes:
     return f"id: {event.seq}\nevent: {event.kind.value}\ndata: {event.model_dump_json(exclude_none=True)}\n\n".encode()
 
 
-async def _stream(request: web.Request, run_id: str, after: int) -> web.StreamResponse:
-    who = principal(request)
+async def stream(request: web.Request, who: Principal, run_id: str, after: int) -> web.StreamResponse:
+    """The live stream for ``who`` (a key's holder, or a console session's person)."""
     await reading(request, runs.visible_run, who, run_id)  # 404 / 403 before any stream starts
     open_streams = request.app[STREAMS]
     holder = who.key_uid or who.uid

@@ -155,6 +155,11 @@ CONSOLE_ROUTES: tuple[Route, ...] = (
     Route("GET", "/console/runs", console.run_list, "Runs (Personal / All, filters, pages)"),
     Route("GET", "/console/runs/{run_id}", console.run_page, "A run's page"),
     Route("POST", "/console/runs/{run_id}/cancel", console.cancel, "Cancel a run from its page"),
+    Route("POST", "/console/runs/{run_id}/followup", console.followup, "A follow-up from the run's page"),
+    Route("GET", "/console/runs/{run_id}/events", console.run_events, "The run's transcript, live (SSE)"),
+    Route("GET", "/console/keys", console.key_list, "Your API keys"),
+    Route("POST", "/console/keys", console.key_create, "Create a key (shown once)"),
+    Route("POST", "/console/keys/{uid}/revoke", console.key_revoke, "Revoke a key"),
 )
 
 LINEAR_ROUTES: tuple[Route, ...] = (

@@ -16,15 +16,17 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from bots.api.context import ASYNC_REDIS, QUEUE, SETTINGS, STORE, blocking, public, reading
+from bots.api.context import ASYNC_REDIS, QUEUE, SETTINGS, STORE, blocking, in_session, public, reading
+from bots.api.events import after_of, stream
 from bots.console import sessions
 from bots.console.sessions import ConsoleSession
 from bots.web import public_url
-from core import artifacts, events, run_listing, runs
+from core import accounts, artifacts, events, keys, run_listing, runs
 from core.errors import ErrorCode, OzError
 from core.keys import authenticate, key_is_live
 from core.models import Principal, RunSourceType, RunState
-from core.models.wire import RunListQuery
+from core.models.domain import KEY_EXPIRIES
+from core.models.wire import FollowupRequest, RunListQuery
 from core.permissions import may_steer
 
 PRE = "oz_console_pre"
@@ -32,6 +34,7 @@ PRE = "oz_console_pre"
 a browser in to their account."""
 STATES = [s.value for s in RunState]
 SOURCES = [s.value for s in RunSourceType]
+EXPIRIES = list(KEY_EXPIRIES)
 
 
 def _secure(request: web.Request) -> bool:
@@ -167,6 +170,7 @@ def _run_page(session: Session, who: Principal, run_id: str, base_url: str, key:
         "pulls": pulls,
         "downloads": downloads,
         "can_cancel": runs.is_active(run) and may_steer(session, who, run),
+        "live": runs.is_active(run),
     }
 
 
@@ -204,3 +208,82 @@ async def cancel(request: web.Request) -> web.StreamResponse:
             raise web.HTTPNotFound(text="No such run in your team.") from None
         notice = error.message
     raise web.HTTPSeeOther(f"/console/runs/{quote(run_id)}?{urlencode({'notice': notice})}")
+
+
+@public
+async def run_events(request: web.Request) -> web.StreamResponse:
+    """The run's transcript, live (the API's stream, for the signed-in person): the run page
+    follows it without reloading."""
+    session = await _signed_in(request)
+    return await stream(request, session.principal, request.match_info["run_id"], after_of(request))
+
+
+@public
+async def followup(request: web.Request) -> web.StreamResponse:
+    session = await _signed_in(request)
+    form = dict(await request.post())
+    _checked(session, form)
+    run_id = request.match_info["run_id"]
+    message = str(form.get("message") or "").strip()
+    notice = "Write the follow-up first."
+    if message:
+        try:
+            request_body = FollowupRequest(message=message)
+            queue = request.app[QUEUE]
+            await blocking(request, runs.followup, request.app[STORE], queue, session.principal, run_id, request_body)
+            notice = "Follow-up sent."
+        except OzError as error:
+            if error.code == ErrorCode.RESOURCE_NOT_FOUND:
+                raise web.HTTPNotFound(text="No such run in your team.") from None
+            notice = error.message
+    raise web.HTTPSeeOther(f"/console/runs/{quote(run_id)}?{urlencode({'notice': notice})}")
+
+
+@public
+@aiohttp_jinja2.template("keys.html")
+async def key_list(request: web.Request) -> dict:
+    session = await _signed_in(request)
+    found = await reading(request, keys.list_keys, session.principal)
+    return {"me": session.principal, "csrf": session.csrf, "keys": found, "created": None, "expiries": EXPIRIES}
+
+
+@public
+async def key_create(request: web.Request) -> web.Response:
+    """A new personal key, shown once on the page that answers the form (never again)."""
+    session = await _signed_in(request)
+    form = dict(await request.post())
+    _checked(session, form)
+    expires = str(form.get("expires") or "90d")
+    try:
+        record, raw = await in_session(
+            request,
+            _create_key,
+            session.principal,
+            str(form.get("name") or ""),
+            expires if expires in EXPIRIES else "90d",
+        )
+        created, error = (record.name, raw), None
+    except OzError as failure:
+        created, error = None, failure.message
+    found = await reading(request, keys.list_keys, session.principal)
+    context = {"me": session.principal, "csrf": session.csrf, "keys": found, "created": created, "error": error}
+    response = aiohttp_jinja2.render_template("keys.html", request, context | {"expiries": EXPIRIES})
+    response.headers["Cache-Control"] = "no-store"  # the raw key is on this page
+    return response
+
+
+def _create_key(session: Session, who: Principal, name: str, expires: str) -> tuple:
+    return keys.create_key(session, accounts.account_by_email(session, who.email or ""), name, expires=expires)
+
+
+@public
+async def key_revoke(request: web.Request) -> web.StreamResponse:
+    session = await _signed_in(request)
+    _checked(session, dict(await request.post()))
+    try:
+        await in_session(request, keys.revoke, session.principal, request.match_info["uid"])
+    except OzError as error:
+        if error.code == ErrorCode.RESOURCE_NOT_FOUND:
+            raise web.HTTPNotFound(text="No such key in your team.") from None
+        raise web.HTTPForbidden(text=error.message) from None
+    raise web.HTTPSeeOther("/console/keys")

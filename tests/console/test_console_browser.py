@@ -146,3 +146,53 @@ def test_agent_keys_and_revoked_keys_stay_out(page: Page, console: LiveServer, s
             revoke_key(session, row.uid)
     page.goto(f"{console.url}/console/runs")
     assert "/console/sign-in" in page.url  # the session ended with its key
+
+
+def test_a_working_runs_transcript_advances_live_and_a_follow_up_goes_from_the_page(
+    page: Page, console: LiveServer, store: Store, tmp_path: Path
+):
+    """The run page follows the transcript without reloading (a step the runner records appears),
+    and the follow-up box reaches the run."""
+    from core import events as run_events
+    from core.events import EventKind, Masker, RunEvent
+
+    ada, ada_key = person(store, "ada@acme.dev", "acme")
+    run_id = start(store, ada, "Long job")
+    sign_in(page, console, ada_key, f"/console/runs/{run_id}")
+    page.wait_for_timeout(500)  # the page's stream is open
+    with store.session() as session:  # the runner records a step, and announces it
+        [stored] = run_events.record(session, run_id, [RunEvent(kind=EventKind.COMMAND, command="make test")], Masker())
+    from redis import Redis
+
+    from tests.conftest import REDIS_URL
+
+    run_events.publish(Redis.from_url(REDIS_URL), run_id, [stored])
+    page.locator("#transcript li[data-kind='command']").wait_for(timeout=10_000)
+    assert "make test" in page.locator("#transcript").inner_text()
+    shot(page, tmp_path, "live")
+
+    page.get_by_label("Follow-up").fill("Also update the changelog")
+    page.get_by_role("button", name="Send follow-up").click()
+    assert page.get_by_role("status").inner_text() == "Follow-up sent."
+    with store.reader() as session:
+        assert [m.message for m in runs.pending_followups(session, run_id)] == ["Also update the changelog"]
+
+
+def test_a_key_is_shown_once_and_a_revoked_one_is_refused_by_the_api(
+    page: Page, console: LiveServer, store: Store, tmp_path: Path
+):
+    import httpx
+
+    _, ada_key = person(store, "ada@acme.dev", "acme")
+    sign_in(page, console, ada_key, "/console/keys")
+    page.get_by_label("Name").fill("ci-bot")
+    page.get_by_role("button", name="Create key").click()
+    raw = page.locator("#new-key").inner_text().strip()
+    assert raw.startswith("wk-") and len(raw) == 43
+    shot(page, tmp_path, "keys")
+    assert httpx.get(f"{console.url}/api/v1/agent/runs", headers={"Authorization": f"Bearer {raw}"}).status_code == 200
+    page.goto(f"{console.url}/console/keys")
+    assert raw not in page.content()  # never shown again
+    page.get_by_role("button", name="Revoke ci-bot").click()
+    assert "revoked" in page.locator("tr", has_text="ci-bot").inner_text()
+    assert httpx.get(f"{console.url}/api/v1/agent/runs", headers={"Authorization": f"Bearer {raw}"}).status_code == 401
