@@ -202,7 +202,14 @@ class Workspace:
         """A request's file at ``/workspace/.oz/attachments/<name>`` (written before the
         container exists, into a directory the host just made); returns its path there."""
         folder = self.files / ".oz" / "attachments"
-        folder.mkdir(parents=True, exist_ok=True)
+        for directory in (folder.parent, folder):  # a repository named .oz could carry links here
+            if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+                raise OzError(
+                    ErrorCode.CONTENT_POLICY_VIOLATION,
+                    f"{directory.relative_to(self.files)} in the workspace is not a plain directory",
+                    title="The attachments cannot be placed",
+                )
+            directory.mkdir(exist_ok=True)
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).strip("._")[:100] or "attachment"
         target, n = folder / stem, 1
         while target.exists():

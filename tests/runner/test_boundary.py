@@ -148,3 +148,21 @@ def test_changes_that_break_the_rules_are_refused_and_nothing_is_pushed(
     assert status.message.startswith("The agent's changes to acme/api were not pushed (")
     assert reason in status.message
     assert github.pulls == [] and remotes.branches("acme", "api") == ["main"]
+
+
+def test_attachments_never_follow_a_link_a_repository_put_where_they_go(tmp_path):
+    """A repository named ``.oz`` is cloned where attachments go; a link it carries there must not
+    lead the host's write anywhere."""
+    from core.errors import OzError
+    from core.events import Masker
+    from runner.workspace import Workspace
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    ws = Workspace.create(tmp_path / "work", "run-1", "file:///nowhere", Masker())
+    (ws.files / ".oz").mkdir()
+    (ws.files / ".oz" / "attachments").symlink_to(outside)
+    with pytest.raises(OzError, match="not a plain directory"):
+        ws.write_attachment("diagram.png", b"png")
+    assert list(outside.iterdir()) == []
+    ws.remove()
