@@ -137,9 +137,10 @@ def status(run: RunItem, link: str | None, now: datetime | None = None) -> tuple
         blocks.append(_context(f"{elapsed(run, now)}", run_link))
         return f"{VERDICTS[run.state]}: {title}", blocks
     phase = PHASES.get(run.state, run.state.value.title())
-    detail = escape(message.removeprefix("Working: ")) if run.state == S.INPROGRESS and message else ""
+    retrying = run.state == S.QUEUED and message.startswith("Retrying")  # a platform error, tried again
+    detail = escape(message.removeprefix("Working: ")) if message and (run.state == S.INPROGRESS or retrying) else ""
     line = f":hourglass_flowing_sand: *{phase}*" + (f": {detail}" if detail else "")
-    text = "On it" if run.state == S.QUEUED else f"{phase}" + (f": {detail}" if detail else "")
+    text = "On it" if run.state == S.QUEUED and not retrying else f"{phase}" + (f": {detail}" if detail else "")
     return text, [_section(line), _context(f"On it · {elapsed(run, now)}", run_link)]
 
 

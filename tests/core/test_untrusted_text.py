@@ -50,3 +50,10 @@ def test_slack_shows_the_agents_markup_as_text_in_every_state():
             said = text + str(blocks)
             assert "<!channel>" not in said and "<!here>" not in said and "<https://evil" not in said
         assert "<https://oz.example/run|run rrrrrrrr>" in str(status(item, "https://oz.example/run")[1])  # ours: live
+
+
+def test_slack_says_a_run_is_retrying_rather_than_only_queued():
+    item = run(RunState.QUEUED, "Retrying (1 of 2) after: GitHub did not answer: ReadTimeout")
+    text, blocks = status(item, "https://oz.example/run")
+    assert "Retrying (1 of 2) after: GitHub did not answer" in text + str(blocks)
+    assert status(run(RunState.QUEUED, ""), None)[0] == "On it"  # a plain queued run says no more
