@@ -286,3 +286,23 @@ def test_attached_files_are_in_the_workspace_and_images_reach_the_model(
         assert base64.b64encode(PNG).decode() in first  # the image itself, for the model to see
     branch = github.pulls[0]["head"]["ref"]
     assert ".oz" not in remotes.show("acme", "api", branch, "")  # attachments are never committed
+
+
+def test_harness_auth_secrets_names_the_secret_that_is_the_model_key(
+    ctx: WorkerContext, alice: Person, store: Store, github: FakeGitHub, repo: str, model_api, model_env
+):
+    """``harness_auth_secrets.claude_auth_secret_name``: the team's key under a name of its own
+    reaches Claude Code as its key (the model API accepts it), with no ANTHROPIC_API_KEY secret."""
+    from core import managed_secrets
+    from core.secrets import Vault
+
+    fake = model_api("claude", readme_script("claude"))
+    env_id = model_env(alice.principal, ctx.settings, "claude", fake, key="")  # no secret under the usual name
+    with store.session() as session:
+        vault = Vault.from_settings(ctx.settings)
+        managed_secrets.put_secret(session, vault, alice.principal, "PLATFORM_CLAUDE_KEY", fake.api_key, "team")
+    run_id = start(
+        store, alice, env_id, "claude", harness_auth_secrets={"claude_auth_secret_name": "PLATFORM_CLAUDE_KEY"}
+    )
+    assert run_job(ctx, run_id) == "SUCCEEDED", final(store, run_id).status_message
+    assert fake.problems == [] and len(github.pulls) == 1
