@@ -10,6 +10,8 @@ the signed-in person's team; every form carries the session's CSRF token.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from typing import NoReturn
 from urllib.parse import quote, urlencode
 
 import aiohttp_jinja2
@@ -195,19 +197,27 @@ async def run_page(request: web.Request) -> dict:
     return context | {"me": session.principal, "csrf": session.csrf, "notice": request.query.get("notice")}
 
 
-@public
-async def cancel(request: web.Request) -> web.StreamResponse:
-    session = await _signed_in(request)
-    _checked(session, dict(await request.post()))
+async def _steer(
+    request: web.Request, session: ConsoleSession, action: Callable[..., object], done: str, *args: object
+) -> NoReturn:
+    """A form on a run's page (cancel, follow up): do it as the signed-in person, then back to
+    the page saying how it went (a refusal's own words)."""
     run_id = request.match_info["run_id"]
     try:
-        await blocking(request, runs.cancel, request.app[STORE], request.app[QUEUE], session.principal, run_id)
-        notice = "Cancelled."
+        await blocking(request, action, request.app[STORE], request.app[QUEUE], session.principal, run_id, *args)
+        notice = done
     except OzError as error:
         if error.code == ErrorCode.RESOURCE_NOT_FOUND:
             raise web.HTTPNotFound(text="No such run in your team.") from None
         notice = error.message
     raise web.HTTPSeeOther(f"/console/runs/{quote(run_id)}?{urlencode({'notice': notice})}")
+
+
+@public
+async def cancel(request: web.Request) -> web.StreamResponse:
+    session = await _signed_in(request)
+    _checked(session, dict(await request.post()))
+    await _steer(request, session, runs.cancel, "Cancelled.")
 
 
 @public
@@ -223,20 +233,11 @@ async def followup(request: web.Request) -> web.StreamResponse:
     session = await _signed_in(request)
     form = dict(await request.post())
     _checked(session, form)
-    run_id = request.match_info["run_id"]
     message = str(form.get("message") or "").strip()
-    notice = "Write the follow-up first."
-    if message:
-        try:
-            request_body = FollowupRequest(message=message)
-            queue = request.app[QUEUE]
-            await blocking(request, runs.followup, request.app[STORE], queue, session.principal, run_id, request_body)
-            notice = "Follow-up sent."
-        except OzError as error:
-            if error.code == ErrorCode.RESOURCE_NOT_FOUND:
-                raise web.HTTPNotFound(text="No such run in your team.") from None
-            notice = error.message
-    raise web.HTTPSeeOther(f"/console/runs/{quote(run_id)}?{urlencode({'notice': notice})}")
+    if not message:
+        run_id = quote(request.match_info["run_id"])
+        raise web.HTTPSeeOther(f"/console/runs/{run_id}?{urlencode({'notice': 'Write the follow-up first.'})}")
+    await _steer(request, session, runs.followup, "Follow-up sent.", FollowupRequest(message=message))
 
 
 @public

@@ -99,6 +99,7 @@ def test_sign_in_list_filter_and_open_a_run_that_renders_untrusted_text_inert(
 
     page.goto(f"{console.url}/console/runs/{mine}")
     shot(page, tmp_path, "run")
+    assert page.title() == f"{HOSTILE} · Oz console"  # the title is the run's, as text
     assert page.locator("#prompt").inner_text() == HOSTILE  # shown as text
     assert page.evaluate("window.__owned") is None  # and never run
     assert page.locator("#state").inner_text() == "QUEUED"

@@ -6,6 +6,7 @@ never goes anywhere but Slack."""
 from __future__ import annotations
 
 import copy
+import secrets
 
 from sqlalchemy import select
 
@@ -59,7 +60,7 @@ def test_the_threads_files_are_downloaded_with_the_bot_token_and_kept_with_the_r
 def test_without_files_read_slack_answers_its_sign_in_page_and_the_prompt_says_so(
     deliver: SlackDelivery, fake_slack: FakeSlack, store: Store, linked_ada, slack_integration
 ) -> None:
-    fake_slack.file_token = "xoxb-another-app"  # the bot's token lacks files:read here
+    fake_slack.file_token = "xoxb-" + secrets.token_hex(12)  # another token: the bot's lacks files:read
     trace = fake_slack.share_file("F01", "trace.txt", "text/plain", b"Traceback\n")
     fake_slack.threads[f"{CHANNEL}:{THREAD}"] = thread_with([trace])
 
