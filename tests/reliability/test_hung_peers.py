@@ -63,7 +63,8 @@ def test_a_silent_github_ends_the_run_saying_so(
     silent: str, ctx: WorkerContext, alice: Person, make_env, start_run, remotes: Remotes, store: Store
 ):
     remotes.create("acme", "api")
-    ctx = with_settings(ctx, github_api_url=silent, outbound_timeout_seconds=1)
+    # Retries off: what is tested here is the timeout (tests/runner/test_platform_retries.py has the retries).
+    ctx = with_settings(ctx, github_api_url=silent, outbound_timeout_seconds=1, platform_retries=0)
     run_id = start_run(alice.principal, make_env(repos=["acme/api"]))
     started = time.monotonic()
 
@@ -82,7 +83,7 @@ def test_a_silent_docker_engine_ends_the_run_saying_so(
     engine.bind(str(path))
     engine.listen(64)
     hung = docker.DockerClient(base_url=f"unix://{path}", version="1.41", timeout=1)
-    ctx = dataclasses.replace(ctx, _docker=hung)
+    ctx = dataclasses.replace(with_settings(ctx, platform_retries=0), _docker=hung)  # the timeout, not the retries
     run_id = start_run(alice.principal, make_env())
     started = time.monotonic()
 
