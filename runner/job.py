@@ -18,7 +18,7 @@ import dataclasses
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import requests
@@ -403,7 +403,7 @@ class Execution:
             files = [(row.file_name, row.mime_type, row.data) for row in rows]
         return [Attachment(self.workspace.write_attachment(name, data), mime, data) for name, mime, data in files]
 
-    def _prompt(self, skill: str | None, attachments: list[Attachment] = ()) -> str:
+    def _prompt(self, skill: str | None, attachments: Sequence[Attachment] = ()) -> str:
         """The skill (the base the seeds put first), the run's base prompt, its prompt, where
         its attached files are, and the follow-ups that came while it was queued."""
         with self.ctx.store.session() as session:

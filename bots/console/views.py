@@ -2,9 +2,10 @@
 autoescaped), no front-end build and no CDN — a self-hosted gateway works air-gapped.
 
 This slice: sign-in with a personal API key (agent keys cannot), sign-out, the runs list
-(Personal / All, filtered by state and source, cursor pages) and a run's page (prompt, origin,
-state and status, transcript, pull requests, file downloads, cancel).  Every page shows only
-the signed-in person's team; every form carries the session's CSRF token.
+(Personal / All, filtered by state and source, cursor pages), a run's page (prompt, origin,
+state and status, a transcript that follows the run live, pull requests, file downloads, cancel,
+follow-up) and the API keys page (create, shown once; revoke).  Every page shows only the
+signed-in person's team; every form carries the session's CSRF token.
 """
 
 from __future__ import annotations
