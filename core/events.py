@@ -103,12 +103,16 @@ class Masker:
         return RunEvent.model_validate(masked)
 
 
-def channel(run_id: str) -> str:
-    return f"oz:run-events:{run_id}"
+def channel(prefix: str, run_id: str) -> str:
+    """One run's own channel: its events and state changes, for its live streams."""
+    return f"{prefix}run-events:{run_id}"
 
 
-UPDATES_CHANNEL = "oz:run-updates"
-"""Every state change and event of every run is announced here (run id + kind) for reporters."""
+def updates_channel(prefix: str) -> str:
+    """Every state change and event of every run is announced here (run id + kind) for
+    reporters.  Under the gateway's Redis prefix: two gateways sharing one Redis must not
+    render each other's runs."""
+    return f"{prefix}run-updates"
 
 
 def record(session: Session, run_id: str, events: list[RunEvent], masker: Masker) -> list[RunEvent]:
@@ -129,29 +133,29 @@ def record(session: Session, run_id: str, events: list[RunEvent], masker: Masker
     return stored
 
 
-def publish(connection: redis.Redis | None, run_id: str, events: list[RunEvent]) -> None:
+def publish(connection: redis.Redis | None, prefix: str, run_id: str, events: list[RunEvent]) -> None:
     """Announce stored events; a Redis hiccup loses only the live tail, never the transcript."""
     if connection is None or not events:
         return
     try:
         pipe = connection.pipeline(transaction=False)
         for event in events:
-            pipe.publish(channel(run_id), event.model_dump_json())
-        pipe.publish(UPDATES_CHANNEL, json.dumps({"run_id": run_id, "seq": events[-1].seq}))
+            pipe.publish(channel(prefix, run_id), event.model_dump_json())
+        pipe.publish(updates_channel(prefix), json.dumps({"run_id": run_id, "seq": events[-1].seq}))
         pipe.execute()
     except RedisError as exc:
         log.warning("events.publish_failed", run_id=run_id, reason=type(exc).__name__)
 
 
-def announce(connection: redis.Redis | None, run_id: str, state: str) -> None:
+def announce(connection: redis.Redis | None, prefix: str, run_id: str, state: str) -> None:
     """Tell reporters a run changed state (they re-render it from the store), and the run's own
     channel, where its live event streams learn it without polling."""
     if connection is None:
         return
     try:
         pipe = connection.pipeline(transaction=False)
-        pipe.publish(UPDATES_CHANNEL, json.dumps({"run_id": run_id, "state": state}))
-        pipe.publish(channel(run_id), json.dumps({"state": state}))
+        pipe.publish(updates_channel(prefix), json.dumps({"run_id": run_id, "state": state}))
+        pipe.publish(channel(prefix, run_id), json.dumps({"state": state}))
         pipe.execute()
     except RedisError as exc:
         log.warning("events.announce_failed", run_id=run_id, reason=type(exc).__name__)

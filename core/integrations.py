@@ -24,7 +24,6 @@ from core.models import Integration, IntegrationProvider, Principal
 from core.models.wire import McpServerConfig
 from core.permissions import require_admin
 from core.secrets import Vault
-from core.settings import get_settings
 from core.store import utcnow
 from core.store.tables import AgentRow, EnvironmentRow, IntegrationRow, RunRow
 
@@ -194,10 +193,10 @@ class RunDefaults:
     """The cloud agent the surface's runs execute as, when the integration names one."""
 
 
-def run_defaults(session: Session, team_uid: str, provider: IntegrationProvider) -> RunDefaults:
-    """What a run from this surface gets — or the catalog error that explains why none can start."""
+def run_defaults(session: Session, team_uid: str, provider: IntegrationProvider, *, setup_url: str) -> RunDefaults:
+    """What a run from this surface gets — or the catalog error that explains why none can start
+    (``setup_url``: where a person is sent to set the integration up)."""
     title = TITLES[provider]
-    setup_url = f"{get_settings().effective_public_url}/console"
     row = _row(session, team_uid, provider)
     if row is None:
         raise OzError(

@@ -15,7 +15,8 @@ from rq import Queue
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
-from core.settings import Settings
+from core import events
+from core.settings import Settings, redis_prefix
 
 log = structlog.get_logger(__name__)
 
@@ -29,10 +30,21 @@ def connect(url: str) -> redis.Redis:
 
 
 class RunQueue:
+    """The run queue and, on the same Redis, the announcements of what happened to runs: the
+    two always travel together (a state change that re-queues a run also announces it)."""
+
     def __init__(self, connection: redis.Redis, name: str = "oz-runs", job_timeout: int = 3600) -> None:
         self.connection = connection
         self.queue = Queue(name, connection=connection)
         self.job_timeout = job_timeout
+        self.prefix = redis_prefix(name)
+
+    def announce(self, run_id: str, state: str) -> None:
+        """Tell reporters and live streams the run changed state (they re-read the store)."""
+        events.announce(self.connection, self.prefix, run_id, state)
+
+    def publish(self, run_id: str, stored: list[events.RunEvent]) -> None:
+        events.publish(self.connection, self.prefix, run_id, stored)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunQueue:

@@ -1,6 +1,6 @@
 """Following runs for the surfaces they came from: the loop behind ``oz-gateway reporter``.
 
-Workers announce every state change and event on :data:`core.events.UPDATES_CHANNEL`.  The
+Workers announce every state change and event on :func:`core.events.updates_channel`.  The
 follower turns that stream into *renders*: for each run at most one per ``interval``, and
 always one after the last announcement (trailing edge), so a chatty agent costs its thread
 one edit every few seconds however fast it prints.  Surface reporters render the run's
@@ -36,12 +36,12 @@ from redis.exceptions import RedisError
 from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from core.events import UPDATES_CHANNEL
+from core.events import updates_channel
 from core.models import Run, RunItem, RunSourceType
-from core.models.wire import TERMINAL_STATES
+from core.models.wire import ACTIVE_STATES, TERMINAL_STATES
 from core.offload import off_loop
 from core.run_listing import render_item
-from core.runs import ACTIVE_STATES, load_run
+from core.runs import load_run
 from core.store import Store, utcnow
 from core.store.tables import ClosingPostRow, RunRow
 
@@ -209,11 +209,11 @@ class Follower:
         redis: Redis,
         reporters: dict[RunSourceType, SurfaceReporter],
         *,
+        prefix: str,
         interval: float = 1.5,
         sweep_every: float = 30.0,
         threads: int = 4,
         lease_seconds: float = 15.0,
-        prefix: str = "oz:",
         holder: str | None = None,
     ) -> None:
         self.store = store
@@ -222,6 +222,7 @@ class Follower:
         self.sweep_every = sweep_every
         self.coalescer = Coalescer(self._render, interval)
         self.leases = Leases(redis, prefix, lease_seconds, holder)
+        self.prefix = prefix
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="ozgw-reporter")
         self._in_flight = asyncio.Semaphore(RENDERS_IN_FLIGHT)
 
@@ -264,7 +265,7 @@ class Follower:
 
     async def _listen(self, stop: asyncio.Event) -> None:
         async with self.redis.pubsub() as pubsub:
-            await pubsub.subscribe(UPDATES_CHANNEL)
+            await pubsub.subscribe(updates_channel(self.prefix))
             await self.sweep()  # anything announced while we were not listening
             while not stop.is_set():
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)

@@ -18,7 +18,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core import events, skills
+from core import skills
 from core.agents import get_agent
 from core.errors import ErrorCode, OzError, invalid, not_found
 from core.ids import new_run_id
@@ -35,6 +35,7 @@ from core.models import (
     add_usage,
 )
 from core.models.wire import (
+    ACTIVE_STATES,
     TERMINAL_STATES,
     AmbientAgentConfig,
     FollowupRequest,
@@ -64,7 +65,6 @@ TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     S.ERROR: frozenset({S.QUEUED}),
     S.CANCELLED: frozenset({S.QUEUED}),
 }
-ACTIVE_STATES = frozenset({S.QUEUED, S.PENDING, S.CLAIMED, S.INPROGRESS, S.BLOCKED})
 UNCANCELLABLE_SOURCES = {
     RunSourceType.GITHUB_ACTION: "GitHub Actions runs cannot be cancelled with the API; cancel the workflow run.",
     RunSourceType.LOCAL: "Local agent runs cannot be cancelled with the API; cancel them where they run.",
@@ -269,26 +269,63 @@ def heartbeat(session: Session, run_id: str) -> None:
     session.execute(update(RunRow).where(RunRow.run_id == run_id).values(heartbeat_at=utcnow()))
 
 
-def record_failure(store: Store, run_id: str, error: OzError) -> Run | None:
-    """End an active run FAILED or ERROR as the error's catalog entry says.
+def transition(
+    store: Store,
+    queue: RunQueue | None,
+    run_id: str,
+    to: RunState,
+    *,
+    expected: frozenset[RunState] | set[RunState] | None = None,
+    status_message: StatusMessage | None = None,
+    **changes: object,
+) -> Run:
+    """:func:`set_status` in its own transaction, committed, then announced.
+
+    Save first, then announce: reporters and live streams re-read the store when told, so
+    every state change any process makes shows in its thread within a render, not at the
+    next sweep.  Raises as :func:`set_status` does.
+    """
+    with store.session() as session:
+        run = set_status(session, run_id, to, expected=expected, status_message=status_message, **changes)
+    if queue is not None:
+        queue.announce(run_id, to.value)
+    return run
+
+
+def requeue(
+    store: Store,
+    queue: RunQueue | None,
+    run_id: str,
+    *,
+    expected: frozenset[RunState] | set[RunState],
+    **changes: object,
+) -> Run | None:
+    """Put a run back in the queue (a retry, a worker that went away before the agent started,
+    a follow-up re-opening a finished run): QUEUED, committed, announced, enqueued.  ``None``
+    when the run had already left ``expected`` (a cancel won)."""
+    try:
+        run = transition(store, queue, run_id, S.QUEUED, expected=expected, **changes)
+    except StaleState:
+        return None
+    if queue is not None:
+        queue.enqueue(run_id)
+    return run
+
+
+def record_failure(store: Store, queue: RunQueue | None, run_id: str, error: OzError) -> Run | None:
+    """End an active run FAILED or ERROR as the error's catalog entry says, and announce it.
 
     The one helper for every failure path (runner exceptions, container exits, sweeps), so
     the status message always carries the catalog code.  A run that already finished is
     left alone and ``None`` returned.
     """
     message = StatusMessage(message=error.message, error_code=error.code, retryable=error.retryable)
-    with store.session() as session:
-        try:
-            return set_status(
-                session,
-                run_id,
-                RunState(error.run_state),
-                expected=_active_to(RunState(error.run_state)),
-                status_message=message,
-            )
-        except StaleState as stale:
-            log.info("run.failure_ignored", run_id=run_id, state=stale.current.value, error=error.code.value)
-            return None
+    to = RunState(error.run_state)
+    try:
+        return transition(store, queue, run_id, to, expected=_active_to(to), status_message=message)
+    except StaleState as stale:
+        log.info("run.failure_ignored", run_id=run_id, state=stale.current.value, error=error.code.value)
+        return None
 
 
 def _active_to(to: RunState) -> set[RunState]:
@@ -306,12 +343,17 @@ class Created:
     enqueued: bool
 
 
+def title_of(text: str, fallback: str = "Agent run") -> str:
+    """A run's title from what a person wrote: its first non-empty line, cut at
+    :data:`TITLE_MAX` characters with an ellipsis.  Every surface titles its runs so."""
+    first = next((line.strip() for line in (text or "").splitlines() if line.strip()), "") or fallback
+    return first if len(first) <= TITLE_MAX else first[: TITLE_MAX - 1].rstrip() + "…"
+
+
 def _title(request: RunAgentRequest, skill_name: str | None) -> str:
     if request.title and request.title.strip():
         return request.title.strip()
-    first_line = next((line.strip() for line in (request.prompt or "").splitlines() if line.strip()), "")
-    text = first_line or (f"Run skill {skill_name}" if skill_name else "Agent run")
-    return text if len(text) <= TITLE_MAX else text[: TITLE_MAX - 1].rstrip() + "…"
+    return title_of(request.prompt or "", f"Run skill {skill_name}" if skill_name else "Agent run")
 
 
 def _decode_attachments(request: RunAgentRequest) -> list[tuple[str, str, bytes]]:
@@ -572,27 +614,27 @@ def by_idempotency_key(store: Store, team_uid: str, key: str) -> Run | None:
 def cancel(store: Store, queue: RunQueue | None, principal: Principal, run_id: str) -> Run:
     """Cancel a queued or running run, with the reference's 400 / 409 / 422 refusals."""
     who = principal.email or principal.display_name or principal.uid
-    with store.session() as session:
+    with store.reader() as session:
         run = visible_run(session, principal, run_id)
         require_steer(session, principal, run, "cancel")
-        if not is_cancellable_type(run):
-            raise OzError(
-                ErrorCode.OPERATION_NOT_SUPPORTED,
-                title=UNCANCELLABLE_SOURCES.get(run.source, "This run cannot be cancelled with the API."),
-            )
-        try:
-            run = set_status(
-                session,
-                run_id,
-                S.CANCELLED,
-                expected={S.QUEUED, S.CLAIMED, S.INPROGRESS},
-                status_message=StatusMessage(message=f"Cancelled by {who}"),
-            )
-        except StaleState as stale:
-            raise _cancel_refusal(run_id, stale.current) from None
+    if not is_cancellable_type(run):
+        raise OzError(
+            ErrorCode.OPERATION_NOT_SUPPORTED,
+            title=UNCANCELLABLE_SOURCES.get(run.source, "This run cannot be cancelled with the API."),
+        )
+    try:
+        run = transition(
+            store,
+            queue,
+            run_id,
+            S.CANCELLED,
+            expected={S.QUEUED, S.CLAIMED, S.INPROGRESS},
+            status_message=StatusMessage(message=f"Cancelled by {who}"),
+        )
+    except StaleState as stale:
+        raise _cancel_refusal(run_id, stale.current) from None
     if queue is not None:
         queue.cancel(run_id)
-        events.announce(queue.connection, run_id, S.CANCELLED.value)
     return run
 
 
@@ -616,15 +658,9 @@ def followup(store: Store, queue: RunQueue | None, principal: Principal, run_id:
                 created_at=utcnow(),
             )
         )
-        reopened = False
-        if run.state in TERMINAL_STATES:
-            try:
-                run = set_status(session, run_id, S.QUEUED, expected=TERMINAL_STATES, attempt=run.attempt + 1)
-                reopened = True
-            except StaleState:
-                pass  # it became active again meanwhile: the message waits for that execution
-    if reopened and queue is not None:
-        queue.enqueue(run_id)
+    if run.state in TERMINAL_STATES:
+        # Re-opened; if it became active again meanwhile, the message waits for that execution.
+        run = requeue(store, queue, run_id, expected=TERMINAL_STATES, attempt=run.attempt + 1) or run
     return run
 
 

@@ -219,16 +219,21 @@ class Settings(BaseSettings):
             )
         return self
 
+    @property
+    def console_url(self) -> str:
+        """Where a person sets things up (integrations, keys, GitHub authorization)."""
+        return f"{self.effective_public_url}/console"
+
     def run_page(self, run_id: str) -> str:
         """A run's page in the console: the link every surface hands to people (a browser page
         after sign-in, never a JSON endpoint that needs a bearer key)."""
-        return f"{self.effective_public_url}/console/runs/{run_id}"
+        return f"{self.console_url}/runs/{run_id}"
 
     @property
     def redis_prefix(self) -> str:
         """Namespace of this gateway's own Redis keys (dedupe claims, post-once guards); the queue
         name tells gateways sharing one Redis apart."""
-        return f"oz:{self.queue_name}:"
+        return redis_prefix(self.queue_name)
 
     @property
     def effective_gateway_id(self) -> str:
@@ -298,3 +303,8 @@ def persistent_secret(path: Path, generate: Callable[[], bytes]) -> bytes:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def redis_prefix(queue_name: str) -> str:
+    """The Redis namespace of the gateway whose run queue is ``queue_name``."""
+    return f"oz:{queue_name}:"

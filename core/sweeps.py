@@ -13,6 +13,7 @@ from sqlalchemy import and_, or_, select
 from core import runs
 from core.errors import ErrorCode, OzError
 from core.models import RunState
+from core.models.wire import EXECUTING_STATES
 from core.queue import RunQueue
 from core.store import Store, utcnow
 from core.store.tables import RunRow
@@ -21,7 +22,6 @@ log = structlog.get_logger(__name__)
 S = RunState
 ORPHAN_GRACE = timedelta(seconds=5)
 """A QUEUED run younger than this may still be on its way into Redis from ``create``."""
-EXECUTING = (S.PENDING, S.CLAIMED, S.INPROGRESS)
 
 
 def requeue_orphans(store: Store, queue: RunQueue, *, grace: timedelta = ORPHAN_GRACE) -> list[str]:
@@ -61,23 +61,18 @@ def recover_abandoned(store: Store, queue: RunQueue, *, after: timedelta) -> tup
     with store.reader() as session:
         stale = session.execute(
             select(RunRow.run_id, RunRow.state, RunRow.started_at).where(
-                RunRow.state.in_([s.value for s in EXECUTING]),
+                RunRow.state.in_([s.value for s in EXECUTING_STATES]),
                 or_(RunRow.heartbeat_at < cutoff, and_(RunRow.heartbeat_at.is_(None), RunRow.updated_at < cutoff)),
             )
         ).all()
     requeued, failed = [], []
     for run_id, state, started_at in stale:
         if started_at is None:
-            with store.session() as session:
-                try:
-                    runs.set_status(session, run_id, S.QUEUED, expected={S(state)}, heartbeat_at=None)
-                except runs.StaleState:
-                    continue
-            requeued.append(run_id)
-            queue.enqueue(run_id)
+            if runs.requeue(store, queue, run_id, expected={S(state)}, heartbeat_at=None) is not None:
+                requeued.append(run_id)
         else:
             error = OzError(ErrorCode.AGENT_PROCESS_FAILED, "the worker executing this run stopped unexpectedly")
-            if runs.record_failure(store, run_id, error) is not None:
+            if runs.record_failure(store, queue, run_id, error) is not None:
                 failed.append(run_id)
     if requeued or failed:
         log.warning("sweeps.abandoned_runs", requeued=requeued, failed=failed)
@@ -91,7 +86,7 @@ def executing_run_ids(store: Store, *, fresh_within: timedelta) -> set[str]:
         return set(
             session.scalars(
                 select(RunRow.run_id).where(
-                    RunRow.state.in_([s.value for s in EXECUTING]), RunRow.heartbeat_at >= cutoff
+                    RunRow.state.in_([s.value for s in EXECUTING_STATES]), RunRow.heartbeat_at >= cutoff
                 )
             )
         )

@@ -60,12 +60,11 @@ HOME_COPY_LIMIT = 1024**3
 
 def claim(ctx: WorkerContext, run_id: str) -> Run | None:
     """QUEUED → PENDING, or ``None`` when the run is no longer waiting for us."""
-    with ctx.store.session() as session:
-        try:
-            return runs.set_status(session, run_id, S.PENDING, expected={S.QUEUED}, heartbeat_at=utcnow())
-        except runs.StaleState as stale:
-            log.info("job.skipped", run_id=run_id, state=stale.current.value)
-            return None
+    try:
+        return runs.transition(ctx.store, ctx.queue, run_id, S.PENDING, expected={S.QUEUED}, heartbeat_at=utcnow())
+    except runs.StaleState as stale:
+        log.info("job.skipped", run_id=run_id, state=stale.current.value)
+        return None
 
 
 class Terminated(BaseException):
@@ -484,13 +483,12 @@ class Execution:
                 status_message=StatusMessage(message=message),
             )
             reopen = bool(runs.pending_followups(session, self.run.run_id))
-            if reopen:  # follow-ups arrived while it worked: carry on in a new execution
-                runs.set_status(
-                    session, self.run.run_id, S.QUEUED, expected={S.SUCCEEDED}, attempt=self.run.attempt + 1
-                )
-        events.announce(self.ctx.redis, self.run.run_id, S.QUEUED.value if reopen else S.SUCCEEDED.value)
-        if reopen and self.ctx.queue is not None:
-            self.ctx.queue.enqueue(self.run.run_id)
+        if self.ctx.queue is not None:
+            self.ctx.queue.announce(self.run.run_id, S.SUCCEEDED.value)
+        if reopen:  # follow-ups arrived while it worked: carry on in a new execution
+            runs.requeue(
+                self.ctx.store, self.ctx.queue, self.run.run_id, expected={S.SUCCEEDED}, attempt=self.run.attempt + 1
+            )
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -523,41 +521,26 @@ class Execution:
         log.warning("job.retrying", run_id=self.run.run_id, attempt=attempt, code=error.code.value)
         time.sleep(wait)
         message = StatusMessage(message=f"Retrying ({attempt} of {limit}) after: {note}", error_code=error.code)
-        with self.ctx.store.session() as session:
-            try:
-                runs.set_status(
-                    session,
-                    self.run.run_id,
-                    S.QUEUED,
-                    expected={S.PENDING, S.CLAIMED},
-                    heartbeat_at=None,
-                    status_message=message,
-                )
-            except runs.StaleState:
-                return  # cancelled meanwhile
-        events.announce(self.ctx.redis, self.run.run_id, S.QUEUED.value)
-        if self.ctx.queue is not None:
-            self.ctx.queue.enqueue(self.run.run_id)
+        runs.requeue(  # unless cancelled meanwhile
+            self.ctx.store,
+            self.ctx.queue,
+            self.run.run_id,
+            expected={S.PENDING, S.CLAIMED},
+            heartbeat_at=None,
+            status_message=message,
+        )
 
     def _fail(self, error: OzError) -> None:
         self.transcript.flush()
-        failed = runs.record_failure(self.ctx.store, self.run.run_id, error)
-        if failed is not None:
-            events.announce(self.ctx.redis, self.run.run_id, failed.state.value)
+        runs.record_failure(self.ctx.store, self.ctx.queue, self.run.run_id, error)
 
     def _on_terminated(self) -> None:
         """The worker is shutting down: a run whose agent never started goes back to the queue."""
         log.warning("job.terminated", run_id=self.run.run_id, state=self.run.state.value)
         if self.run.started_at is None:
-            with self.ctx.store.session() as session:
-                try:
-                    runs.set_status(
-                        session, self.run.run_id, S.QUEUED, expected={S.PENDING, S.CLAIMED}, heartbeat_at=None
-                    )
-                except runs.StaleState:
-                    return
-            if self.ctx.queue is not None:
-                self.ctx.queue.enqueue(self.run.run_id)
+            runs.requeue(
+                self.ctx.store, self.ctx.queue, self.run.run_id, expected={S.PENDING, S.CLAIMED}, heartbeat_at=None
+            )
             return
         self._fail(OzError(ErrorCode.AGENT_PROCESS_FAILED, "the worker shut down while the agent was running"))
 
@@ -586,13 +569,12 @@ class Execution:
             )
         else:
             assert reason == CANCELLED
-            events.announce(self.ctx.redis, self.run.run_id, S.CANCELLED.value)
+            if self.ctx.queue is not None:  # the container is gone now: the thread may say so
+                self.ctx.queue.announce(self.run.run_id, S.CANCELLED.value)
 
     def _transition(self, to: RunState, **changes: object) -> None:
         self._checkpoint()
-        with self.ctx.store.session() as session:
-            self.run = runs.set_status(session, self.run.run_id, to, **changes)
-        events.announce(self.ctx.redis, self.run.run_id, to.value)
+        self.run = runs.transition(self.ctx.store, self.ctx.queue, self.run.run_id, to, **changes)
 
     def _record(self, new: list[RunEvent]) -> None:
         """Transcript events, batched and capped by :class:`TranscriptWriter` (the agent's output
@@ -607,7 +589,8 @@ class Execution:
             latest = next((e for e in reversed(stored) if e.kind != EventKind.STATUS), None)
             if latest is not None:
                 runs.note_progress(session, self.run.run_id, f"Working: {latest.headline()}")
-        events.publish(self.ctx.redis, self.run.run_id, stored)
+        if self.ctx.queue is not None:
+            self.ctx.queue.publish(self.run.run_id, stored)
 
     def _coauthor(self) -> Author | None:
         if self.run.creator_kind != "user":

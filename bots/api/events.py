@@ -16,7 +16,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 from sqlalchemy.orm import Session
 
-from bots.api.context import ASYNC_REDIS, principal, reading
+from bots.api.context import ASYNC_REDIS, QUEUE, principal, reading
 from core import runs
 from core.errors import ErrorCode, OzError
 from core.events import RunEvent, channel, transcript
@@ -88,7 +88,7 @@ async def _tail(request: web.Request, who: Principal, run_id: str, after: int) -
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     pubsub = redis.pubsub()
-    await pubsub.subscribe(channel(run_id))
+    await pubsub.subscribe(channel(request.app[QUEUE].prefix, run_id))
     last = after
     try:
         state, stored = await reading(request, _page, who, run_id, last)

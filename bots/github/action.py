@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from bots.github.reporter import StickyComment, pull_request_urls, render
 from bots.github.triggers import ActionInputs, Skip, Trigger, UnsupportedEvent, classify
+from core import runs
 from core.models import RunItem, RunState
 from core.models.wire import TERMINAL_STATES
 from core.prompts import Conversation, Message, build_prompt
@@ -222,7 +223,7 @@ def run_action(
         instructions=config.instructions,
         requester=trigger.author,
     )
-    title = trigger.request.splitlines()[0][:80] if trigger.request else "GitHub Actions run"
+    title = runs.title_of(trigger.request, "GitHub Actions run")
     request = RunRequest(
         prompt,
         title,

@@ -25,11 +25,10 @@ from bots.linear import queries
 from bots.linear.client import LinearError
 from bots.linear.clients import LinearClients
 from bots.linear.reporter import LinearReporter
-from core import identity, inbox, integrations, linear_tokens, runs
+from core import asks, identity, inbox, linear_tokens, runs
 from core.errors import ErrorCode, OzError
 from core.mentions import strip_mentions
 from core.models import Account, IntegrationProvider, Origin, Run, RunSourceType
-from core.models.wire import AmbientAgentConfig, FollowupRequest, RunAgentRequest
 from core.offload import off_loop
 from core.prompts import Conversation, Message, build_prompt
 from core.queue import RunQueue
@@ -44,7 +43,6 @@ NO_ACCOUNT = (
     "Unable to locate your account: no gateway account has the email {email}. Ask an admin to create it "
     "(`oz-gateway account create --email {email}`) or change your Linear email to your account's, then try again."
 )
-TITLE_LIMIT = 80
 FIRST_THOUGHT = {"type": "thought", "body": "On it — reading the issue."}
 PRIORITIES = {0: "No priority", 1: "Urgent", 2: "High", 3: "Medium", 4: "Low"}
 
@@ -65,10 +63,15 @@ class Trigger:
     guidance: list[str] = field(default_factory=list)
     prompt_context: str | None = None
     previous_comments: list[dict] = field(default_factory=list)
+    stop: bool = False
+    """Linear's stop signal on the session."""
 
     @property
     def origin_key(self) -> str:
         return f"linear:session:{self.session_id}" if self.session_id else f"linear:issue:{self.issue_id}"
+
+    def ask(self) -> asks.Ask:
+        return asks.Ask(LINEAR, self.origin_key, self.request, stop=self.stop)
 
 
 @dataclass
@@ -163,34 +166,9 @@ class LinearFrontDoor:
             workspace=body.get("organizationId"),
             session_id=session["id"],
             guidance=[g.get("body", "") for g in body.get("guidance") or [] if g.get("body")],
+            stop=activity.get("signal") == "stop",
         )
-        account = await self._account(trigger)
-        if account is None:
-            return
-        latest = await self._latest(account, trigger)
-        try:
-            if activity.get("signal") == "stop":
-                if latest is not None and runs.is_active(latest):
-                    who = identity.principal_of(account)
-                    await self._blocking(runs.cancel, self.store, self.queue, who, latest.run_id)
-                    await self.reporter.render(latest.run_id)
-                else:
-                    nothing = {"type": "response", "body": "Nothing is running."}
-                    await self.reporter.activity(trigger.workspace, session["id"], nothing)
-                return
-            if latest is not None and runs.is_active(latest):
-                followup = FollowupRequest(message=trigger.request)
-                await self._blocking(
-                    runs.followup, self.store, self.queue, identity.principal_of(account), latest.run_id, followup
-                )
-                await self.reporter.activity(
-                    trigger.workspace, session["id"], {"type": "thought", "body": "Got it — adding that to the work."}
-                )
-                return
-        except OzError as error:  # someone else's run: only its creator (or an admin) steers it
-            await self._refuse(trigger, error, None)
-            return
-        await self._start(trigger, account, latest)
+        await self._start_or_steer(trigger, body)
 
     async def _issue_updated(self, body: dict) -> None:
         data, before = body.get("data") or {}, body.get("updatedFrom") or {}
@@ -245,17 +223,27 @@ class LinearFrontDoor:
         account = await self._account(trigger)
         if account is None:
             return
-        latest = await self._latest(account, trigger)
-        if latest is not None and runs.is_active(latest):
-            followup = FollowupRequest(message=trigger.request)
-            try:
-                await self._blocking(
-                    runs.followup, self.store, self.queue, identity.principal_of(account), latest.run_id, followup
-                )
-            except OzError as error:
+        ask = trigger.ask()
+        found = await self._blocking(
+            self.store.call, asks.situation, account, ask, setup_url=self.settings.console_url, readonly=True
+        )
+        steered = await self._blocking(asks.steer, self.store, self.queue, found, ask)
+        match steered:
+            case asks.NothingToStop():
+                await self._say(trigger, {"type": "response", "body": "Nothing is running."})
+            case asks.Stopped(run=run):
+                await self.reporter.render(run.run_id)
+            case asks.FollowedUp():
+                await self._say(trigger, {"type": "thought", "body": "Got it — adding that to the work."})
+            case asks.Refused(error=error):  # e.g. someone else's run: only its creator (or an admin) steers it
                 await self._refuse(trigger, error, None)
-            return
-        await self._start(trigger, account, latest)
+            case asks.Proceed():
+                await self._start(trigger, steered)
+
+    async def _say(self, trigger: Trigger, content: dict) -> None:
+        """An activity in the trigger's agent session (a comment path has none: it stays quiet)."""
+        if trigger.session_id:
+            await self.reporter.activity(trigger.workspace, trigger.session_id, content)
 
     async def _account(self, trigger: Trigger) -> Account | None:
         email = trigger.actor_email
@@ -275,24 +263,12 @@ class LinearFrontDoor:
             )
         return account
 
-    async def _latest(self, account: Account, trigger: Trigger) -> Run | None:
-        return await self._blocking(
-            self.store.call, runs.latest_for_origin, account.team_uid, trigger.origin_key, readonly=True
-        )
-
-    async def _start(self, trigger: Trigger, account: Account, previous: Run | None) -> Run | None:
-        key = _idempotency_key(trigger, previous)
-        existing = await self._blocking(runs.by_idempotency_key, self.store, account.team_uid, key)
+    async def _start(self, trigger: Trigger, go: asks.Proceed) -> Run | None:
+        key = _idempotency_key(trigger, go.previous)
+        existing = await self._blocking(runs.by_idempotency_key, self.store, go.account.team_uid, key)
         if existing is not None:  # the same mention, delivered the other way (comment vs. session)
             await self._join(existing, trigger)
             return existing
-        try:
-            defaults = await self._blocking(
-                self.store.call, integrations.run_defaults, account.team_uid, LINEAR, readonly=True
-            )
-        except OzError as error:
-            await self._refuse(trigger, error, None)
-            return None
         if trigger.session_id is None:
             await self.reporter.comment(trigger.workspace, trigger.issue_id, "On it — Oz is starting on this issue.")
         client = await self.clients.for_workspace(trigger.workspace)
@@ -301,44 +277,31 @@ class LinearFrontDoor:
         prompt = build_prompt(
             trigger.request,
             _conversation(issue, trigger, app),
-            instructions="\n\n".join(x for x in [defaults.instructions, *trigger.guidance] if x) or None,
-            requester=(await self._name_of(account)),
+            instructions="\n\n".join(x for x in [go.defaults.instructions, *trigger.guidance] if x) or None,
+            requester=go.account.display_name or go.account.email,
         )
-        principal = identity.principal_of(account)
         ref = {"issue": trigger.issue_id, "team": issue["team"]["id"], "delegated": "1" if trigger.delegated else ""}
         if trigger.session_id:
             ref["session"] = trigger.session_id
         if trigger.workspace:
             ref["org"] = trigger.workspace
-        request = RunAgentRequest(
+        started = await self._blocking(
+            asks.start,
+            self.store,
+            self.queue,
+            go,
+            source=RunSourceType.LINEAR,
             prompt=prompt,
-            title=_title(issue),
-            conversation_id=previous.conversation_id if previous else None,
-            agent_identity_uid=defaults.agent_uid,
+            title=f"{issue['identifier']}: {issue['title']}",
+            origin=Origin(source=RunSourceType.LINEAR, trigger_url=issue["url"], ref=ref, key=trigger.origin_key),
+            idempotency_key=key,
             metadata={"ticket_id": issue["identifier"], "ticket_source": "LINEAR"},
-            config=AmbientAgentConfig(
-                environment_id=defaults.environment_id,
-                model_id=defaults.model_id,
-                mcp_servers=defaults.mcp_servers or None,
-            ),
         )
-        origin = Origin(source=RunSourceType.LINEAR, trigger_url=issue["url"], ref=ref, key=trigger.origin_key)
-        try:
-            created = await self._blocking(
-                runs.create,
-                self.store,
-                self.queue,
-                principal,
-                request,
-                source=RunSourceType.LINEAR,
-                origin=origin,
-                idempotency_key=key,
-            )
-        except OzError as error:
-            await self._refuse(trigger, error, None)
+        if isinstance(started, asks.Refused):
+            await self._refuse(trigger, started.error, None)
             return None
-        run = created.run
-        if not created.created:  # the other delivery of this mention created it meanwhile
+        run = started.run
+        if not started.created:  # the other delivery of this mention created it meanwhile
             await self._join(run, trigger)
             return run
         log.info("linear.run_started", run_id=run.run_id, issue=issue["identifier"])
@@ -359,9 +322,6 @@ class LinearFrontDoor:
         log.info("linear.session_joined_run", run_id=run.run_id, session=trigger.session_id)
         await self.reporter.started(joined, {}, move_to_started=False)
         await self.reporter.render(run.run_id)
-
-    async def _name_of(self, account: Account) -> str:
-        return account.display_name or account.email
 
     async def _refuse(self, trigger: Trigger, error: OzError, text: str | None) -> None:
         body = text or f"{error.message}\n\n`{error.code.value}`"
@@ -395,11 +355,6 @@ def _idempotency_key(trigger: Trigger, previous: Run | None) -> str:
     if trigger.comment_id:
         return f"linear:comment:{trigger.comment_id}"
     return f"{trigger.origin_key}::{previous.run_id if previous else 'first'}"
-
-
-def _title(issue: dict) -> str:
-    title = f"{issue['identifier']}: {issue['title']}"
-    return title if len(title) <= TITLE_LIMIT else title[: TITLE_LIMIT - 1] + "…"
 
 
 def _conversation(issue: dict, trigger: Trigger, app_user: str | None) -> Conversation:

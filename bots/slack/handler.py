@@ -1,8 +1,8 @@
 """What a message to the app does, after Slack has been answered.
 
-A mention (or a direct message) goes through: who is asking (:mod:`core.identity`) → is it
-about a run already in this thread (stop, or a follow-up) → the integration's defaults →
-:eyes: and an "On it" reply → the thread as a prompt → :func:`core.runs.create`.  Every
+A mention (or a direct message) goes through: who is asking (:mod:`core.identity`) → what
+the ask does in this thread (:mod:`core.asks`: stop, a follow-up, a refusal, or a new run) →
+:eyes: and an "On it" reply → the thread as a prompt → :func:`core.asks.start`.  Every
 refusal is explained privately to the person who asked, and none of them starts a run.
 A :x: reaction by the requester on the run's messages cancels it.
 """
@@ -22,11 +22,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bots.slack import files, messages
 from bots.slack.reporter import SlackReporter
 from bots.slack.thread import Names, SlackMessage, conversation, request_text
-from core import identity, integrations, runs
+from core import asks, identity, runs
 from core.errors import ErrorCode, OzError
 from core.identity import LinkRequired
-from core.models import Account, IntegrationProvider, Origin, Principal, Run, RunSourceType
-from core.models.wire import AmbientAgentConfig, FollowupRequest, RunAgentRequest
+from core.models import IntegrationProvider, Origin, Principal, Run, RunSourceType
 from core.offload import off_loop
 from core.prompts import build_prompt
 from core.queue import RunQueue
@@ -40,23 +39,12 @@ T = TypeVar("T")
 SLACK = IntegrationProvider.SLACK
 STOP = re.compile(r"^(stop|cancel|abort)[.!]*$", re.IGNORECASE)
 CANCEL_REACTIONS = frozenset({"x", "octagonal_sign", "no_entry_sign"})
+STOP_REFUSED = "Only the person who started this run (or a team admin) can stop it."
 LINK_PURPOSE = "slack-link"
-TITLE_LIMIT = 80
 
 
 def link_token(settings: Settings, request_uid: str) -> str:
     return sign_token(settings.signing_key(), LINK_PURPOSE, {"r": request_uid}, identity.LINK_REQUEST_TTL)
-
-
-@dataclass(frozen=True)
-class Situation:
-    """What a message finds: the person's account, the thread's latest run, the integration's
-    defaults (or the refusal that explains why there are none)."""
-
-    account: Account
-    latest: Run | None = None
-    defaults: integrations.RunDefaults | None = None
-    refusal: OzError | None = None
 
 
 @dataclass
@@ -78,7 +66,8 @@ class SlackFrontDoor:
         if not text and not message.files:
             await self._tell(client, message, "Tell me what to do, e.g. `@Oz fix the flaky test in tests/test_api.py`.")
             return
-        found = await self._blocking(self._look_up, message)
+        ask = asks.Ask(SLACK, message.origin_key, text, stop=bool(STOP.match(text)))
+        found = await self._blocking(self._look_up, message, ask)
         if found is None:
             parked = await self._blocking(
                 self.store.call, identity.resolve_linked, SLACK, message.team, message.user, message.as_payload()
@@ -86,112 +75,100 @@ class SlackFrontDoor:
             if isinstance(parked, LinkRequired):
                 await self._ask_to_link(client, message, parked)
                 return
-            found = await self._blocking(self._look_up, message)
-        await self.start(message, client, bot_user_id, text, found)
+            found = await self._blocking(self._look_up, message, ask)
+        await self.start(message, client, bot_user_id, ask, found)
 
-    def _look_up(self, message: SlackMessage) -> Situation | None:
+    def _look_up(self, message: SlackMessage, ask: asks.Ask) -> asks.Situation | None:
         """Everything the store knows about this message, in one read: who, which run, which defaults."""
         with self.store.reader() as session:
             account = identity.linked_account(session, SLACK, message.team, message.user)
             if account is None:
                 return None
-            latest = runs.latest_for_origin(session, account.team_uid, message.origin_key)
-            try:
-                defaults = integrations.run_defaults(session, account.team_uid, SLACK)
-            except OzError as error:
-                return Situation(account, latest, refusal=error)
-            return Situation(account, latest, defaults)
+            return asks.situation(session, account, ask, setup_url=self.settings.console_url)
 
     async def start(
-        self, message: SlackMessage, client: AsyncWebClient, bot_user_id: str | None, text: str, found: Situation
+        self,
+        message: SlackMessage,
+        client: AsyncWebClient,
+        bot_user_id: str | None,
+        ask: asks.Ask,
+        found: asks.Situation,
     ) -> Run | None:
         """Act for a known person: stop, follow up, or start a run in the thread."""
-        principal = identity.principal_of(found.account)
-        latest = found.latest
-        try:
-            if STOP.match(text):
-                await self._stop(message, client, principal, latest)
+        steered = await self._blocking(asks.steer, self.store, self.queue, found, ask)
+        match steered:
+            case asks.NothingToStop():
+                await self._tell(client, message, "Nothing is running in this thread.")
                 return None
-            if latest is not None and runs.is_active(latest):
-                await self._follow_up(message, client, principal, latest, text)
-                return latest
-            if found.refusal is not None:
-                raise found.refusal
-        except OzError as error:
-            await self._refuse(client, message, error)
-            return None
-        assert found.defaults is not None
+            case asks.Stopped(run=run):
+                log.info("slack.run_cancelled", run_id=run.run_id)
+                await self.reporter.report(*await self._blocking(load_for_report, self.store, run.run_id))
+                return None
+            case asks.FollowedUp(run=run):
+                await self._react(client, message, "eyes")
+                await self._tell(client, message, "Added to the run in progress as a follow-up.")
+                return run
+            case asks.Refused(error=error):
+                if ask.stop and error.code == ErrorCode.NOT_AUTHORIZED:
+                    await self._tell(client, message, STOP_REFUSED)
+                else:
+                    await self._refuse(client, message, error)
+                return None
+        assert isinstance(steered, asks.Proceed)
         await self._react(client, message, "eyes")
         posted = await client.chat_postMessage(
             channel=message.channel, thread_ts=message.root, text="On it", blocks=messages.status_placeholder()
         )
-        try:
-            run = await self._create(
-                message, client, bot_user_id, principal, text, found.defaults, latest, posted["ts"]
-            )
-        except OzError as error:
-            reply, blocks = messages.refusal(error)
+        started = await self._create(message, client, bot_user_id, ask, steered, posted["ts"])
+        if isinstance(started, asks.Refused):
+            reply, blocks = messages.refusal(started.error)
             await client.chat_update(channel=message.channel, ts=posted["ts"], text=reply, blocks=blocks)
             return None
-        await self.reporter.report(*await self._blocking(load_for_report, self.store, run.run_id))
-        return run
+        log.info("slack.run_started", run_id=started.run.run_id, team=message.team, channel=message.channel)
+        await self.reporter.report(*await self._blocking(load_for_report, self.store, started.run.run_id))
+        return started.run
 
     async def _create(
         self,
         message: SlackMessage,
         client: AsyncWebClient,
         bot_user_id: str | None,
-        principal: Principal,
-        text: str,
-        defaults: integrations.RunDefaults,
-        previous: Run | None,
+        ask: asks.Ask,
+        go: asks.Proceed,
         status_ts: str,
-    ) -> Run:
+    ) -> asks.Started | asks.Refused:
         permalink = await self._permalink(client, message)
         thread, shared = await conversation(client, self.names, message, bot_user_id, permalink)
         downloaded = await files.download(client, self.settings, shared)
         if downloaded.skipped:
             thread.facts.append(("Files not given to the agent", "\n".join(downloaded.skipped)))
-        if previous is not None:
+        if go.previous is not None:
+            previous = go.previous
             outcome = previous.status_message.message if previous.status_message else ""
             thread.facts.append(
                 ("Earlier run in this thread", f"{previous.title} — {previous.state.value} {outcome}".strip())
             )
         requester = await self.names.of(client, message.team, message.user)
-        prompt = build_prompt(text, thread, instructions=defaults.instructions, requester=requester)
-        team_owned = not await self._private(client, message)
-        request = RunAgentRequest(
-            prompt=prompt,
-            title=text if len(text) <= TITLE_LIMIT else text[: TITLE_LIMIT - 1] + "…",
-            team=team_owned,
-            # A private run stays the person's own; a team one executes as the integration's agent.
-            agent_identity_uid=defaults.agent_uid if team_owned else None,
-            conversation_id=previous.conversation_id if previous is not None else None,
-            config=AmbientAgentConfig(
-                environment_id=defaults.environment_id,
-                model_id=defaults.model_id,
-                mcp_servers=defaults.mcp_servers or None,
-            ),
-        )
+        prompt = build_prompt(ask.text, thread, instructions=go.defaults.instructions, requester=requester)
         ref = {"team": message.team, "channel": message.channel, "thread_ts": message.root, "status_ts": status_ts}
         ref |= {"user": message.user, "message_ts": message.ts}
         if message.enterprise:
             ref["enterprise"] = message.enterprise
-        origin = Origin(source=RunSourceType.SLACK, trigger_url=permalink, ref=ref, key=message.origin_key)
-        created = await self._blocking(
-            runs.create,
+        return await self._blocking(
+            asks.start,
             self.store,
             self.queue,
-            principal,
-            request,
+            go,
             source=RunSourceType.SLACK,
-            origin=origin,
-            files=downloaded.files,
+            prompt=prompt,
+            title=ask.text,
+            origin=Origin(source=RunSourceType.SLACK, trigger_url=permalink, ref=ref, key=message.origin_key),
             # The message itself is the idempotency key: however often it is delivered, one run.
             idempotency_key=f"slack:{message.team}:{message.channel}:{message.ts}",
+            # A DM or private channel's run stays the person's own; a team one runs as the integration's agent.
+            team_owned=not await self._private(client, message),
+            files=downloaded.files,
         )
-        log.info("slack.run_started", run_id=created.run.run_id, team=message.team, channel=message.channel)
-        return created.run
 
     async def _private(self, client: AsyncWebClient, message: SlackMessage) -> bool:
         """A DM or a private channel: its run is the requester's (and admins'), not the whole
@@ -206,28 +183,13 @@ class SlackFrontDoor:
         channel = info.get("channel") or {}
         return bool(channel.get("is_private") or channel.get("is_im") or channel.get("is_mpim"))
 
-    async def _follow_up(
-        self, message: SlackMessage, client: AsyncWebClient, principal: Principal, run: Run, text: str
-    ) -> None:
-        await self._blocking(
-            runs.followup, self.store, self.queue, principal, run.run_id, FollowupRequest(message=text)
-        )
-        await self._react(client, message, "eyes")
-        await self._tell(client, message, "Added to the run in progress as a follow-up.")
-
-    async def _stop(self, message: SlackMessage, client: AsyncWebClient, principal: Principal, run: Run | None) -> None:
-        if run is None or not runs.is_active(run):
-            await self._tell(client, message, "Nothing is running in this thread.")
-            return
-        await self.cancel(client, message, principal, run)
-
     async def cancel(self, client: AsyncWebClient, message: SlackMessage, principal: Principal, run: Run) -> None:
         try:
             await self._blocking(runs.cancel, self.store, self.queue, principal, run.run_id)
         except OzError as error:
             if error.code != ErrorCode.NOT_AUTHORIZED:
                 raise
-            await self._tell(client, message, "Only the person who started this run (or a team admin) can stop it.")
+            await self._tell(client, message, STOP_REFUSED)
             return
         log.info("slack.run_cancelled", run_id=run.run_id)
         await self.reporter.report(*await self._blocking(load_for_report, self.store, run.run_id))

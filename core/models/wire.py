@@ -36,6 +36,9 @@ class RunState(StrEnum):
 
 
 TERMINAL_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.ERROR, RunState.CANCELLED})
+ACTIVE_STATES = frozenset(set(RunState) - TERMINAL_STATES)
+EXECUTING_STATES = frozenset({RunState.PENDING, RunState.CLAIMED, RunState.INPROGRESS})
+"""A worker has the run: its heartbeat says whether that worker is still alive."""
 
 
 class RunSourceType(StrEnum):

@@ -79,7 +79,9 @@ def test_sign_in_list_filter_and_open_a_run_that_renders_untrusted_text_inert(
     grace, _ = person(store, "grace@acme.dev", "acme")
     mine = start(store, ada, HOSTILE)
     failed = start(store, ada, "Upgrade the parser")
-    runs.record_failure(store, failed, OzError(ErrorCode.ENVIRONMENT_SETUP_FAILED, "pip failed", title="Setup failed"))
+    runs.record_failure(
+        store, None, failed, OzError(ErrorCode.ENVIRONMENT_SETUP_FAILED, "pip failed", title="Setup failed")
+    )
     teammates = start(store, grace, "Grace's team run")
 
     page.goto(f"{console.url}/console/runs")
@@ -150,7 +152,7 @@ def test_agent_keys_and_revoked_keys_stay_out(page: Page, console: LiveServer, s
 
 
 def test_a_working_runs_transcript_advances_live_and_a_follow_up_goes_from_the_page(
-    page: Page, console: LiveServer, store: Store, tmp_path: Path
+    page: Page, console: LiveServer, store: Store, queue: RunQueue, tmp_path: Path
 ):
     """The run page follows the transcript without reloading (a step the runner records appears),
     and the follow-up box reaches the run."""
@@ -163,11 +165,7 @@ def test_a_working_runs_transcript_advances_live_and_a_follow_up_goes_from_the_p
     page.wait_for_timeout(500)  # the page's stream is open
     with store.session() as session:  # the runner records a step, and announces it
         [stored] = run_events.record(session, run_id, [RunEvent(kind=EventKind.COMMAND, command="make test")], Masker())
-    from redis import Redis
-
-    from tests.conftest import REDIS_URL
-
-    run_events.publish(Redis.from_url(REDIS_URL), run_id, [stored])
+    queue.publish(run_id, [stored])
     page.locator("#transcript li[data-kind='command']").wait_for(timeout=10_000)
     assert "make test" in page.locator("#transcript").inner_text()
     shot(page, tmp_path, "live")

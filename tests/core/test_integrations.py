@@ -29,7 +29,7 @@ def make_env(store: Store, who: Principal) -> str:
 
 def refusal(store: Store, who: Principal, provider: IntegrationProvider) -> OzError:
     with store.reader() as session, pytest.raises(OzError) as err:
-        run_defaults(session, who.team_uid, provider)
+        run_defaults(session, who.team_uid, provider, setup_url="http://gw/console")
     return err.value
 
 
@@ -46,7 +46,7 @@ def test_defaults_and_each_refusal(store: Store, admin: Principal):
             session, admin, SLACK, environment_id=env_id, prompt="Be brief.", model_id="m1", mcp_servers=mcp
         )
     with store.reader() as session:
-        defaults = run_defaults(session, admin.team_uid, SLACK)
+        defaults = run_defaults(session, admin.team_uid, SLACK, setup_url="http://gw/console")
     assert (defaults.environment_id, defaults.instructions, defaults.model_id) == (env_id, "Be brief.", "m1")
     assert defaults.mcp_servers == mcp
     assert refusal(store, admin, LINEAR).code == ErrorCode.INTEGRATION_NOT_CONFIGURED  # per provider

@@ -36,10 +36,10 @@ def _run(store: Store, person: Person) -> str:
     return runs.create(store, None, person.principal, request, source=RunSourceType.SLACK, origin=origin).run.run_id
 
 
-def _announce(store: Store, run_id: str, state: RunState) -> None:
+def _announce(store: Store, run_id: str, state: RunState, prefix: str) -> None:
     with store.session() as session:
         runs.set_status(session, run_id, state)
-    events.announce(redis.Redis.from_url(REDIS_URL), run_id, state.value)
+    events.announce(redis.Redis.from_url(REDIS_URL), prefix, run_id, state.value)
 
 
 async def test_one_reporter_renders_each_run_and_another_takes_over_when_it_dies(store: Store, runner_alice: Person):
@@ -65,7 +65,7 @@ async def test_one_reporter_renders_each_run_and_another_takes_over_when_it_dies
     run_ids = [_run(store, runner_alice) for _ in range(6)]
     for state in (RunState.PENDING, RunState.CLAIMED, RunState.INPROGRESS):
         for run_id in run_ids:
-            _announce(store, run_id, state)
+            _announce(store, run_id, state, prefix)
         await asyncio.sleep(0.3)
     for run_id in run_ids:
         holders = {who for who, rid, _state in log if rid == run_id}
@@ -78,7 +78,7 @@ async def test_one_reporter_renders_each_run_and_another_takes_over_when_it_dies
     await asyncio.sleep(0)
     dying_renders = len(log)
     for run_id in run_ids:
-        _announce(store, run_id, RunState.SUCCEEDED)
+        _announce(store, run_id, RunState.SUCCEEDED, prefix)
     await asyncio.sleep(2.0)  # past the lease, and a sweep or two
 
     after = log[dying_renders:]

@@ -69,7 +69,8 @@ async def test_follower_turns_a_chatty_run_into_few_edits_ending_on_the_latest_s
     run_id = _slack_run(store, ada, fake_slack)
     connection = AsyncRedis.from_url(REDIS_URL)
     reporter = build_reporter(slack_settings, store, Vault.from_settings(slack_settings))
-    follower = Follower(store, connection, {RunSourceType.SLACK: reporter}, interval=0.5, sweep_every=60)
+    prefix = slack_settings.redis_prefix
+    follower = Follower(store, connection, {RunSourceType.SLACK: reporter}, prefix=prefix, interval=0.5, sweep_every=60)
     stop = asyncio.Event()
     task = asyncio.create_task(follower.run(stop))
     await asyncio.sleep(0.3)  # subscribed, and the start-up sweep rendered the run once
@@ -81,7 +82,7 @@ async def test_follower_turns_a_chatty_run_into_few_edits_ending_on_the_latest_s
                 runs.set_status(session, run_id, RunState.CLAIMED)
                 runs.set_status(session, run_id, RunState.INPROGRESS)
             runs.note_progress(session, run_id, f"Working: step {step}")
-        events.announce(sync, run_id, "INPROGRESS")
+        events.announce(sync, prefix, run_id, "INPROGRESS")
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.8)
     stop.set()

@@ -176,14 +176,14 @@ def test_record_failure_maps_the_catalog_to_failed_or_error(store: Store, person
     user_error = new_run(store, person)
     platform_error = new_run(store, person)
     done = new_run(store, person)
-    failed = runs.record_failure(store, user_error, OzError(ErrorCode.ENVIRONMENT_SETUP_FAILED, "make: exit 2"))
+    failed = runs.record_failure(store, None, user_error, OzError(ErrorCode.ENVIRONMENT_SETUP_FAILED, "make: exit 2"))
     assert failed.state == S.FAILED
     assert failed.status_message.error_code == ErrorCode.ENVIRONMENT_SETUP_FAILED
-    errored = runs.record_failure(store, platform_error, OzError(ErrorCode.INFRASTRUCTURE_TIMEOUT))
+    errored = runs.record_failure(store, None, platform_error, OzError(ErrorCode.INFRASTRUCTURE_TIMEOUT))
     assert errored.state == S.ERROR and errored.status_message.retryable is False
     with store.session() as session:
         runs.set_status(session, done, S.CANCELLED)
-    assert runs.record_failure(store, done, OzError(ErrorCode.INTERNAL_ERROR)) is None  # finished runs stay
+    assert runs.record_failure(store, None, done, OzError(ErrorCode.INTERNAL_ERROR)) is None  # finished runs stay
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(0, "PT0S"), (59.6, "PT1M"), (150, "PT2M30S"), (3725, "PT1H2M5S")])
