@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
+from datetime import timedelta
 
 import redis
 from redis.asyncio import Redis as AsyncRedis
 
 from bots.slack.app import build_reporter
-from core import events, runs
+from core import events, runs, sweeps
 from core.models import Origin, Principal, RunSourceType, RunState
-from core.models.wire import RunAgentRequest
+from core.models.wire import FollowupRequest, RunAgentRequest
+from core.queue import RunQueue
 from core.reporting import Coalescer, Follower, load_for_report
 from core.secrets import Vault
 from core.settings import Settings
-from core.store import Store
+from core.store import Store, utcnow
 from tests.fakes.slack import TEAM, FakeSlack
 from tests.redis_server import REDIS_URL
 
@@ -146,3 +149,45 @@ async def test_text_the_agent_or_people_wrote_cannot_ping_the_channel_or_forge_l
         assert json.dumps(live)[1:-1] not in said, live
     assert "&lt;!channel&gt; Done." in said and "&amp; thank" in said  # still readable, just inert
     assert "<https://github.com/acme/api/pull/7>" in said  # the gateway's own link stays a link
+
+
+async def test_every_state_change_reaches_the_thread_at_once_not_at_the_sweep(
+    slack_settings: Settings, store: Store, queue: RunQueue, fake_slack: FakeSlack, ada: Principal
+) -> None:
+    """A cancel from the API or the console, a follow-up that re-opens the run, a sweep that
+    gives up on a dead worker: each commits, then announces, so the thread shows it within a
+    render (the reporter's sweep here comes only once a minute)."""
+    run_id = _slack_run(store, ada, fake_slack)
+    connection = AsyncRedis.from_url(REDIS_URL)
+    reporter = build_reporter(slack_settings, store, Vault.from_settings(slack_settings))
+    follower = Follower(
+        store, connection, {RunSourceType.SLACK: reporter}, prefix=queue.prefix, interval=0.2, sweep_every=60
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(follower.run(stop))
+    status = next(iter(fake_slack.messages.values()))
+    await _within(2.0, lambda: status.edits, "the start-up render")
+
+    await asyncio.to_thread(runs.cancel, store, queue, ada, run_id)
+    await _within(2.0, lambda: "Cancelled" in status.text, "the cancel")
+
+    await asyncio.to_thread(runs.followup, store, queue, ada, run_id, FollowupRequest(message="try again"))
+    await _within(2.0, lambda: "Cancelled" not in status.text, "the re-open")
+
+    with store.session() as session:
+        runs.set_status(session, run_id, RunState.PENDING)
+        runs.set_status(session, run_id, RunState.CLAIMED)
+        runs.set_status(session, run_id, RunState.INPROGRESS, heartbeat_at=utcnow() - timedelta(minutes=5))
+    await asyncio.to_thread(sweeps.recover_abandoned, store, queue, after=timedelta(minutes=1))
+    await _within(2.0, lambda: "stopped unexpectedly" in status.everything, "the sweep's failure")
+
+    stop.set()
+    await task
+    await connection.aclose()
+
+
+async def _within(seconds: float, predicate: Callable[[], object], what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, f"{what} did not reach the thread within {seconds} s"
+        await asyncio.sleep(0.05)
