@@ -89,7 +89,7 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
     """Run the web process: the REST API (and later the Slack, Linear and GitHub webhooks)."""
     from aiohttp import web
 
-    from bots.api.app import create_app
+    from bots.app import create_app
 
     settings = ctx.settings.model_copy(update={k: v for k, v in (("host", host), ("port", port)) if v is not None})
     web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None)

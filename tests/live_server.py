@@ -89,7 +89,7 @@ class FakeService:
 @contextmanager
 def gateway_server(settings: Settings, store: Store, queue: RunQueue) -> Iterator[LiveServer]:
     """The gateway's own app (every front door its settings enable), live on a free port."""
-    from bots.api.app import create_app
+    from bots.app import create_app
 
     server = LiveServer(create_app(settings, store=store, queue=queue))
     server.start()

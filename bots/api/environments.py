@@ -1,21 +1,17 @@
-"""``/api/v1/agent/environments`` (list) and ``/api/v1/agent/artifacts/{uid}``."""
+"""``GET /api/v1/agent/environments``: the team's environments, as the Oz API lists them."""
 
 from __future__ import annotations
-
-import re
-from urllib.parse import quote
 
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from bots.api.context import SETTINGS, principal, public, reading
+from bots.api.context import principal
 from bots.api.runs import json_response
+from bots.web import reading
 from core import environments
-from core.artifacts import artifact_response, download
 from core.errors import invalid
 from core.models import Principal
 from core.models.wire import ListEnvironmentsResponse
-from core.signing import verify
 
 
 def _list(session: Session, who: Principal, sort_by: str) -> ListEnvironmentsResponse:
@@ -28,40 +24,3 @@ async def list_environments(request: web.Request) -> web.Response:
     if sort_by not in ("name", "last_updated"):
         raise invalid("sort_by must be name or last_updated")
     return json_response(await reading(request, _list, principal(request), sort_by))
-
-
-async def get_artifact(request: web.Request) -> web.Response:
-    settings = request.app[SETTINGS]
-    result = await reading(
-        request,
-        artifact_response,
-        principal(request),
-        request.match_info["uid"],
-        (settings.public_url or str(request.url.origin())).rstrip("/"),
-        settings.signing_key(),
-    )
-    return json_response(result)
-
-
-@public
-async def download_artifact(request: web.Request) -> web.Response:
-    """The signed link from :func:`get_artifact`; the signature stands in for the bearer key."""
-    verify(
-        request.app[SETTINGS].signing_key(), request.path, request.query.get("expires"), request.query.get("signature")
-    )
-    name, mime_type, content = await reading(request, download, request.match_info["uid"])
-    # The name is the agent's: RFC 6266's quoted form and RFC 5987's encoded one, never raw.
-    disposition = f"attachment; filename=\"{_ascii_name(name)}\"; filename*=UTF-8''{quote(name, safe='')}"
-    return web.Response(
-        body=content,
-        content_type=mime_type,
-        headers={
-            "Content-Disposition": disposition,
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": "sandbox",
-        },
-    )
-
-
-def _ascii_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._ -]", "_", name)[:200] or "artifact"

@@ -1,53 +1,20 @@
 """``GET /api/v1/agent/runs/{run_id}/events``: the run's transcript, as JSON or as a live
-server-sent-event stream (``Accept: text/event-stream``).
-
-The stream subscribes to the run's Redis channel *before* replaying the stored events, so no
-event falls between replay and live tail; duplicates are dropped by sequence number.  It
-ends with an ``end`` event once the run is finished.
-"""
+server-sent-event stream (``Accept: text/event-stream``, ``bots/streams.py``)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-
 from aiohttp import web
-from redis.asyncio import Redis
-from sqlalchemy.orm import Session
 
-from bots.api.context import ASYNC_REDIS, QUEUE, principal, reading
-from core import runs
-from core.errors import ErrorCode, OzError
-from core.events import RunEvent, channel, transcript
-from core.models import Principal, RunState
-from core.models.wire import TERMINAL_STATES
-
-FALLBACK_POLL_SECONDS = 15.0
-"""How often an idle stream sends a keepalive and re-reads the store anyway (a publish Redis
-lost); events and state changes themselves arrive on the run's channel."""
-STREAMS_PER_KEY = 8
-STREAMS: web.AppKey[dict] = web.AppKey("event_streams", dict)
-
-
-def _page(session: Session, who: Principal, run_id: str, after: int) -> tuple[RunState, list[RunEvent]]:
-    run = runs.visible_run(session, who, run_id)
-    return run.state, transcript(session, run_id, after=after)
-
-
-def after_of(request: web.Request) -> int:
-    raw = request.headers.get("Last-Event-ID") or request.query.get("after") or "0"
-    try:
-        return max(int(raw), 0)
-    except ValueError:
-        raise web.HTTPBadRequest(text="after must be a whole number") from None
+from bots.api.context import principal
+from bots.streams import after_of, page, stream
+from bots.web import reading
 
 
 async def run_events(request: web.Request) -> web.StreamResponse:
     run_id = request.match_info["run_id"]
     after = after_of(request)
     if "text/event-stream" not in request.headers.get("Accept", ""):
-        state, events = await reading(request, _page, principal(request), run_id, after)
+        state, events = await reading(request, page, principal(request), run_id, after)
         return web.json_response(
             {
                 "run_id": run_id,
@@ -57,68 +24,3 @@ async def run_events(request: web.Request) -> web.StreamResponse:
             }
         )
     return await stream(request, principal(request), run_id, after)
-
-
-def _sse(event: RunEvent) -> bytes:
-    return f"id: {event.seq}\nevent: {event.kind.value}\ndata: {event.model_dump_json(exclude_none=True)}\n\n".encode()
-
-
-async def stream(request: web.Request, who: Principal, run_id: str, after: int) -> web.StreamResponse:
-    """The live stream for ``who`` (a key's holder, or a console session's person)."""
-    await reading(request, runs.visible_run, who, run_id)  # 404 / 403 before any stream starts
-    open_streams = request.app[STREAMS]
-    holder = who.key_uid or who.uid
-    if open_streams.get(holder, 0) >= STREAMS_PER_KEY:
-        raise OzError(
-            ErrorCode.RESOURCE_UNAVAILABLE,
-            f"at most {STREAMS_PER_KEY} live event streams per API key; close one first",
-            status=429,
-        )
-    open_streams[holder] = open_streams.get(holder, 0) + 1
-    try:
-        return await _tail(request, who, run_id, after)
-    finally:
-        open_streams[holder] -= 1
-        if not open_streams[holder]:
-            del open_streams[holder]
-
-
-async def _tail(request: web.Request, who: Principal, run_id: str, after: int) -> web.StreamResponse:
-    redis: Redis = request.app[ASYNC_REDIS]
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    await response.prepare(request)
-    pubsub = redis.pubsub()
-    await pubsub.subscribe(channel(request.app[QUEUE].prefix, run_id))
-    last = after
-    try:
-        state, stored = await reading(request, _page, who, run_id, last)
-        for event in stored:
-            await response.write(_sse(event))
-            last = event.seq
-        while state not in TERMINAL_STATES:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=FALLBACK_POLL_SECONDS)
-            if message is not None:
-                data = json.loads(message["data"])
-                if "state" in data:  # a state change: read what came before it, then carry on or end
-                    state, missed = await reading(request, _page, who, run_id, last)
-                    for event in missed:
-                        await response.write(_sse(event))
-                        last = event.seq
-                    continue
-                event = RunEvent.model_validate(data)
-                if event.seq and event.seq > last:
-                    await response.write(_sse(event))
-                    last = event.seq
-                continue
-            await response.write(b": keepalive\n\n")
-            state, missed = await reading(request, _page, who, run_id, last)  # also catches a lost publish
-            for event in missed:
-                await response.write(_sse(event))
-                last = event.seq
-        await response.write(f"event: end\ndata: {json.dumps({'state': state.value})}\n\n".encode())
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            await pubsub.aclose()
-    return response

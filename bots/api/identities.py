@@ -5,9 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from bots.api.context import VAULT, in_session, principal, reading
+from bots.api.context import principal
 from bots.api.middleware import read_json
 from bots.api.runs import json_response
+from bots.web import VAULT, in_session, reading
 from core import agents
 from core.models.wire import AgentCreateRequest, AgentUpdateRequest, ListAgentIdentitiesResponse
 

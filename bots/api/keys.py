@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bots.api.context import in_session, principal, reading
+from bots.api.context import principal
+from bots.web import in_session, reading
 from core import keys
 from core.models import ApiKey
 

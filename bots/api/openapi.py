@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from bots.api.context import is_public
-from bots.api.routes import ROUTES, Route
+from bots.api.routes import ROUTES
+from bots.web import Route, is_public
 from core.errors import PROBLEM_CONTENT_TYPE
 
 _REF = "#/components/schemas/{model}"

@@ -6,8 +6,9 @@ from aiohttp import web
 from multidict import MultiMapping
 from sqlalchemy.orm import Session
 
-from bots.api.context import QUEUE, STORE, VAULT, blocking, principal, reading
+from bots.api.context import principal
 from bots.api.middleware import read_json
+from bots.web import QUEUE, STORE, VAULT, blocking, reading
 from core import run_listing, runs
 from core.errors import ErrorCode, OzError, invalid
 from core.models import Origin, Principal, RunSourceType

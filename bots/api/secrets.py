@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from bots.api.context import VAULT, in_session, principal, reading
+from bots.api.context import principal
 from bots.api.middleware import read_json
+from bots.web import VAULT, in_session, reading
 from core import managed_secrets
 from core.errors import invalid
 

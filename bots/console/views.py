@@ -19,11 +19,10 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from bots.api.context import ASYNC_REDIS, QUEUE, SETTINGS, STORE, blocking, in_session, public, reading
-from bots.api.events import after_of, stream
 from bots.console import sessions
 from bots.console.sessions import ConsoleSession
-from bots.web import public_url
+from bots.streams import after_of, stream
+from bots.web import ASYNC_REDIS, QUEUE, SETTINGS, STORE, blocking, in_session, public, public_url, reading
 from core import accounts, artifacts, events, keys, run_listing, runs
 from core.errors import ErrorCode, OzError
 from core.keys import authenticate, key_is_live

@@ -16,8 +16,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 from sqlalchemy.orm import Session
 
-from bots.api.context import ASYNC_REDIS, SETTINGS, VAULT, blocking, in_session, public, reading
-from bots.web import BrowserFlow, page, public_url
+from bots.web import ASYNC_REDIS, SETTINGS, VAULT, BrowserFlow, blocking, in_session, page, public, public_url, reading
 from core import github_oauth
 from core.errors import ErrorCode, OzError
 from core.github_auth import save_authorization

@@ -17,7 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
-from bots.api.context import ASYNC_REDIS, SETTINGS, in_session, public
+from bots.web import ASYNC_REDIS, SETTINGS, in_session, public
 from core import github_orgs
 
 log = structlog.get_logger(__name__)

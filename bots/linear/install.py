@@ -19,11 +19,10 @@ from urllib.parse import urlencode
 import structlog
 from aiohttp import web
 
-from bots.api.context import ASYNC_REDIS, SETTINGS, VAULT, in_session, public, reading
 from bots.linear import queries
 from bots.linear.client import LinearClient, LinearError
 from bots.linear.tokens import APP_SCOPES, GrantRefused, token_request
-from bots.web import BrowserFlow, page, public_url
+from bots.web import ASYNC_REDIS, SETTINGS, VAULT, BrowserFlow, in_session, page, public, public_url, reading
 from core import linear_tokens
 from core.errors import ErrorCode, OzError
 from core.keys import authenticate

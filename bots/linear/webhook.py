@@ -18,8 +18,8 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bots.api.context import SETTINGS, public
 from bots.linear.handler import LINEAR_FRONT, LinearFrontDoor
+from bots.web import SETTINGS, public
 from core import inbox
 from core.offload import off_loop
 

@@ -13,11 +13,10 @@ import html
 import structlog
 from aiohttp import web
 
-from bots.api.context import SETTINGS, in_session, public, reading
 from bots.slack.app import SLACK_BOT
 from bots.slack.handler import LINK_PURPOSE
 from bots.slack.thread import SlackMessage
-from bots.web import page
+from bots.web import SETTINGS, in_session, page, public, reading
 from core import identity
 from core.errors import ErrorCode, OzError
 from core.keys import authenticate

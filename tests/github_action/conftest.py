@@ -72,7 +72,7 @@ def run_step(tmp_path: Path, github: FakeGitHub) -> Callable[..., Step]:
             **env,
         )
         result = subprocess.run(
-            [sys.executable, "-m", "bots.github"],
+            [sys.executable, "-m", "cli", "github-action"],
             env=base,
             capture_output=True,
             text=True,

@@ -20,7 +20,7 @@ def test_action_yml_is_a_composite_action():
     assert action["runs"]["using"] == "composite"
     steps = action["runs"]["steps"]
     assert all("shell" in s for s in steps if "run" in s)
-    assert steps[-1]["run"] == "python -m bots.github" and steps[-1]["id"] == "oz"
+    assert steps[-1]["run"] == "oz-gateway github-action" and steps[-1]["id"] == "oz"
 
 
 def test_every_input_reaches_the_entry_point():

@@ -114,7 +114,7 @@ def test_a_stream_learns_of_the_end_from_the_runs_channel_not_by_polling(
 
 
 def test_live_streams_are_capped_per_key(alice: Person, store: Store, gateway: LiveServer):
-    from bots.api.events import STREAMS_PER_KEY
+    from bots.streams import STREAMS_PER_KEY
     from core import runs
     from core.models.wire import RunAgentRequest
 

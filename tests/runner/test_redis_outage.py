@@ -13,7 +13,7 @@ import pytest
 from oz_agent_sdk import OzAPI
 from rq.job import Job, JobStatus
 
-from bots.api.app import create_app
+from bots.app import create_app
 from core.accounts import create_account
 from core.keys import create_key
 from core.queue import RunQueue, connect

@@ -1,7 +1,9 @@
-"""``create_app``: the gateway's aiohttp application, every route mounted from one table.
+"""``create_app``: the gateway's aiohttp application, every front door's routes mounted.
 
-Store, Redis queue and the thread pool are opened in ``cleanup_ctx`` and closed after it,
-so the stock runner, ``oz-gateway serve`` and the tests all build the same app.
+The one module above the front doors: each (``bots/api``, ``bots/slack``, ``bots/linear``,
+``bots/github``, ``bots/console``) brings its route table and none knows another.  Store,
+Redis queue and the thread pool are opened in ``cleanup_ctx`` and closed after it, so the
+stock runner, ``oz-gateway serve`` and the tests all build the same app.
 """
 
 from __future__ import annotations
@@ -15,15 +17,21 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
 
-from bots.api.context import ASYNC_REDIS, EXECUTOR, KEY_USE, QUEUE, SETTINGS, STORE, VAULT, blocking, public
-from bots.api.events import STREAMS
-from bots.api.middleware import auth_middleware, problem_middleware, webhook_guard
+from bots.api.context import KEY_USE
+from bots.api.middleware import auth_middleware
 from bots.api.openapi import openapi_document
-from bots.api.routes import CONSOLE_ROUTES, LINEAR_ROUTES, ROUTES, SLACK_EVENTS_ROUTE, SLACK_ROUTES
+from bots.api.routes import ROUTES as API_ROUTES
 from bots.console import setup_templates
+from bots.console.routes import CONSOLE_ROUTES
+from bots.github.routes import GITHUB_ROUTES
 from bots.linear.app import linear_configured, linear_lifecycle
+from bots.linear.routes import LINEAR_ROUTES
 from bots.slack.app import build_bot, slack_configured, slack_lifecycle
 from bots.slack.linking import RESUMED
+from bots.slack.routes import SLACK_EVENTS_ROUTE, SLACK_ROUTES
+from bots.streams import STREAMS
+from bots.web import ASYNC_REDIS, EXECUTOR, QUEUE, SETTINGS, STORE, VAULT, blocking, problem_middleware, public
+from bots.webhooks import webhook_guard
 from core.keys import UseThrottle
 from core.queue import RunQueue
 from core.secrets import Vault
@@ -88,7 +96,7 @@ def create_app(settings: Settings, *, store: Store | None = None, queue: RunQueu
 
     app.cleanup_ctx.append(resources)
     setup_templates(app)
-    routes = ROUTES + CONSOLE_ROUTES
+    routes = API_ROUTES + GITHUB_ROUTES + CONSOLE_ROUTES
     if slack_configured(settings):
         app[RESUMED] = set()
         app.cleanup_ctx.append(

@@ -1,0 +1,22 @@
+"""The console's routes: the management pages, for a browser signed in with a personal key."""
+
+from __future__ import annotations
+
+from bots.console import views as console
+from bots.web import Route
+
+CONSOLE_ROUTES: tuple[Route, ...] = (
+    # The management pages (a browser, signed in with a personal key; outside the Oz API).
+    Route("GET", "/console", console.index, "The console: to the runs"),
+    Route("GET", "/console/sign-in", console.sign_in_page, "Console sign-in form"),
+    Route("POST", "/console/sign-in", console.sign_in, "Sign in with a personal API key"),
+    Route("POST", "/console/sign-out", console.sign_out, "Sign out"),
+    Route("GET", "/console/runs", console.run_list, "Runs (Personal / All, filters, pages)"),
+    Route("GET", "/console/runs/{run_id}", console.run_page, "A run's page"),
+    Route("POST", "/console/runs/{run_id}/cancel", console.cancel, "Cancel a run from its page"),
+    Route("POST", "/console/runs/{run_id}/followup", console.followup, "A follow-up from the run's page"),
+    Route("GET", "/console/runs/{run_id}/events", console.run_events, "The run's transcript, live (SSE)"),
+    Route("GET", "/console/keys", console.key_list, "Your API keys"),
+    Route("POST", "/console/keys", console.key_create, "Create a key (shown once)"),
+    Route("POST", "/console/keys/{uid}/revoke", console.key_revoke, "Revoke a key"),
+)
