@@ -34,9 +34,9 @@ from core.logs import configure_logging  # noqa: E402
 from core.models import Principal  # noqa: E402
 from core.models.wire import TERMINAL_STATES, RunAgentRequest  # noqa: E402
 from core.queue import RunQueue, connect  # noqa: E402
-from core.secrets import Vault  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.store import Store  # noqa: E402
+from core.vault import Vault  # noqa: E402
 from tests.agent_image import agent_image  # noqa: E402
 from tests.fakes.models import Script  # noqa: E402
 from tests.real_agents import CLIS  # noqa: E402

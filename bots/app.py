@@ -34,9 +34,9 @@ from bots.web import ASYNC_REDIS, EXECUTOR, QUEUE, SETTINGS, STORE, VAULT, block
 from bots.webhooks import webhook_guard
 from core.keys import UseThrottle
 from core.queue import RunQueue
-from core.secrets import Vault
 from core.settings import Settings
 from core.store import Store
+from core.vault import Vault
 
 
 @public

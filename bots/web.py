@@ -28,9 +28,9 @@ from redis.asyncio import Redis
 from core.errors import PROBLEM_CONTENT_TYPE, ErrorCode, OzError
 from core.offload import off_loop
 from core.queue import RunQueue
-from core.secrets import Vault
 from core.settings import Settings
 from core.store import Store
+from core.vault import Vault
 
 log = structlog.get_logger(__name__)
 

@@ -11,7 +11,7 @@ from cli.output import emit
 from cli.session import acting_principal, email_option, store_session
 from core import artifacts, managed_secrets
 from core.errors import invalid
-from core.secrets import Vault
+from core.vault import Vault
 
 
 @click.group()

@@ -11,7 +11,7 @@ from cli.output import emit
 from cli.session import acting_principal, email_option, store_session
 from core import github_auth, github_oauth, github_orgs, integrations, managed_secrets
 from core.accounts import account_by_email, get_or_create_team
-from core.secrets import Vault
+from core.vault import Vault
 
 
 @click.group()

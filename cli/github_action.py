@@ -12,8 +12,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bots.github.action import ActionConfig, Follower, RunRequest, run_action
-from core import environments, run_listing, runs
+from bots.github.action import ActionConfig, RunRequest, RunWatcher, run_action
+from core import environments, run_items, runs
 from core.accounts import create_account
 from core.models import Origin, Principal, RunItem, RunSourceType
 from core.models.wire import TERMINAL_STATES, RunAgentRequest
@@ -38,7 +38,7 @@ def local_settings(config: ActionConfig, data_dir: Path) -> Settings:
     )
 
 
-def local_follower(config: ActionConfig) -> Follower:
+def local_watcher(config: ActionConfig) -> RunWatcher:
     def follow(request: RunRequest) -> Iterator[RunItem]:
         data_dir = Path(tempfile.mkdtemp(prefix="oz-action-"))
         settings = local_settings(config, data_dir)
@@ -77,7 +77,7 @@ def local_follower(config: ActionConfig) -> Follower:
         last: tuple | None = None
         while True:
             with store.reader() as session:
-                item = run_listing.render_item(session, runs.load_run(session, run_id))
+                item = run_items.render_item(session, runs.load_run(session, run_id))
             snapshot = (item.state, item.status_message)
             if snapshot != last:
                 last = snapshot
@@ -90,7 +90,7 @@ def local_follower(config: ActionConfig) -> Follower:
 
 
 def main() -> int:
-    return run_action(os.environ, local_follower=local_follower)
+    return run_action(os.environ, local_watcher=local_watcher)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from core import integrations, linear_tokens
 from core.errors import ErrorCode, OzError, invalid
 from core.models import Integration, IntegrationProvider
 from core.permissions import require_admin
-from core.secrets import Vault
+from core.vault import Vault
 
 PROVIDER = click.Choice([p.value for p in IntegrationProvider])
 COLUMNS = ("provider", "enabled", "environment_id", "model_id", "uid")

@@ -168,8 +168,8 @@ async def _report(settings: Settings) -> None:
     from bots.slack.app import build_reporter, slack_configured
     from core.models import RunSourceType
     from core.reporting import Follower, SurfaceReporter
-    from core.secrets import Vault
     from core.store import Store
+    from core.vault import Vault
 
     store = Store(settings.effective_database_url)
     store.migrate()
@@ -216,8 +216,8 @@ def up(ctx: Context, port: int | None) -> None:
     """Run everything on one machine: store migrations, a private Redis if none is configured,
     then the web, worker, scheduler and reporter processes until interrupted."""
     from cli.services import start_private_redis
-    from core.secrets import Vault
     from core.store import Store
+    from core.vault import Vault
 
     settings = ctx.settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)

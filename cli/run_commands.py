@@ -6,7 +6,7 @@ import click
 
 from cli.output import emit
 from cli.session import acting_principal, email_option, store_session
-from core import events, run_listing, runs
+from core import events, run_items, runs
 from core.models import RunSourceType
 from core.models.wire import AmbientAgentConfig, RunAgentRequest, RunListQuery
 from core.queue import RunQueue
@@ -66,7 +66,7 @@ def run(click_ctx: click.Context, prompt, environment_id, name, model_id, skill,
 def run_list(ctx, states, name, source, limit, email) -> None:
     query = RunListQuery.model_validate({"state": list(states), "name": name, "source": source, "limit": limit})
     with store_session(ctx.settings) as session:
-        page = run_listing.list_runs(session, acting_principal(session, email), query)
+        page = run_items.list_runs(session, acting_principal(session, email), query)
     emit([r.wire() for r in page.runs], ctx.output_format, RUN_COLUMNS)
 
 
@@ -81,7 +81,7 @@ def run_get(ctx, run_id: str, conversation: bool, email: str | None) -> None:
         if conversation:
             steps = [_step(e) for e in events.transcript(session, run.run_id)]
         else:
-            item = run_listing.render_item(session, run)
+            item = run_items.render_item(session, run)
     if conversation:
         emit(steps, ctx.output_format, ("seq", "kind", "what"))
         return

@@ -16,10 +16,10 @@ from core.mcp import check_usable, redact, seal
 from core.models import AgentIdentity, Principal
 from core.models.wire import AgentCreateRequest, AgentResponse, AgentUpdateRequest
 from core.permissions import require_admin
-from core.secrets import Vault
 from core.settings import get_settings
 from core.store.tables import AgentRow, ApiKeyRow, EnvironmentRow, utcnow
 from core.unsupported import refuse_unsupported
+from core.vault import Vault
 
 # Fields kept in the row's JSON ``settings`` rather than in columns of their own.
 _SETTINGS_FIELDS = (

@@ -1,6 +1,6 @@
 """People's GitHub authorizations: the user tokens runs clone, push and open PRs with.
 
-Tokens are stored encrypted (:class:`core.secrets.Vault`); a token GitHub rejected is marked
+Tokens are stored encrypted (:class:`core.vault.Vault`); a token GitHub rejected is marked
 stale so the next run asks the person to authorize again instead of failing obscurely.
 """
 
@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.secrets import Vault
 from core.store import Store, utcnow
 from core.store.tables import GitHubAuthorizationRow
+from core.vault import Vault
 
 EXPIRY_MARGIN = timedelta(minutes=5)
 

@@ -23,9 +23,9 @@ from core.mcp import check_usable, count_credentials, redact, reseal, seal
 from core.models import Integration, IntegrationProvider, Principal
 from core.models.wire import McpServerConfig
 from core.permissions import require_admin
-from core.secrets import Vault
 from core.store import utcnow
 from core.store.tables import AgentRow, EnvironmentRow, IntegrationRow, RunRow
+from core.vault import Vault
 
 _MCP = TypeAdapter(dict[str, McpServerConfig])
 TITLES = {

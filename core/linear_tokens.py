@@ -24,9 +24,9 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.secrets import Vault
 from core.store import utcnow
 from core.store.tables import LinearTokenRow
+from core.vault import Vault
 
 RENEWAL_CLAIM = timedelta(minutes=1)
 CHECK = "check OZGW_LINEAR_CLIENT_ID/_SECRET and that the app is still installed in the workspace"

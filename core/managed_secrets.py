@@ -14,9 +14,9 @@ from core.errors import ErrorCode, OzError, invalid, not_found
 from core.ids import new_uid
 from core.models import Principal
 from core.permissions import require_admin
-from core.secrets import Vault
 from core.store import utcnow
 from core.store.tables import ManagedSecretRow
+from core.vault import Vault
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_VALUE_BYTES = 64 * 1024

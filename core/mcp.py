@@ -2,7 +2,7 @@
 
 A server's ``headers`` and ``env`` carry tokens and keys: they are given to the agent's
 container and to nobody else.  Stored, each value is sealed (encrypted with the gateway's
-:class:`~core.secrets.Vault`, like managed secrets), wherever the configuration lives — an
+:class:`~core.vault.Vault`, like managed secrets), wherever the configuration lives — an
 integration, a cloud agent, a run's config — so a database dump holds none of them.  Anything
 shown to people keeps their names (so one can tell what is configured) with the values
 replaced.
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.errors import invalid
-from core.secrets import Vault
+from core.vault import Vault
 
 REDACTED = "***"
 SEALED = "oz-sealed:"

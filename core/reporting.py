@@ -40,7 +40,7 @@ from core.events import updates_channel
 from core.models import Run, RunItem, RunSourceType
 from core.models.wire import ACTIVE_STATES, TERMINAL_STATES
 from core.offload import off_loop
-from core.run_listing import render_item
+from core.run_items import render_item
 from core.runs import load_run
 from core.store import Store, utcnow
 from core.store.tables import ClosingPostRow, RunRow

@@ -45,10 +45,10 @@ from core.models.wire import (
 )
 from core.permissions import is_admin, require_steer
 from core.queue import RunQueue
-from core.secrets import Vault
 from core.store import Store, utcnow
 from core.store.tables import AccountRow, EnvironmentRow, RunAttachmentRow, RunFollowupRow, RunMetadataRow, RunRow
 from core.unsupported import refuse_unsupported
+from core.vault import Vault
 
 log = structlog.get_logger(__name__)
 

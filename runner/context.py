@@ -13,9 +13,9 @@ import docker
 import redis
 
 from core.queue import RunQueue
-from core.secrets import Vault
 from core.settings import Settings, get_settings
 from core.store import Store
+from core.vault import Vault
 from runner.sandbox import docker_client
 
 

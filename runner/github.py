@@ -22,9 +22,9 @@ from core.errors import ErrorCode, OzError
 from core.github_auth import authorization_for
 from core.github_oauth import authorize_page, github_client
 from core.models import RepoRef, Run
-from core.secrets import Vault
 from core.settings import Settings
 from core.store import Store
+from core.vault import Vault
 
 log = structlog.get_logger(__name__)
 P = ParamSpec("P")

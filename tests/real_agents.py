@@ -14,9 +14,9 @@ import pytest
 
 from core import environments, managed_secrets
 from core.models import Principal
-from core.secrets import Vault
 from core.settings import Settings
 from core.store import Store
+from core.vault import Vault
 from tests.agent_image import agent_image as build_agent_image
 from tests.fakes.models import FakeAnthropic, FakeGemini, FakeModelAPI, FakeOpenAI, Script
 

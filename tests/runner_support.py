@@ -23,10 +23,10 @@ from core.github_auth import save_authorization
 from core.models import IntegrationProvider, Principal
 from core.models.wire import RunAgentRequest
 from core.queue import RunQueue
-from core.secrets import Vault
 from core.settings import Settings
 from core.store import Store
 from core.store.tables import RunRow
+from core.vault import Vault
 from runner.context import WorkerContext
 from runner.sandbox import RUN_LABEL, containers_of
 from tests.fakes.github import FakeGitHub

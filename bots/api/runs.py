@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from bots.api.context import principal
 from bots.api.middleware import read_json
 from bots.web import QUEUE, STORE, VAULT, blocking, reading
-from core import run_listing, runs
+from core import run_items, runs
 from core.errors import ErrorCode, OzError, invalid
 from core.models import Origin, Principal, RunSourceType
 from core.models.wire import FollowupRequest, RunAgentRequest, RunAgentResponse, RunItem, RunListQuery
@@ -84,11 +84,11 @@ def list_query(params: MultiMapping[str]) -> RunListQuery:
 
 async def list_runs(request: web.Request) -> web.Response:
     query = list_query(request.query)
-    return json_response(await reading(request, run_listing.list_runs, principal(request), query))
+    return json_response(await reading(request, run_items.list_runs, principal(request), query))
 
 
 def _retrieve(session: Session, who: Principal, run_id: str) -> RunItem:
-    return run_listing.render_item(session, runs.visible_run(session, who, run_id))
+    return run_items.render_item(session, runs.visible_run(session, who, run_id))
 
 
 async def get_run(request: web.Request) -> web.Response:

@@ -23,7 +23,7 @@ from bots.console import sessions
 from bots.console.sessions import ConsoleSession
 from bots.streams import after_of, stream
 from bots.web import ASYNC_REDIS, QUEUE, SETTINGS, STORE, blocking, in_session, public, public_url, reading
-from core import accounts, artifacts, events, keys, run_listing, runs
+from core import accounts, artifacts, events, keys, run_items, runs
 from core.errors import ErrorCode, OzError
 from core.keys import authenticate, key_is_live
 from core.models import Principal, RunSourceType, RunState
@@ -139,9 +139,9 @@ async def run_list(request: web.Request) -> dict:
     params = {k: request.query.get(k, "") for k in ("tab", "state", "source", "cursor")}
     params["tab"] = params["tab"] if params["tab"] in ("personal", "all") else "personal"
     try:
-        page = await reading(request, run_listing.list_runs, session.principal, _query(session.principal, params))
+        page = await reading(request, run_items.list_runs, session.principal, _query(session.principal, params))
     except OzError:  # a cursor from another filter: start over
-        page = await reading(request, run_listing.list_runs, session.principal, _query(session.principal, {}))
+        page = await reading(request, run_items.list_runs, session.principal, _query(session.principal, {}))
     base = {k: v for k, v in params.items() if v and k != "cursor"}
     following = urlencode(base | {"cursor": page.page_info.next_cursor}) if page.page_info.has_next_page else None
     return {
@@ -158,7 +158,7 @@ async def run_list(request: web.Request) -> dict:
 
 def _run_page(session: Session, who: Principal, run_id: str, base_url: str, key: bytes) -> dict:
     run = runs.visible_run(session, who, run_id)
-    item = run_listing.render_item(session, run)
+    item = run_items.render_item(session, run)
     downloads = []
     for artifact in item.artifacts or []:
         if artifact.artifact_type == "FILE":

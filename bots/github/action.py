@@ -1,6 +1,6 @@
 """The GitHub Actions step: read the event, decide whether it asks for a run, build the
 prompt, start the run (remote: through the gateway's REST API with the agent key; local:
-through a follower the composition root provides), keep one sticky comment current, and
+through a watcher the composition root provides), keep one sticky comment current, and
 finish with outputs, a step summary and an exit code that says whether the run succeeded.
 """
 
@@ -16,12 +16,13 @@ from github import Auth, Github, GithubException
 from github.Repository import Repository
 from pydantic import BaseModel, Field, ValidationError
 
-from bots.github.reporter import StickyComment, pull_request_urls, render
+from bots.github.reporter import StickyComment, render
 from bots.github.triggers import ActionInputs, Skip, Trigger, UnsupportedEvent, classify
 from core import runs
 from core.models import RunItem, RunState
 from core.models.wire import TERMINAL_STATES
 from core.prompts import Conversation, Message, build_prompt
+from core.run_items import pull_request_urls
 
 WRITE_PERMISSIONS = {"admin", "maintain", "write"}
 MARKER_PREFIX = "<!-- oz-gateway-run:"
@@ -72,7 +73,7 @@ class RunRequest:
     requester: str | None = None
 
 
-Follower = Callable[[RunRequest], Iterator[RunItem]]
+RunWatcher = Callable[[RunRequest], Iterator[RunItem]]
 """Starts the run and yields its state as it changes; the last item is the finished run."""
 
 
@@ -137,7 +138,7 @@ def can_write(repo: Repository, login: str) -> bool:
         return False
 
 
-def remote_follower(config: ActionConfig) -> Follower:
+def remote_watcher(config: ActionConfig) -> RunWatcher:
     """Create the run through the gateway's Oz API with the agent key, then poll it."""
     from oz_agent_sdk import OzAPI
 
@@ -171,7 +172,7 @@ def remote_follower(config: ActionConfig) -> Follower:
 
 def run_action(
     env: Mapping[str, str],
-    local_follower: Callable[[ActionConfig], Follower] | None = None,
+    local_watcher: Callable[[ActionConfig], RunWatcher] | None = None,
     echo: Callable[[str], None] = print,
 ) -> int:
     try:
@@ -210,9 +211,9 @@ def run_action(
         if not config.api_key or not config.gateway_url:
             console.command("error", "remote mode needs the warp_api_key and gateway_url inputs")
             return 2
-        follower = remote_follower(config)
-    elif local_follower is not None:
-        follower = local_follower(config)
+        watcher = remote_watcher(config)
+    elif local_watcher is not None:
+        watcher = local_watcher(config)
     else:
         console.command("error", "local mode is not available in this entry point")
         return 2
@@ -233,7 +234,7 @@ def run_action(
     )
     sticky: StickyComment | None = None
     run: RunItem | None = None
-    for run in follower(request):
+    for run in watcher(request):
         if sticky is None and trigger.number is not None:
             sticky = StickyComment(repo.get_issue(trigger.number), run.run_id)
         if sticky is not None:

@@ -14,7 +14,7 @@ from github.IssueComment import IssueComment
 
 from core.mentions import strip_mentions
 from core.models import RunItem, RunState
-from core.run_listing import usage_line
+from core.run_items import pull_request_urls, usage_line
 
 MARKER = "<!-- oz-gateway-run:{run_id} -->"
 S = RunState
@@ -27,10 +27,6 @@ def _elapsed(run: RunItem, now: datetime) -> str:
     seconds = max(0, int((end - run.created_at).total_seconds()))
     minutes, secs = divmod(seconds, 60)
     return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
-
-
-def pull_request_urls(run: RunItem) -> list[str]:
-    return [a.data.url for a in run.artifacts or [] if a.artifact_type == "PULL_REQUEST"]
 
 
 def render(run: RunItem, now: datetime | None = None) -> str:

@@ -8,7 +8,6 @@ installation scope current; known events we do not act on answer 200 and are lis
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from collections.abc import Callable
 
@@ -17,6 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
+from bots import webhooks
 from bots.web import ASYNC_REDIS, SETTINGS, in_session, public
 from core import github_orgs
 
@@ -24,7 +24,7 @@ log = structlog.get_logger(__name__)
 DEDUPE_SECONDS = 24 * 3600
 
 
-class Account(BaseModel):
+class GitHubAccount(BaseModel):
     login: str
 
 
@@ -34,7 +34,7 @@ class Repository(BaseModel):
 
 class Installation(BaseModel):
     id: int
-    account: Account
+    account: GitHubAccount
     repository_selection: str = "selected"
     suspended_at: object | None = None
 
@@ -103,36 +103,34 @@ IGNORED_EVENTS = frozenset(
 )
 
 
-def signature_valid(secret: bytes, body: bytes, header: str | None) -> bool:
-    expected = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return bool(header) and hmac.compare_digest(expected, header)
-
-
 @public
 async def receive(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     if settings.github_webhook_secret is None:
-        return web.json_response({"error": "the GitHub App webhook secret is not configured"}, status=503)
+        raise webhooks.not_configured("github", "the GitHub App webhook secret is not configured")
     body = await request.read()
     secret = settings.github_webhook_secret.get_secret_value().encode()
-    if not signature_valid(secret, body, request.headers.get("X-Hub-Signature-256")):
+    if not webhooks.signed(secret, body, request.headers.get("X-Hub-Signature-256"), prefix="sha256="):
         log.warning("github.webhook_bad_signature", delivery=request.headers.get("X-GitHub-Delivery"))
-        return web.json_response({"error": "signature does not match"}, status=401)
+        raise webhooks.bad_signature("github")
     event = request.headers.get("X-GitHub-Event", "")
     # The delivery id header is not signed: a replayed body under a new id must still be a duplicate.
     delivery = hashlib.sha256(body).hexdigest()
     if event not in EVENT_HANDLERS:
         if event in IGNORED_EVENTS:
             return web.json_response({"ok": True, "ignored": event})
-        return web.json_response({"error": f"unsupported event {event!r}"}, status=400)
-    claim = f"{request.app[SETTINGS].redis_prefix}gh-delivery:{delivery}"
-    if not await request.app[ASYNC_REDIS].set(claim, 1, nx=True, ex=DEDUPE_SECONDS):
+        raise webhooks.malformed("github", f"unsupported event {event!r}")
+    redis = request.app[ASYNC_REDIS]
+    if not await webhooks.claim(redis, settings, "github", delivery, DEDUPE_SECONDS):
         return web.json_response({"ok": True, "duplicate": request.headers.get("X-GitHub-Delivery", delivery)})
     try:
         payload = json.loads(body)
         result = await in_session(request, EVENT_HANDLERS[event], payload)
     except (json.JSONDecodeError, ValidationError) as exc:
-        await request.app[ASYNC_REDIS].delete(claim)
-        return web.json_response({"error": f"malformed {event} payload: {str(exc)[:300]}"}, status=400)
+        await webhooks.release(redis, settings, "github", delivery)
+        raise webhooks.malformed("github", f"malformed {event} payload: {str(exc)[:300]}") from None
+    except BaseException:
+        await webhooks.release(redis, settings, "github", delivery)  # GitHub's redelivery is handled
+        raise
     log.info("github.webhook", github_event=event, delivery=delivery, result=result)
     return web.json_response({"ok": True, "handled": result})

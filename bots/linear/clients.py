@@ -17,9 +17,9 @@ from bots.linear.tokens import TokenSource
 from core import linear_tokens
 from core.linear_tokens import Workspace
 from core.offload import off_loop
-from core.secrets import Vault
 from core.settings import Settings
 from core.store import Store
+from core.vault import Vault
 
 REMEMBER = 10.0
 

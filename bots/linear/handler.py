@@ -24,6 +24,7 @@ from aiohttp import web
 from bots.linear import queries
 from bots.linear.client import LinearError
 from bots.linear.clients import LinearClients
+from bots.linear.ref import LinearRef
 from bots.linear.reporter import LinearReporter
 from core import asks, identity, inbox, linear_tokens, runs
 from core.errors import ErrorCode, OzError
@@ -48,7 +49,7 @@ PRIORITIES = {0: "No priority", 1: "Urgent", 2: "High", 3: "Medium", 4: "Low"}
 
 
 @dataclass
-class Trigger:
+class Classified:
     """A classified delivery: the person, the issue, what they asked, and where to answer."""
 
     actor_id: str | None
@@ -138,7 +139,7 @@ class LinearFrontDoor:
         session = body["agentSession"]
         comment = session.get("comment") or {}
         creator = session.get("creator") or {}
-        trigger = Trigger(
+        trigger = Classified(
             actor_id=session.get("creatorId"),
             actor_email=creator.get("email"),
             issue_id=session["issueId"],
@@ -158,7 +159,7 @@ class LinearFrontDoor:
         if activity.get("userId") and activity["userId"] == await self.app_user_id(body):
             return
         content = activity.get("content") or {}
-        trigger = Trigger(
+        trigger = Classified(
             actor_id=activity.get("userId"),
             actor_email=None,
             issue_id=session["issueId"],
@@ -177,7 +178,7 @@ class LinearFrontDoor:
         actor = body.get("actor") or {}
         if not became or actor.get("id") == app or actor.get("type") not in (None, "user"):
             return
-        trigger = Trigger(
+        trigger = Classified(
             actor_id=actor.get("id"),
             actor_email=actor.get("email"),
             issue_id=data["id"],
@@ -194,7 +195,7 @@ class LinearFrontDoor:
             return
         if not re.search(r"(^|\s)@oz\b", data.get("body") or "", re.IGNORECASE):
             return
-        trigger = Trigger(
+        trigger = Classified(
             actor_id=actor.get("id") or data.get("userId"),
             actor_email=actor.get("email"),
             issue_id=data["issueId"],
@@ -219,7 +220,7 @@ class LinearFrontDoor:
 
     # --- the common path -------------------------------------------------------------------
 
-    async def _start_or_steer(self, trigger: Trigger, body: dict) -> None:
+    async def _start_or_steer(self, trigger: Classified, body: dict) -> None:
         account = await self._account(trigger)
         if account is None:
             return
@@ -240,12 +241,12 @@ class LinearFrontDoor:
             case asks.Proceed():
                 await self._start(trigger, steered)
 
-    async def _say(self, trigger: Trigger, content: dict) -> None:
+    async def _say(self, trigger: Classified, content: dict) -> None:
         """An activity in the trigger's agent session (a comment path has none: it stays quiet)."""
         if trigger.session_id:
             await self.reporter.activity(trigger.workspace, trigger.session_id, content)
 
-    async def _account(self, trigger: Trigger) -> Account | None:
+    async def _account(self, trigger: Classified) -> Account | None:
         email = trigger.actor_email
         if not email and trigger.actor_id:
             try:
@@ -263,7 +264,7 @@ class LinearFrontDoor:
             )
         return account
 
-    async def _start(self, trigger: Trigger, go: asks.Proceed) -> Run | None:
+    async def _start(self, trigger: Classified, go: asks.Proceed) -> Run | None:
         key = _idempotency_key(trigger, go.previous)
         existing = await self._blocking(runs.by_idempotency_key, self.store, go.account.team_uid, key)
         if existing is not None:  # the same mention, delivered the other way (comment vs. session)
@@ -280,11 +281,13 @@ class LinearFrontDoor:
             instructions="\n\n".join(x for x in [go.defaults.instructions, *trigger.guidance] if x) or None,
             requester=go.account.display_name or go.account.email,
         )
-        ref = {"issue": trigger.issue_id, "team": issue["team"]["id"], "delegated": "1" if trigger.delegated else ""}
-        if trigger.session_id:
-            ref["session"] = trigger.session_id
-        if trigger.workspace:
-            ref["org"] = trigger.workspace
+        ref = LinearRef(
+            issue=trigger.issue_id,
+            team=issue["team"]["id"],
+            delegated="1" if trigger.delegated else "",
+            session=trigger.session_id,
+            org=trigger.workspace,
+        )
         started = await self._blocking(
             asks.start,
             self.store,
@@ -293,7 +296,9 @@ class LinearFrontDoor:
             source=RunSourceType.LINEAR,
             prompt=prompt,
             title=f"{issue['identifier']}: {issue['title']}",
-            origin=Origin(source=RunSourceType.LINEAR, trigger_url=issue["url"], ref=ref, key=trigger.origin_key),
+            origin=Origin(
+                source=RunSourceType.LINEAR, trigger_url=issue["url"], ref=ref.stored(), key=trigger.origin_key
+            ),
             idempotency_key=key,
             metadata={"ticket_id": issue["identifier"], "ticket_source": "LINEAR"},
         )
@@ -308,12 +313,12 @@ class LinearFrontDoor:
         await self.reporter.started(run, issue, move_to_started=trigger.delegated)
         return run
 
-    async def _join(self, run: Run, trigger: Trigger) -> None:
+    async def _join(self, run: Run, trigger: Classified) -> None:
         """A mention Linear delivered twice — as a ``Comment`` and as an ``AgentSessionEvent`` for
         the session it opened on that comment — has one run; the session, whichever came second,
         gets its steps and its end."""
-        ref = run.origin.ref if run.origin else {}
-        if not trigger.session_id or ref.get("session"):
+        ref = LinearRef.of(run)
+        if not trigger.session_id or (ref is not None and ref.session):
             log.info("linear.mention_already_running", run_id=run.run_id)
             return
         joined = await self._blocking(
@@ -323,7 +328,7 @@ class LinearFrontDoor:
         await self.reporter.started(joined, {}, move_to_started=False)
         await self.reporter.render(run.run_id)
 
-    async def _refuse(self, trigger: Trigger, error: OzError, text: str | None) -> None:
+    async def _refuse(self, trigger: Classified, error: OzError, text: str | None) -> None:
         body = text or f"{error.message}\n\n`{error.code.value}`"
         if trigger.session_id:
             error_activity = {"type": "error", "body": strip_mentions(body)}
@@ -349,7 +354,7 @@ def _request_text(body: str | None) -> str:
     return " ".join(re.sub(r"(^|\s)@oz\b[:,]?", " ", body or "", flags=re.IGNORECASE).split())
 
 
-def _idempotency_key(trigger: Trigger, previous: Run | None) -> str:
+def _idempotency_key(trigger: Classified, previous: Run | None) -> str:
     """One run per mention however Linear delivers it (a comment has one id on both paths);
     otherwise one per conversation and the run it continues."""
     if trigger.comment_id:
@@ -357,7 +362,7 @@ def _idempotency_key(trigger: Trigger, previous: Run | None) -> str:
     return f"{trigger.origin_key}::{previous.run_id if previous else 'first'}"
 
 
-def _conversation(issue: dict, trigger: Trigger, app_user: str | None) -> Conversation:
+def _conversation(issue: dict, trigger: Classified, app_user: str | None) -> Conversation:
     comments = []
     for c in (issue.get("comments") or {}).get("nodes") or []:
         user = c.get("user") or {}

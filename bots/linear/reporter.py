@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from bots.linear import queries
 from bots.linear.client import LinearClient, LinearError
 from bots.linear.clients import LinearClients
+from bots.linear.ref import LinearRef
 from core import events
 from core.events import EventKind, RunEvent
 from core.mentions import strip_mentions
@@ -28,7 +29,7 @@ from core.models import Run, RunItem, RunState
 from core.models.wire import TERMINAL_STATES
 from core.offload import off_loop
 from core.reporting import claim_closing, load_for_report, release_closing
-from core.run_listing import usage_line
+from core.run_items import pull_request_urls, usage_line
 from core.settings import Settings
 from core.store import Store
 
@@ -39,10 +40,6 @@ PER_RENDER = 3
 """At most this many step activities per render; the rest of a burst is skipped, not queued."""
 GUARD_TTL = 7 * 24 * 3600
 VERDICTS = {S.FAILED: "failed", S.ERROR: "stopped on an error", S.CANCELLED: "was stopped"}
-
-
-def run_link(settings: Settings, run: RunItem) -> str:
-    return settings.run_page(run.run_id)
 
 
 def step_activity(event: RunEvent) -> dict | None:
@@ -57,10 +54,6 @@ def step_activity(event: RunEvent) -> dict | None:
         case EventKind.MESSAGE | EventKind.THOUGHT if (event.text or "").strip():
             return {"type": "thought", "body": strip_mentions(event.text.strip()[:2000])}
     return None
-
-
-def pull_requests(run: RunItem) -> list[str]:
-    return [a.data.url for a in run.artifacts or [] if a.artifact_type == "PULL_REQUEST"]
 
 
 class LinearReporter:
@@ -89,12 +82,14 @@ class LinearReporter:
 
     async def started(self, run: Run, issue: dict, *, move_to_started: bool) -> None:
         """The run exists: link it from the session, and move a delegated issue to "started"."""
-        ref = run.origin.ref if run.origin else {}
-        client = await self.clients.for_workspace(ref.get("org"))
+        ref = LinearRef.of(run)
+        if ref is None:
+            return
+        client = await self.clients.for_workspace(ref.org)
         link = self.settings.run_page(run.run_id)
-        if ref.get("session"):
+        if ref.session:
             await client.execute(
-                queries.SESSION_UPDATE, id=ref["session"], input={"externalUrls": [{"label": "Oz run", "url": link}]}
+                queries.SESSION_UPDATE, id=ref.session, input={"externalUrls": [{"label": "Oz run", "url": link}]}
             )
         if move_to_started and (issue.get("state") or {}).get("type") in ("backlog", "unstarted", "triage"):
             states = (await client.execute(queries.STARTED_STATES, teamId=issue["team"]["id"]))["workflowStates"]
@@ -108,9 +103,11 @@ class LinearReporter:
     # --- rendering (the reporter process's SurfaceReporter) ------------------------------------
 
     async def report(self, run: Run, item: RunItem) -> None:
-        ref = run.origin.ref if run.origin else {}
-        if ref.get("session"):
-            await self._steps(run, ref.get("org"), ref["session"])
+        ref = LinearRef.of(run)
+        if ref is None:
+            return
+        if ref.session:
+            await self._steps(run, ref.org, ref.session)
         if item.state in TERMINAL_STATES:
             await self._finish(run, item, ref)
 
@@ -125,22 +122,22 @@ class LinearReporter:
         for content in contents[-PER_RENDER:]:
             await self.activity(workspace, session_id, content)
 
-    async def _finish(self, run: Run, item: RunItem, ref: dict[str, str]) -> None:
+    async def _finish(self, run: Run, item: RunItem, ref: LinearRef) -> None:
         if not await self._blocking(claim_closing, self.store, run.run_id, run.attempt):
             return
         try:
-            client = await self.clients.for_workspace(ref.get("org"))
-            prs = pull_requests(item)
+            client = await self.clients.for_workspace(ref.org)
+            prs = pull_request_urls(item)
             for url in prs:
-                await self._attach(client, ref["issue"], url, item.title)
-            if prs and ref.get("session"):
+                await self._attach(client, ref.issue, url, item.title)
+            if prs and ref.session:
                 urls = [{"label": "Pull request", "url": url} for url in prs]
-                await client.execute(queries.SESSION_UPDATE, id=ref["session"], input={"addedExternalUrls": urls})
+                await client.execute(queries.SESSION_UPDATE, id=ref.session, input={"addedExternalUrls": urls})
             kind, body = closing(self.settings, item, prs)
-            if ref.get("session"):
-                await self.activity(ref.get("org"), ref["session"], {"type": kind, "body": body})
+            if ref.session:
+                await self.activity(ref.org, ref.session, {"type": kind, "body": body})
             else:
-                await self.comment(ref.get("org"), ref["issue"], body)
+                await self.comment(ref.org, ref.issue, body)
         except Exception:
             await self._blocking(release_closing, self.store, run.run_id, run.attempt)  # the next render tries again
             raise
@@ -167,5 +164,5 @@ def closing(settings: Settings, item: RunItem, prs: list[str]) -> tuple[str, str
     code = item.status_message.error_code if item.status_message else None
     body = f"Oz {VERDICTS.get(item.state, 'finished')}: {message}".strip()
     if code:
-        body += f"\n\n`{code}` — see {run_link(settings, item)}"
+        body += f"\n\n`{code}` — see {settings.run_page(item.run_id)}"
     return ("response" if item.state == S.CANCELLED else "error"), body

@@ -29,9 +29,9 @@ import structlog
 from core import linear_tokens
 from core.linear_tokens import StoredToken
 from core.offload import off_loop
-from core.secrets import Vault
 from core.settings import Settings
 from core.store import Store, utcnow
+from core.vault import Vault
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

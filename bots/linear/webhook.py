@@ -8,8 +8,6 @@ webhook, so the answer never waits for Linear, the store's slow paths or a run.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from datetime import timedelta
@@ -18,6 +16,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from bots import webhooks
 from bots.linear.handler import LINEAR_FRONT, LinearFrontDoor
 from bots.web import SETTINGS, public
 from core import inbox
@@ -45,16 +44,6 @@ class Envelope(BaseModel):
     data: dict | None = None
 
 
-def _refuse(status: int, reason: str) -> web.Response:
-    log.info("linear.webhook_refused", status=status, reason=reason)
-    return web.json_response({"error": reason}, status=status)
-
-
-def signature_ok(secret: bytes, raw: bytes, signature: str | None) -> bool:
-    expected = hmac.new(secret, raw, hashlib.sha256).hexdigest()
-    return bool(signature) and hmac.compare_digest(expected, signature.strip().lower())
-
-
 def inbox_key(envelope: Envelope, delivery: str | None) -> str:
     """The semantic identity of a delivery: a redelivery with a new delivery id is still the same."""
     kind, action = envelope.type, envelope.action
@@ -73,17 +62,17 @@ async def receive(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     secret = settings.linear_webhook_secret
     raw = await request.read()
-    if secret is None or not signature_ok(
-        secret.get_secret_value().encode(), raw, request.headers.get("Linear-Signature")
-    ):
-        return _refuse(401, "bad signature")
+    if secret is None:
+        raise webhooks.not_configured("linear", "the Linear webhook secret is not configured")
+    if not webhooks.signed(secret.get_secret_value().encode(), raw, request.headers.get("Linear-Signature")):
+        raise webhooks.bad_signature("linear")
     try:
         body = json.loads(raw)
         envelope = Envelope.model_validate(body)
     except (ValueError, ValidationError, RecursionError):
-        return _refuse(400, "malformed payload")
+        raise webhooks.malformed("linear", "the body is not a Linear webhook payload") from None
     if abs(time.time() * 1000 - envelope.webhookTimestamp) > MAX_SKEW_MS:
-        return _refuse(401, "stale webhookTimestamp")
+        raise webhooks.bad_signature("linear", "webhookTimestamp is more than a minute off (a replay?)")
     key = inbox_key(envelope, request.headers.get("Linear-Delivery"))
     front: LinearFrontDoor = request.app[LINEAR_FRONT]
     lease = timedelta(seconds=settings.inbox_lease_seconds)

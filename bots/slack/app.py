@@ -42,9 +42,9 @@ from core import inbox
 from core.errors import ErrorCode, OzError
 from core.offload import off_loop
 from core.queue import RunQueue
-from core.secrets import Vault
 from core.settings import Settings
 from core.store import Store
+from core.vault import Vault
 
 log = structlog.get_logger(__name__)
 BOT_SCOPES = [

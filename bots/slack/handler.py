@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import files, messages
+from bots.slack.ref import SlackRef
 from bots.slack.reporter import SlackReporter
 from bots.slack.thread import Names, SlackMessage, conversation, request_text
 from core import asks, identity, runs
@@ -150,10 +151,15 @@ class SlackFrontDoor:
             )
         requester = await self.names.of(client, message.team, message.user)
         prompt = build_prompt(ask.text, thread, instructions=go.defaults.instructions, requester=requester)
-        ref = {"team": message.team, "channel": message.channel, "thread_ts": message.root, "status_ts": status_ts}
-        ref |= {"user": message.user, "message_ts": message.ts}
-        if message.enterprise:
-            ref["enterprise"] = message.enterprise
+        ref = SlackRef(
+            team=message.team,
+            channel=message.channel,
+            thread_ts=message.root,
+            status_ts=status_ts,
+            user=message.user,
+            message_ts=message.ts,
+            enterprise=message.enterprise or None,
+        )
         return await self._blocking(
             asks.start,
             self.store,
@@ -162,7 +168,7 @@ class SlackFrontDoor:
             source=RunSourceType.SLACK,
             prompt=prompt,
             title=ask.text,
-            origin=Origin(source=RunSourceType.SLACK, trigger_url=permalink, ref=ref, key=message.origin_key),
+            origin=Origin(source=RunSourceType.SLACK, trigger_url=permalink, ref=ref.stored(), key=message.origin_key),
             # The message itself is the idempotency key: however often it is delivered, one run.
             idempotency_key=f"slack:{message.team}:{message.channel}:{message.ts}",
             # A DM or private channel's run stays the person's own; a team one runs as the integration's agent.
@@ -254,7 +260,7 @@ class SlackFrontDoor:
 def _run_of_message(session, account_uid: str, channel: str, ts: str) -> Run | None:
     """The requester's active Slack run whose request or status message is ``channel``/``ts``."""
     for run in runs.active_runs_of(session, account_uid, RunSourceType.SLACK):
-        ref = run.origin.ref if run.origin else {}
-        if ref.get("channel") == channel and ts in (ref.get("status_ts"), ref.get("message_ts"), ref.get("thread_ts")):
+        ref = SlackRef.of(run)
+        if ref is not None and ref.names_message(channel, ts):
             return run
     return None

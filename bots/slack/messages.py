@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from core.errors import ErrorCode, OzError
 from core.models import RunItem, RunState
-from core.run_listing import usage_line
+from core.run_items import pull_request_urls, usage_line
 
 S = RunState
 Blocks = list[dict]
@@ -114,10 +114,6 @@ def elapsed(run: RunItem, now: datetime | None = None) -> str:
     return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
-def pull_requests(run: RunItem) -> list[str]:
-    return [a.data.url for a in run.artifacts or [] if a.artifact_type == "PULL_REQUEST"]
-
-
 def status(run: RunItem, link: str | None, now: datetime | None = None) -> tuple[str, Blocks]:
     """The run's one status message, rendered from its current state (edited in place)."""
     message = run.status_message.message if run.status_message else ""
@@ -131,7 +127,7 @@ def status(run: RunItem, link: str | None, now: datetime | None = None) -> tuple
         else:
             body.append(explain(run.status_message.error_code if run.status_message else None, message))
         blocks = [_section("\n".join(body))]
-        prs = pull_requests(run)
+        prs = pull_request_urls(run)
         if prs:
             blocks.append(_section("*Pull request:* " + " ".join(f"<{u}>" for u in prs)))
         blocks.append(_context(f"{elapsed(run, now)}", run_link))
@@ -146,7 +142,7 @@ def status(run: RunItem, link: str | None, now: datetime | None = None) -> tuple
 
 def final(run: RunItem) -> tuple[str, Blocks]:
     """The one-off closing post: a short summary and the pull-request link."""
-    prs = pull_requests(run)
+    prs = pull_request_urls(run)
     message = run.status_message.message if run.status_message else ""
     if run.state == S.SUCCEEDED:
         summary = escape(message) or "Finished."

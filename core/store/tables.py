@@ -249,7 +249,7 @@ class RunEventRow(Base):
 
 
 class GitHubAuthorizationRow(Base):
-    """A person's GitHub user token, encrypted at rest (``core.secrets``)."""
+    """A person's GitHub user token, encrypted at rest (``core.vault``)."""
 
     __tablename__ = "github_authorizations"
     account_uid: Mapped[str] = mapped_column(ForeignKey("accounts.uid", ondelete="CASCADE"), primary_key=True)

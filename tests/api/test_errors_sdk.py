@@ -179,12 +179,12 @@ def test_an_unexpected_failure_is_internal_error_with_a_trace_id(alice: Person, 
     """A bug in a handler must not leak a traceback: the SDK sees internal_error, retryable, traced."""
     from oz_agent_sdk import InternalServerError
 
-    from core import run_listing
+    from core import run_items
 
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("database exploded: password=hunter2")
 
-    monkeypatch.setattr(run_listing, "list_runs", broken)
+    monkeypatch.setattr(run_items, "list_runs", broken)
     with pytest.raises(InternalServerError) as err:
         alice.client.agent.runs.list()
     body = err.value.body

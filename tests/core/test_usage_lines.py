@@ -9,7 +9,7 @@ from bots.github.reporter import render
 from bots.linear.reporter import closing
 from bots.slack.messages import final
 from core.models import RunItem, RunState
-from core.run_listing import usage_line
+from core.run_items import usage_line
 from core.settings import Settings
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)

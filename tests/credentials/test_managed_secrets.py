@@ -15,8 +15,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from core.managed_secrets import put_secret, resolve_secrets
-from core.secrets import Vault
 from core.store import Store
+from core.vault import Vault
 from runner.context import WorkerContext
 from runner.job import run_job
 from runner.sandbox import containers_of

@@ -23,6 +23,9 @@ def _nothing(fake_linear: FakeLinear, store: Store, queue: RunQueue) -> None:
 def test_forged_signature(deliver: LinearDelivery, fake_linear, store, queue, ada, linear_integration) -> None:
     response = deliver.post(payload("agent_session_event.created"), signature="00" * 32)
     assert response.status_code == 401
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["type"].endswith("/authentication-required/") and problem["title"] == "Bad signature"
     _nothing(fake_linear, store, queue)
 
 
@@ -49,5 +52,6 @@ def test_stale_timestamp(deliver: LinearDelivery, fake_linear, store, queue, ada
 
 
 def test_malformed_payload(deliver: LinearDelivery, fake_linear, store, queue) -> None:
-    assert deliver.post({"hello": "world"}).status_code == 400
+    refused = deliver.post({"hello": "world"})
+    assert refused.status_code == 400 and refused.json()["type"].endswith("/invalid-request/")
     _nothing(fake_linear, store, queue)

@@ -21,8 +21,8 @@ from core import runs
 from core.models import Origin, RunSourceType
 from core.models.wire import RunAgentRequest
 from core.reporting import load_for_report
-from core.secrets import Vault
 from core.store import Store
+from core.vault import Vault
 from runner.context import WorkerContext
 from runner.job import run_job
 from tests.redis_server import REDIS_URL

@@ -16,8 +16,8 @@ from core import agents, managed_secrets, runs
 from core.errors import OzError
 from core.events import EventKind, transcript
 from core.models.wire import AgentCreateRequest, RunAgentRequest
-from core.secrets import Vault
 from core.store import Store
+from core.vault import Vault
 from runner.context import WorkerContext
 from runner.job import run_job
 from tests.runner_support import Person, with_settings

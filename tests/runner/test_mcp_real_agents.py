@@ -14,9 +14,9 @@ import pytest
 from core import managed_secrets, runs
 from core.events import EventKind, transcript
 from core.models.wire import RunAgentRequest, RunItem
-from core.run_listing import render_item
-from core.secrets import Vault
+from core.run_items import render_item
 from core.store import Store
+from core.vault import Vault
 from runner.context import WorkerContext
 from runner.job import run_job
 from tests.real_agents import CLIS, readme_script

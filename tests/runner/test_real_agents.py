@@ -294,7 +294,7 @@ def test_harness_auth_secrets_names_the_secret_that_is_the_model_key(
     """``harness_auth_secrets.claude_auth_secret_name``: the team's key under a name of its own
     reaches Claude Code as its key (the model API accepts it), with no ANTHROPIC_API_KEY secret."""
     from core import managed_secrets
-    from core.secrets import Vault
+    from core.vault import Vault
 
     fake = model_api("claude", readme_script("claude"))
     env_id = model_env(alice.principal, ctx.settings, "claude", fake, key="")  # no secret under the usual name

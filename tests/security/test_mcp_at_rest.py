@@ -15,10 +15,10 @@ from core import integrations, runs
 from core.mcp import SEALED, unseal
 from core.models import IntegrationProvider, Principal
 from core.models.wire import AmbientAgentConfig, RunAgentRequest
-from core.secrets import Vault
 from core.settings import Settings
 from core.store import Store
 from core.store.tables import AgentRow, IntegrationRow, RunRow
+from core.vault import Vault
 from tests.conftest import Person
 
 SERVERS = {

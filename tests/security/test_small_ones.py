@@ -100,8 +100,8 @@ def test_two_runs_refreshing_one_rotating_token_leave_it_usable(store: Store, se
 
     from core.accounts import create_account
     from core.github_auth import authorization_for, save_authorization
-    from core.secrets import Vault
     from core.store import utcnow
+    from core.vault import Vault
 
     vault = Vault.from_settings(settings)
     with store.session() as session:

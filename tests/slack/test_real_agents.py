@@ -18,9 +18,9 @@ from core.keys import create_key
 from core.models import IntegrationProvider, Principal, RunState
 from core.models.wire import TERMINAL_STATES
 from core.queue import RunQueue
-from core.secrets import Vault
 from core.settings import Settings
 from core.store import Store
+from core.vault import Vault
 from tests.fakes.github import FakeGitHub
 from tests.fakes.slack import TEAM, FakeSlack
 from tests.live_server import LiveServer

@@ -16,9 +16,9 @@ from core.models import Origin, Principal, RunSourceType, RunState
 from core.models.wire import FollowupRequest, RunAgentRequest
 from core.queue import RunQueue
 from core.reporting import Coalescer, Follower, load_for_report
-from core.secrets import Vault
 from core.settings import Settings
 from core.store import Store, utcnow
+from core.vault import Vault
 from tests.fakes.slack import TEAM, FakeSlack
 from tests.redis_server import REDIS_URL
 

@@ -172,6 +172,11 @@ def _artifacts(session: Session, run_ids: list[str]) -> dict[str, list[dict]]:
     return by_run
 
 
+def pull_request_urls(item: RunItem) -> list[str]:
+    """The pull requests a run opened, in order: every surface's closing post links them."""
+    return [a.data.url for a in item.artifacts or [] if a.artifact_type == "PULL_REQUEST"]
+
+
 def render_items(session: Session, runs: list[Run]) -> list[RunItem]:
     profiles = _profiles(session, runs)
     artifacts = _artifacts(session, [r.run_id for r in runs])
