@@ -20,10 +20,20 @@ from typing import Any, TypeVar
 
 import structlog
 from aiohttp import web
+from pydantic import ValidationError
 
 from bots.linear import queries
 from bots.linear.client import LinearError
 from bots.linear.clients import LinearClients
+from bots.linear.events import (
+    AgentActivity,
+    AgentSessionEvent,
+    CommentCreate,
+    IssueUpdate,
+    LinearEvent,
+    OAuthAppRevoked,
+    Text,
+)
 from bots.linear.ref import LinearRef
 from bots.linear.reporter import LinearReporter
 from core import asks, identity, inbox, linear_tokens, runs
@@ -63,7 +73,7 @@ class Classified:
     comment_id: str | None = None
     guidance: list[str] = field(default_factory=list)
     prompt_context: str | None = None
-    previous_comments: list[dict] = field(default_factory=list)
+    previous_comments: list[Text] = field(default_factory=list)
     stop: bool = False
     """Linear's stop signal on the session."""
 
@@ -110,109 +120,101 @@ class LinearFrontDoor:
         )
 
     async def _after_answer(self, body: dict) -> None:
+        parsed = _parse(body)
+        if parsed is None:
+            return
+        event, handler = parsed
         # The first thought goes out before this session queues behind others' slow work:
         # Linear expects it within 10 s of ``created``, however busy the gateway is.
-        if (body.get("type"), body.get("action")) == ("AgentSessionEvent", "created"):
-            await self.reporter.activity(body.get("organizationId"), body["agentSession"]["id"], FIRST_THOUGHT)
+        if isinstance(event, AgentSessionEvent) and event.action == "created":
+            await self.reporter.activity(event.organization_id, event.agent_session.id, FIRST_THOUGHT)
         async with self._busy:
-            await self.handle(body)
+            await handler(self, event)
 
     async def _blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await off_loop(self.executor, fn, *args, **kwargs)
 
-    async def app_user_id(self, body: dict) -> str | None:
-        return body.get("appUserId") or await self.clients.app_user(body.get("organizationId"))
+    # --- one handler per event, an explicit list of ignored ones ------------------------------
 
-    # --- classification (one handler per event, an explicit list of ignored ones) ------------
+    async def app_user_id(self, event: LinearEvent) -> str | None:
+        return event.app_user_id or await self.clients.app_user(event.organization_id)
 
-    async def handle(self, body: dict) -> None:
-        event = (body.get("type"), body.get("action"))
-        handler = EVENT_HANDLERS.get(event)
-        if handler is None:
-            # Known-and-ignored is routine; anything else means the webhook subscribes to more than we use.
-            note = log.debug if event in IGNORED_EVENTS else log.info
-            note("linear.unhandled_event", type=event[0], action=event[1])
-            return
-        await handler(self, body)
-
-    async def _session_created(self, body: dict) -> None:
-        session = body["agentSession"]
-        comment = session.get("comment") or {}
-        creator = session.get("creator") or {}
+    async def _session_created(self, event: AgentSessionEvent) -> None:
+        session = event.agent_session
         trigger = Classified(
-            actor_id=session.get("creatorId"),
-            actor_email=creator.get("email"),
-            issue_id=session["issueId"],
-            request=_request_text(comment.get("body")) or f"Work on this issue: {session['issue']['title']}",
-            workspace=body.get("organizationId"),
-            session_id=session["id"],
-            delegated=not session.get("commentId"),
-            comment_id=session.get("commentId"),
-            guidance=[g.get("body", "") for g in body.get("guidance") or [] if g.get("body")],
-            prompt_context=body.get("promptContext"),
-            previous_comments=list(body.get("previousComments") or []),
+            actor_id=session.creator_id,
+            actor_email=session.creator.email if session.creator else None,
+            issue_id=session.issue_id,
+            request=_request_text(session.comment.body if session.comment else None)
+            or f"Work on this issue: {session.issue.title}",
+            workspace=event.organization_id,
+            session_id=session.id,
+            delegated=not session.comment_id,
+            comment_id=session.comment_id,
+            guidance=event.guidance_texts,
+            prompt_context=event.prompt_context,
+            previous_comments=event.previous_comments,
         )
-        await self._start_or_steer(trigger, body)
+        await self._start_or_steer(trigger)
 
-    async def _session_prompted(self, body: dict) -> None:
-        session, activity = body["agentSession"], body.get("agentActivity") or {}
-        if activity.get("userId") and activity["userId"] == await self.app_user_id(body):
+    async def _session_prompted(self, event: AgentSessionEvent) -> None:
+        session, activity = event.agent_session, event.agent_activity or AgentActivity()
+        if activity.user_id and activity.user_id == await self.app_user_id(event):
             return
-        content = activity.get("content") or {}
         trigger = Classified(
-            actor_id=activity.get("userId"),
+            actor_id=activity.user_id,
             actor_email=None,
-            issue_id=session["issueId"],
-            request=_request_text(content.get("body")),
-            workspace=body.get("organizationId"),
-            session_id=session["id"],
-            guidance=[g.get("body", "") for g in body.get("guidance") or [] if g.get("body")],
-            stop=activity.get("signal") == "stop",
+            issue_id=session.issue_id,
+            request=_request_text(activity.content.body),
+            workspace=event.organization_id,
+            session_id=session.id,
+            guidance=event.guidance_texts,
+            stop=activity.signal == "stop",
         )
-        await self._start_or_steer(trigger, body)
+        await self._start_or_steer(trigger)
 
-    async def _issue_updated(self, body: dict) -> None:
-        data, before = body.get("data") or {}, body.get("updatedFrom") or {}
-        app = await self.app_user_id(body)
-        became = [f for f in ("delegateId", "assigneeId") if f in before and before[f] != app and data.get(f) == app]
-        actor = body.get("actor") or {}
-        if not became or actor.get("id") == app or actor.get("type") not in (None, "user"):
+    async def _issue_updated(self, event: IssueUpdate) -> None:
+        data, before = event.data, event.updated_from
+        app = await self.app_user_id(event)
+        now = {"delegateId": data.delegate_id, "assigneeId": data.assignee_id}
+        became = [f for f in now if f in before and before[f] != app and now[f] == app]
+        actor = event.actor
+        if not became or actor.id == app or actor.type not in (None, "user"):
             return
         trigger = Classified(
-            actor_id=actor.get("id"),
-            actor_email=actor.get("email"),
-            issue_id=data["id"],
-            request=f"Work on this issue: {data.get('title', '')}",
-            workspace=body.get("organizationId"),
+            actor_id=actor.id,
+            actor_email=actor.email,
+            issue_id=data.id,
+            request=f"Work on this issue: {data.title}",
+            workspace=event.organization_id,
             delegated=True,
         )
-        await self._start_or_steer(trigger, body)
+        await self._start_or_steer(trigger)
 
-    async def _comment_created(self, body: dict) -> None:
-        data, actor = body.get("data") or {}, body.get("actor") or {}
-        app = await self.app_user_id(body)
-        if data.get("userId") == app or data.get("botActor") or actor.get("type") not in (None, "user"):
+    async def _comment_created(self, event: CommentCreate) -> None:
+        data, actor = event.data, event.actor
+        app = await self.app_user_id(event)
+        if data.user_id == app or data.bot_actor or actor.type not in (None, "user"):
             return
-        if not re.search(r"(^|\s)@oz\b", data.get("body") or "", re.IGNORECASE):
+        if not re.search(r"(^|\s)@oz\b", data.body or "", re.IGNORECASE):
             return
         trigger = Classified(
-            actor_id=actor.get("id") or data.get("userId"),
-            actor_email=actor.get("email"),
-            issue_id=data["issueId"],
+            actor_id=actor.id or data.user_id,
+            actor_email=actor.email,
+            issue_id=data.issue_id,
             # A bare mention asks for the issue itself, as a mention that opens a session does.
-            request=_request_text(data.get("body"))
-            or f"Work on this issue: {(data.get('issue') or {}).get('title', '')}",
-            comment_id=data.get("id"),
-            workspace=body.get("organizationId"),
+            request=_request_text(data.body) or f"Work on this issue: {data.issue.title}",
+            comment_id=data.id,
+            workspace=event.organization_id,
         )
-        await self._start_or_steer(trigger, body)
+        await self._start_or_steer(trigger)
 
-    async def _app_revoked(self, body: dict) -> None:
+    async def _app_revoked(self, event: OAuthAppRevoked) -> None:
         """The app was uninstalled from a workspace (or its grant revoked): its install's tokens
         go now, and ``integration list`` says so, rather than the next refresh finding out."""
-        organization = body.get("organizationId")
+        organization = event.organization_id
         ours = self.settings.linear_client_id
-        if not organization or (ours and body.get("oauthClientId") not in (None, ours)):
+        if not organization or (ours and event.oauth_client_id not in (None, ours)):
             return
         reason = "the app was uninstalled from this workspace (Linear sent OAuthApp revoked)"
         if await self._blocking(self.store.call, linear_tokens.uninstalled, organization, reason):
@@ -220,7 +222,7 @@ class LinearFrontDoor:
 
     # --- the common path -------------------------------------------------------------------
 
-    async def _start_or_steer(self, trigger: Classified, body: dict) -> None:
+    async def _start_or_steer(self, trigger: Classified) -> None:
         account = await self._account(trigger)
         if account is None:
             return
@@ -337,17 +339,36 @@ class LinearFrontDoor:
             await self.reporter.comment(trigger.workspace, trigger.issue_id, body)
 
 
-EVENT_HANDLERS: dict[tuple[str | None, str | None], Callable[[LinearFrontDoor, dict], Awaitable[None]]] = {
-    ("AgentSessionEvent", "created"): LinearFrontDoor._session_created,
-    ("AgentSessionEvent", "prompted"): LinearFrontDoor._session_prompted,
-    ("Issue", "update"): LinearFrontDoor._issue_updated,
-    ("Comment", "create"): LinearFrontDoor._comment_created,
-    ("OAuthApp", "revoked"): LinearFrontDoor._app_revoked,
+EVENT_HANDLERS: dict[tuple[str | None, str | None], tuple[type[LinearEvent], Callable[..., Awaitable[None]]]] = {
+    ("AgentSessionEvent", "created"): (AgentSessionEvent, LinearFrontDoor._session_created),
+    ("AgentSessionEvent", "prompted"): (AgentSessionEvent, LinearFrontDoor._session_prompted),
+    ("Issue", "update"): (IssueUpdate, LinearFrontDoor._issue_updated),
+    ("Comment", "create"): (CommentCreate, LinearFrontDoor._comment_created),
+    ("OAuthApp", "revoked"): (OAuthAppRevoked, LinearFrontDoor._app_revoked),
 }
 IGNORED_EVENTS = {("Issue", "create"), ("Issue", "remove"), ("Comment", "update"), ("Comment", "remove")}
 """Known and deliberately not acted on (answered 200 like any delivery)."""
 
 LINEAR_FRONT = web.AppKey("linear_front", LinearFrontDoor)
+
+
+def _parse(body: dict) -> tuple[LinearEvent, Callable[..., Awaitable[None]]] | None:
+    """The delivery as its event's model, with its handler; ``None`` (logged) for an event the
+    gateway does not act on or a body its model refuses — nothing to retry: the same body
+    would fail again."""
+    kind = (body.get("type"), body.get("action"))
+    known = EVENT_HANDLERS.get(kind)
+    if known is None:
+        # Known-and-ignored is routine; anything else means the webhook subscribes to more than we use.
+        note = log.debug if kind in IGNORED_EVENTS else log.info
+        note("linear.unhandled_event", type=kind[0], action=kind[1])
+        return None
+    model, handler = known
+    try:
+        return model.model_validate(body), handler
+    except ValidationError as error:
+        log.warning("linear.malformed_event", type=kind[0], action=kind[1], errors=error.error_count())
+        return None
 
 
 def _request_text(body: str | None) -> str:
@@ -371,9 +392,7 @@ def _conversation(issue: dict, trigger: Classified, app_user: str | None) -> Con
         comments.append(Message(user.get("name") or "someone", c.get("body") or ""))
     if not comments and trigger.previous_comments:
         comments = [
-            Message("a teammate", c.get("body") or "")
-            for c in trigger.previous_comments
-            if c.get("id") != trigger.comment_id
+            Message("a teammate", c.body or "") for c in trigger.previous_comments if c.id != trigger.comment_id
         ]
     labels = ", ".join(n["name"] for n in (issue.get("labels") or {}).get("nodes") or [])
     facts = [

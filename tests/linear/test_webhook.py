@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 
 import requests
+from sqlalchemy import select
 
 from core.queue import RunQueue
 from core.store import Store
+from core.store.tables import InboxRow
 from tests.fakes.linear import FakeLinear
 from tests.linear.conftest import LinearDelivery, payload
 from tests.slack.conftest import run_count
@@ -55,3 +57,18 @@ def test_malformed_payload(deliver: LinearDelivery, fake_linear, store, queue) -
     refused = deliver.post({"hello": "world"})
     assert refused.status_code == 400 and refused.json()["type"].endswith("/invalid-request/")
     _nothing(fake_linear, store, queue)
+
+
+def test_a_signed_event_its_model_refuses_is_answered_and_dropped_once(
+    deliver: LinearDelivery, fake_linear, store, queue, ada, linear_integration
+) -> None:
+    """A session event without the issue it is about: answered 200 (Linear must not retry it),
+    then dropped by its model — no first thought into a session that can never be served, no
+    run, and the inbox marks it handled rather than retrying it."""
+    body = payload("agent_session_event.created")
+    del body["agentSession"]["issueId"]
+    assert deliver.post(body).status_code == 200
+    _nothing(fake_linear, store, queue)
+    with store.reader() as session:
+        kept = session.scalars(select(InboxRow)).all()
+    assert [row.done_at is not None for row in kept] == [True]
