@@ -17,6 +17,7 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
 
+from bots import streams
 from bots.api.context import KEY_USE
 from bots.api.middleware import auth_middleware
 from bots.api.openapi import openapi_document
@@ -29,7 +30,6 @@ from bots.linear.routes import LINEAR_ROUTES
 from bots.slack.app import build_bot, slack_configured, slack_lifecycle
 from bots.slack.linking import RESUMED
 from bots.slack.routes import SLACK_EVENTS_ROUTE, SLACK_ROUTES
-from bots.streams import STREAMS
 from bots.web import ASYNC_REDIS, EXECUTOR, QUEUE, SETTINGS, STORE, VAULT, blocking, problem_middleware, public
 from bots.webhooks import webhook_guard
 from core.keys import UseThrottle
@@ -71,7 +71,7 @@ def create_app(settings: Settings, *, store: Store | None = None, queue: RunQueu
     )
     app[SETTINGS] = settings
     app[HEALTH] = {}
-    app[STREAMS] = {}
+    streams.install(app)
     app[KEY_USE] = UseThrottle()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

@@ -28,6 +28,21 @@ FALLBACK_POLL_SECONDS = 15.0
 lost); events and state changes themselves arrive on the run's channel."""
 STREAMS_PER_KEY = 8
 STREAMS: web.AppKey[dict] = web.AppKey("event_streams", dict)
+SHUTTING_DOWN = web.AppKey("event_streams_shutting_down", asyncio.Event)
+"""Set when the web process stops: open streams end (clients reconnect elsewhere with
+``Last-Event-ID``) instead of holding the shutdown for their whole lifetime."""
+WAKE_SECONDS = 1.0
+
+
+def install(app: web.Application) -> None:
+    """The app's stream bookkeeping, and their end at shutdown."""
+    app[STREAMS] = {}
+    app[SHUTTING_DOWN] = asyncio.Event()
+
+    async def end_streams(app: web.Application) -> None:
+        app[SHUTTING_DOWN].set()
+
+    app.on_shutdown.append(end_streams)
 
 
 def page(session: Session, who: Principal, run_id: str, after: int) -> tuple[RunState, list[RunEvent]]:
@@ -79,8 +94,15 @@ async def _tail(request: web.Request, who: Principal, run_id: str, after: int) -
         for event in stored:
             await response.write(_sse(event))
             last = event.seq
-        while state not in TERMINAL_STATES:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=FALLBACK_POLL_SECONDS)
+        quiet = 0.0
+        shutting_down = request.app[SHUTTING_DOWN]
+        while state not in TERMINAL_STATES and not shutting_down.is_set():
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=WAKE_SECONDS)
+            if message is None:
+                quiet += WAKE_SECONDS
+                if quiet < FALLBACK_POLL_SECONDS:
+                    continue
+            quiet = 0.0
             if message is not None:
                 data = json.loads(message["data"])
                 if "state" in data:  # a state change: read what came before it, then carry on or end
@@ -99,7 +121,8 @@ async def _tail(request: web.Request, who: Principal, run_id: str, after: int) -
             for event in missed:
                 await response.write(_sse(event))
                 last = event.seq
-        await response.write(f"event: end\ndata: {json.dumps({'state': state.value})}\n\n".encode())
+        if state in TERMINAL_STATES:
+            await response.write(f"event: end\ndata: {json.dumps({'state': state.value})}\n\n".encode())
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:

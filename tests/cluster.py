@@ -44,8 +44,8 @@ from core.store import Store
 from tests.fakes.github import FakeGitHub
 from tests.fakes.linear import FakeLinear
 from tests.fakes.slack import TEAM, FakeSlack, event_fixture
-from tests.linear.conftest import payload
 from tests.redis_server import RedisServer, free_port
+from tests.support.linear import payload
 
 ROOT = Path(__file__).resolve().parents[1]
 PROCESSES = ("web", "worker", "reporter", "scheduler")

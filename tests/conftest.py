@@ -15,22 +15,33 @@ import docker
 import psycopg
 import pytest
 import redis
-from oz_agent_sdk import OzAPI
 
 from core.accounts import create_account
 from core.keys import create_key
-from core.models import Account
 from core.queue import RunQueue, connect
 from core.settings import Settings
 from core.store import Store
 from tests.images import busybox_image
 from tests.live_server import LiveServer, gateway_server
 from tests.redis_server import REDIS_URL
+from tests.support.people import Person, add_file_artifact  # noqa: F401
 
 pytest_plugins = ["tests.runner_support", "tests.boundary", "tests.real_agents"]
 
 PG_ADMIN_URL = os.environ.get("OZGW_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
-BACKENDS = ["sqlite", "postgres"]
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``docker``: every test that needs the engine (it asks for ``docker_client``, directly or
+    through an image or a worker); ``postgres``: the PostgreSQL half of a two-store test, or a
+    PostgreSQL-only one.  ``-m "not postgres and not docker"`` is then the fast lane."""
+    for item in items:
+        needs = getattr(item, "fixturenames", ())
+        if "docker_client" in needs:
+            item.add_marker(pytest.mark.docker)
+        if "pg_database" in needs:  # PostgreSQL only, asked for by name
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture(scope="session")
@@ -121,15 +132,6 @@ def gateway(settings: Settings, store: Store, queue: RunQueue) -> Iterator[LiveS
         yield server
 
 
-class Person:
-    """An account with a personal key, and an SDK client that uses it."""
-
-    def __init__(self, account: Account, key: str, base_url: str) -> None:
-        self.account = account
-        self.key = key
-        self.client = OzAPI(api_key=key, base_url=base_url, max_retries=0)
-
-
 @pytest.fixture
 def make_person(store: Store, gateway: LiveServer):
     def make(email: str | None = None, team: str = "acme", expires: str = "never") -> Person:
@@ -145,23 +147,3 @@ def make_person(store: Store, gateway: LiveServer):
 @pytest.fixture
 def alice(make_person) -> Person:
     return make_person("alice@example.com")
-
-
-def add_file_artifact(store: Store, run_id: str, filename: str, content: bytes, mime_type: str) -> str:
-    """A file the run's agent left in ``.oz/artifacts/`` (as the runner records it); its uid."""
-    from core.store import utcnow
-    from core.store.tables import ArtifactRow
-
-    uid = str(uuid.uuid4())
-    with store.session() as session:
-        session.add(
-            ArtifactRow(
-                uid=uid,
-                run_id=run_id,
-                artifact_type="FILE",
-                created_at=utcnow(),
-                content=content,
-                data={"filename": filename, "filepath": f".oz/artifacts/{filename}", "mime_type": mime_type},
-            )
-        )
-    return uid

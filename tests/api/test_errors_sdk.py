@@ -12,8 +12,8 @@ from sqlalchemy import update
 from core.keys import revoke_key
 from core.store import Store, utcnow
 from core.store.tables import ApiKeyRow
-from tests.conftest import Person
 from tests.live_server import LiveServer
+from tests.support.people import Person
 
 AUTH_TYPE = "/reference/api-and-sdk/troubleshooting/errors/authentication-required/"
 

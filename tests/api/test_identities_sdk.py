@@ -19,8 +19,8 @@ from core.keys import create_key
 from core.settings import get_settings
 from core.store import Store
 from tests.api.test_runs_sdk import principal_of
-from tests.conftest import Person, add_file_artifact
 from tests.live_server import LiveServer
+from tests.support.people import Person, add_file_artifact
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from core.models import Principal, RunSourceType, RunState
 from core.models.wire import RunAgentRequest
 from core.queue import RunQueue
 from core.store import Store, utcnow
-from tests.conftest import Person
+from tests.support.people import Person
 
 
 def principal_of(person: Person) -> Principal:

@@ -6,32 +6,59 @@ import json
 import os
 import subprocess
 import sys
+import traceback
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REDIS_URL
+from tests.redis_server import REDIS_URL
 
 
 class Cli:
-    def __init__(self, data_dir: Path) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("OZGW_") and k != "WARP_API_KEY"}
-        self.env.update(
-            OZGW_DATA_DIR=str(data_dir), OZGW_REDIS_URL=REDIS_URL, OZGW_QUEUE_NAME=f"oz-cli-{uuid.uuid4().hex[:8]}"
-        )
+    """``oz-gateway`` on a fresh data dir: in-process through click's runner (fast), or as a
+    user runs it, a subprocess (``subprocess=True``; the first test keeps one such path)."""
+
+    def __init__(self, data_dir: Path, *, subprocess: bool = False) -> None:
+        self.env = {
+            "OZGW_DATA_DIR": str(data_dir),
+            "OZGW_REDIS_URL": REDIS_URL,
+            "OZGW_QUEUE_NAME": f"oz-cli-{uuid.uuid4().hex[:8]}",
+        }
+        self.subprocess = subprocess
 
     def __call__(self, *args: str, ok: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-        result = subprocess.run(
+        result = self._subprocess(args, env) if self.subprocess else self._in_process(args, env)
+        if ok:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    def _subprocess(self, args: tuple[str, ...], env: dict | None) -> subprocess.CompletedProcess:
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("OZGW_") and k != "WARP_API_KEY"}
+        return subprocess.run(
             [sys.executable, "-m", "cli", *args],
             capture_output=True,
             text=True,
             timeout=60,
-            env={**self.env, **(env or {})},
+            env={**inherited, **self.env, **(env or {})},
         )
-        if ok:
-            assert result.returncode == 0, result.stderr
-        return result
+
+    def _in_process(self, args: tuple[str, ...], env: dict | None) -> subprocess.CompletedProcess:
+        from click.testing import CliRunner
+
+        from cli.main import main
+        from core.settings import get_settings
+
+        unset = {k: None for k in os.environ if k.startswith("OZGW_") or k == "WARP_API_KEY"}
+        get_settings.cache_clear()  # the CLI reads its settings once per process: this call's
+        try:
+            result = CliRunner().invoke(main, list(args), env={**unset, **self.env, **(env or {})})
+        finally:
+            get_settings.cache_clear()
+        stderr = result.stderr
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            stderr += "".join(traceback.format_exception(result.exception))  # as the process would print
+        return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, stderr)
 
     def json(self, *args: str, **kwargs) -> object:
         return json.loads(self("--output-format", "json", *args, **kwargs).stdout)
@@ -40,6 +67,22 @@ class Cli:
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     return Cli(tmp_path / "data")
+
+
+@pytest.fixture
+def cli_process(tmp_path: Path) -> Cli:
+    return Cli(tmp_path / "data", subprocess=True)
+
+
+def test_the_command_as_a_user_runs_it(cli_process: Cli):
+    """The installed entry point in a process of its own: output streams and exit codes."""
+    cli = cli_process
+    cli("account", "create", "--email", "dev@example.com", "--team", "acme")
+    key = cli("key", "create", "--email", "dev@example.com", "--name", "laptop").stdout.strip()
+    assert cli.json("whoami", env={"WARP_API_KEY": key})["email"] == "dev@example.com"
+    refused = cli("whoami", env={"WARP_API_KEY": "wk-nope"}, ok=False)
+    assert refused.returncode == 1 and "authentication_required" in refused.stderr and refused.stdout == ""
+    assert "Traceback" not in refused.stderr
 
 
 def test_account_key_environment_and_run(cli: Cli):
@@ -267,7 +310,7 @@ def test_keys_people_whoami_and_cancel(cli: Cli):
 def test_artifacts_conversation_and_models(cli: Cli, tmp_path: Path):
     from core.events import EventKind, Masker, RunEvent, record
     from core.store import Store
-    from tests.conftest import add_file_artifact
+    from tests.support.people import add_file_artifact
 
     cli("account", "create", "--email", "lead@example.com", "--team", "acme")
     who = ("--email", "lead@example.com")

@@ -13,9 +13,7 @@ from core.store import Store
 from tests.fakes.github import FakeGitHub
 from tests.live_server import LiveServer, gateway_server
 from tests.runner_support import settings_with
-
-OAUTH_CLIENT = ("Iv1.testclient", "oauth-client-secret-for-tests")
-WEBHOOK_SECRET = "webhook-secret-for-tests"
+from tests.support.credentials import OAUTH_CLIENT, WEBHOOK_SECRET
 
 
 @pytest.fixture

@@ -20,11 +20,11 @@ from core.models.wire import RunAgentRequest
 from core.store import Store
 from runner.context import WorkerContext
 from runner.job import run_job
-from tests.credentials.conftest import WEBHOOK_SECRET
 from tests.fakes.github import FakeGitHub
 from tests.live_server import LiveServer
 from tests.runner.test_execution import final
 from tests.runner_support import Person, Remotes
+from tests.support.credentials import WEBHOOK_SECRET
 
 FIXTURES = Path(__file__).resolve().parents[2] / "bots" / "github" / "fixtures"
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import inspect, text
 
 from core.queue import RunQueue
 from core.settings import Settings
@@ -16,16 +14,9 @@ from core.store import Store
 from tests.fakes.github import FakeGitHub
 from tests.fakes.linear import FakeLinear
 from tests.fakes.slack import FakeSlack
-from tests.live_server import LiveServer, gateway_server
+from tests.live_server import gateway_server
 from tests.runner_support import settings_with
-
-
-@dataclass
-class OpenGateway:
-    server: LiveServer
-    settings: Settings
-    secrets: list[str]
-    """Every secret the gateway holds; none may appear in a response."""
+from tests.support.fuzz import OpenGateway, row_counts  # noqa: F401
 
 
 @pytest.fixture
@@ -57,10 +48,3 @@ def open_gateway(settings: Settings, store: Store, queue: RunQueue) -> Iterator[
     finally:
         for fake in (slack, linear, github):
             fake.stop()
-
-
-def row_counts(store: Store) -> dict[str, int]:
-    """How many rows each table holds: a request that changes none changed no state."""
-    with store.reader() as session:
-        tables = inspect(session.get_bind()).get_table_names()
-        return {t: session.execute(text(f'SELECT COUNT(*) FROM "{t}"')).scalar_one() for t in sorted(tables)}

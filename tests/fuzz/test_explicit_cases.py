@@ -9,8 +9,8 @@ import requests
 
 from core.queue import RunQueue
 from core.store import Store
-from tests.fuzz.conftest import OpenGateway, row_counts
 from tests.fuzz.test_signed_deliveries import signed_raw
+from tests.support.fuzz import OpenGateway, row_counts
 
 BODIES = {
     "nested": b"[" * 200_000 + b"]" * 200_000,

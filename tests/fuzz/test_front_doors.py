@@ -19,7 +19,7 @@ from core.accounts import create_account
 from core.keys import create_key
 from core.queue import RunQueue
 from core.store import Store
-from tests.fuzz.conftest import OpenGateway, row_counts
+from tests.support.fuzz import OpenGateway, row_counts
 
 pytestmark = pytest.mark.timeout(600)
 FUZZ = settings(

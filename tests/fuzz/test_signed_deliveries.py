@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from core.queue import RunQueue
 from core.store import Store
-from tests.fuzz.conftest import OpenGateway
 from tests.fuzz.test_front_doors import FUZZ, assert_sane, json_values, summary
+from tests.support.fuzz import OpenGateway
 
 pytestmark = pytest.mark.timeout(600)
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,13 +15,7 @@ import pytest
 
 from tests.fakes.github import FakeGitHub
 from tests.runner_support import Person, Remotes
-
-FIXTURES = Path(__file__).parent / "fixtures"
-REPO = "Codertocat/Hello-World"
-
-
-def fixture(name: str) -> dict:
-    return json.loads((FIXTURES / f"{name}.payload.json").read_text())
+from tests.support.github_action import FIXTURES, REPO, fixture  # noqa: F401
 
 
 @pytest.fixture

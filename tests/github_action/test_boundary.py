@@ -7,9 +7,9 @@ import subprocess
 
 from tests.boundary import LEGIT_README, assert_untouched, prompt_for
 from tests.fakes.github import FakeGitHub
-from tests.github_action.conftest import REPO, fixture
 from tests.github_action.test_local_mode import local_env
 from tests.runner_support import Remotes, git
+from tests.support.github_action import REPO, fixture
 
 
 def test_the_action_local_mode_holds_the_same_boundary(

@@ -4,8 +4,8 @@ worker's own code, pushing and opening the PR with the workflow's GITHUB_TOKEN."
 from __future__ import annotations
 
 from tests.fakes.github import FakeGitHub
-from tests.github_action.conftest import REPO, fixture
 from tests.runner_support import Remotes, local_runner_env
+from tests.support.github_action import REPO, fixture
 
 
 def local_env(token: str, test_image: str, remotes: Remotes, agent: str = "edit.sh") -> dict[str, str]:

@@ -12,7 +12,7 @@ from bots.github.action import ActionConfig, _conversation
 from bots.github.triggers import ActionInputs, classify
 from core.prompts import build_prompt
 from tests.fakes.github import FakeGitHub
-from tests.github_action.conftest import REPO, fixture
+from tests.support.github_action import REPO, fixture
 
 
 def test_review_comment_prompt_has_files_and_hunk(github: FakeGitHub, action_repo: str, tmp_path: Path):

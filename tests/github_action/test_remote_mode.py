@@ -20,9 +20,9 @@ from core.queue import RunQueue
 from core.settings import Settings
 from core.store import Store
 from tests.fakes.github import FakeGitHub
-from tests.github_action.conftest import REPO, fixture
 from tests.live_server import LiveServer
 from tests.runner_support import APP_ID, Person, Remotes, worker_env
+from tests.support.github_action import REPO, fixture
 
 
 @pytest.fixture

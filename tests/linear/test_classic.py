@@ -10,8 +10,9 @@ import pytest
 from core.queue import RunQueue
 from core.store import Store
 from tests.fakes.linear import APP_USER, FakeLinear
-from tests.linear.conftest import LinearDelivery, payload
-from tests.slack.conftest import all_runs, run_count, wait_for
+from tests.support.linear import LinearDelivery, payload
+from tests.support.slack import all_runs, run_count
+from tests.support.waiting import wait_for
 
 ISSUE = "b7e4c1d2-3a5f-4e6d-8c9b-0a1f2e3d4c5b"
 

@@ -17,10 +17,11 @@ from core.settings import Settings
 from core.store import Store
 from tests.fakes.github import FakeGitHub
 from tests.fakes.linear import FakeLinear
-from tests.linear.conftest import DELEGATED_SESSION, LinearDelivery, payload
 from tests.live_server import LiveServer, gateway_server
 from tests.runner_support import Remotes, person_with_repo, settings_with, start_agent_worker, start_reporter
-from tests.slack.conftest import all_runs, wait_for
+from tests.support.linear import DELEGATED_SESSION, LinearDelivery, payload
+from tests.support.slack import all_runs
+from tests.support.waiting import wait_for
 
 ISSUE = "b7e4c1d2-3a5f-4e6d-8c9b-0a1f2e3d4c5b"
 

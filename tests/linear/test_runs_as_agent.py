@@ -15,7 +15,7 @@ from core.models.wire import AgentCreateRequest
 from core.store import Store
 from core.store.tables import RunRow
 from tests.fakes.linear import FakeLinear
-from tests.linear.conftest import SESSION, LinearDelivery, payload
+from tests.support.linear import SESSION, LinearDelivery, payload
 
 
 def the_run(store: Store):

@@ -13,8 +13,9 @@ from core.queue import RunQueue
 from core.store import Store
 from core.store.tables import RunFollowupRow
 from tests.fakes.linear import APP_USER, FakeLinear
-from tests.linear.conftest import DELEGATED_SESSION, SESSION, LinearDelivery, payload
-from tests.slack.conftest import all_runs, run_count, wait_for
+from tests.support.linear import DELEGATED_SESSION, SESSION, LinearDelivery, payload
+from tests.support.slack import all_runs, run_count
+from tests.support.waiting import wait_for
 
 
 def test_delegation_starts_a_run_with_the_issue_as_prompt(

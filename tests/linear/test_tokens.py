@@ -18,9 +18,9 @@ from core.queue import RunQueue
 from core.settings import Settings
 from core.store import Store
 from tests.fakes.linear import FakeLinear
-from tests.linear.conftest import LinearDelivery, cli_json, payload
 from tests.live_server import LiveServer, gateway_server
-from tests.slack.conftest import run_count
+from tests.support.linear import LinearDelivery, cli_json, payload
+from tests.support.slack import run_count
 
 DAY = 86400
 

@@ -11,8 +11,8 @@ from core.queue import RunQueue
 from core.store import Store
 from core.store.tables import InboxRow
 from tests.fakes.linear import FakeLinear
-from tests.linear.conftest import LinearDelivery, payload
-from tests.slack.conftest import run_count
+from tests.support.linear import LinearDelivery, payload
+from tests.support.slack import run_count
 
 
 def _nothing(fake_linear: FakeLinear, store: Store, queue: RunQueue) -> None:

@@ -27,10 +27,10 @@ from core.settings import Settings
 from core.store import Store, utcnow
 from core.store.tables import RunRow
 from tests.fakes.linear import FakeLinear
-from tests.linear.conftest import LinearDelivery, cli_json, payload
 from tests.live_server import LiveServer, gateway_server
 from tests.runner_support import settings_with
-from tests.slack.conftest import run_count
+from tests.support.linear import LinearDelivery, cli_json, payload
+from tests.support.slack import run_count
 
 
 @pytest.fixture

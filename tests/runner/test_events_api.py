@@ -97,11 +97,11 @@ def test_someone_elses_transcript_is_not_found(
 def test_a_stream_learns_of_the_end_from_the_runs_channel_not_by_polling(
     alice: Person, make_env, store: Store, gateway: LiveServer, queue, monkeypatch
 ):
-    from bots.api import events as events_api
+    from bots import streams
     from core import runs
     from core.models.wire import RunAgentRequest
 
-    monkeypatch.setattr(events_api, "FALLBACK_POLL_SECONDS", 3600.0)  # no rescue by the store
+    monkeypatch.setattr(streams, "FALLBACK_POLL_SECONDS", 3600.0)  # no rescue by the store
     key = key_for(store, alice)
     run_id = runs.create(store, None, alice.principal, RunAgentRequest(prompt="wait")).run.run_id
     headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
@@ -135,3 +135,32 @@ def test_live_streams_are_capped_per_key(alice: Person, store: Store, gateway: L
         finally:
             for o in opened:
                 o.__exit__(None, None, None)
+
+
+def test_open_streams_end_when_the_web_process_stops(alice: Person, store: Store, settings, queue):
+    """A deploy stops the web process: its open streams end at once (the client reconnects with
+    ``Last-Event-ID``) rather than holding the shutdown until the run finishes."""
+    from bots.streams import STREAMS
+    from core import runs
+    from core.models.wire import RunAgentRequest
+    from tests.live_server import gateway_server
+    from tests.support.waiting import wait_for
+
+    key = key_for(store, alice)
+    run_id = runs.create(store, None, alice.principal, RunAgentRequest(prompt="wait")).run.run_id
+    headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
+    ended = threading.Event()
+    with gateway_server(settings, store, queue) as server:
+        url = f"{server.api_url}/agent/runs/{run_id}/events"
+
+        def follow() -> None:
+            with httpx.stream("GET", url, headers=headers, timeout=60) as response:
+                for _line in response.iter_lines():
+                    pass
+            ended.set()
+
+        reader = threading.Thread(target=follow, daemon=True)
+        reader.start()
+        wait_for(lambda: server.app[STREAMS], what="the stream to open")
+    assert not server._thread.is_alive()  # the server's shutdown finished
+    assert ended.wait(5)  # and the client saw its stream end

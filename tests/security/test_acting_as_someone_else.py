@@ -15,8 +15,8 @@ from core.keys import create_key
 from core.models import IntegrationProvider, Principal
 from core.store import Store
 from core.store.tables import RunFollowupRow
-from tests.conftest import Person
 from tests.live_server import LiveServer
+from tests.support.people import Person
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from core.settings import Settings
 from core.store import Store
 from core.store.tables import AgentRow, IntegrationRow, RunRow
 from core.vault import Vault
-from tests.conftest import Person
+from tests.support.people import Person
 
 SERVERS = {
     "tracker": {"url": "https://mcp.acme.dev/sse", "headers": {"Authorization": "Bearer mcp-secret-1"}},

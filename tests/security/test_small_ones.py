@@ -15,9 +15,9 @@ from core.errors import OzError
 from core.models import RepoRef
 from core.settings import Settings
 from core.store import Store
-from tests.conftest import Person, add_file_artifact
 from tests.live_server import LiveServer, gateway_server
 from tests.runner_support import settings_with
+from tests.support.people import Person, add_file_artifact
 
 
 def test_only_an_agent_key_may_declare_a_github_action_run(alice: Person, gateway: LiveServer):

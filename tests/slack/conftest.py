@@ -3,74 +3,23 @@ correctly signed deliveries of the recorded payloads, and a person linked to a S
 
 from __future__ import annotations
 
-import copy
-import json
 import secrets
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
-from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import func, select
 
 from core import environments, identity, integrations
 from core.accounts import create_account
 from core.keys import create_key
-from core.models import IntegrationProvider, Principal, Run
+from core.models import IntegrationProvider, Principal
 from core.queue import RunQueue
-from core.runs import run_from_row
 from core.settings import Settings
 from core.store import Store
-from core.store.tables import RunRow
-from tests.fakes.slack import TEAM, FakeSlack, event_fixture
+from tests.fakes.slack import TEAM, FakeSlack
 from tests.live_server import LiveServer, gateway_server
 from tests.runner_support import settings_with, start_reporter
-
-ADA = "U061F7AUR"
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class SlackDelivery:
-    """Posts Events API bodies to the gateway the way Slack does: signed, with retry headers."""
-
-    def __init__(self, url: str, secret: str) -> None:
-        self.url = url
-        self.secret = secret
-
-    def headers(self, raw: str, *, timestamp: int | None = None, retry: int | None = None) -> dict[str, str]:
-        ts = str(timestamp if timestamp is not None else int(time.time()))
-        headers = {
-            "Content-Type": "application/json",
-            "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": SignatureVerifier(self.secret).generate_signature(timestamp=ts, body=raw),
-        }
-        if retry:
-            headers |= {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
-        return headers
-
-    def post(self, body: dict, **kwargs: object) -> requests.Response:
-        raw = json.dumps(body)
-        return requests.post(self.url, data=raw, headers=self.headers(raw, **kwargs), timeout=10)
-
-
-def event(name: str, **changes: object) -> dict:
-    """A recorded payload with fields of its ``event`` changed (``event_id`` at the top level)."""
-    body = copy.deepcopy(event_fixture(name))
-    if "event_id" in changes:
-        body["event_id"] = changes.pop("event_id")
-    body["event"].update(changes)
-    return body
+from tests.support.slack import ADA, SlackDelivery, all_runs, event, run_count  # noqa: F401
 
 
 @pytest.fixture
@@ -149,16 +98,6 @@ def slack_integration(store: Store, ada: Principal, environment_id: str) -> str:
             session, ada, IntegrationProvider.SLACK, environment_id=environment_id, prompt="Keep changes small."
         )
     return environment_id
-
-
-def all_runs(store: Store) -> list[Run]:
-    with store.reader() as session:
-        return [run_from_row(r) for r in session.scalars(select(RunRow).order_by(RunRow.created_at))]
-
-
-def run_count(store: Store) -> int:
-    with store.reader() as session:
-        return session.scalar(select(func.count()).select_from(RunRow)) or 0
 
 
 @pytest.fixture

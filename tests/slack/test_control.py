@@ -12,7 +12,8 @@ from core.queue import RunQueue
 from core.store import Store
 from core.store.tables import RunFollowupRow
 from tests.fakes.slack import TEAM, FakeSlack
-from tests.slack.conftest import ADA, SlackDelivery, all_runs, event, wait_for
+from tests.support.slack import ADA, SlackDelivery, all_runs, event
+from tests.support.waiting import wait_for
 
 THREAD = "1732320100.000200"
 

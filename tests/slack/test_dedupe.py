@@ -14,7 +14,8 @@ from core.store import Store
 from tests.fakes.slack import FakeSlack, event_fixture
 from tests.live_server import LiveServer, gateway_server
 from tests.runner_support import settings_with
-from tests.slack.conftest import SlackDelivery, all_runs, event, run_count, wait_for
+from tests.support.slack import SlackDelivery, all_runs, event, run_count
+from tests.support.waiting import wait_for
 
 
 def test_triple_delivery_makes_one_run(

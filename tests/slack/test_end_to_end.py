@@ -18,7 +18,8 @@ from tests.fakes.github import FakeGitHub
 from tests.fakes.slack import TEAM, FakeSlack
 from tests.live_server import LiveServer
 from tests.runner_support import Remotes, person_with_repo, start_agent_worker
-from tests.slack.conftest import ADA, SlackDelivery, all_runs, event, wait_for
+from tests.support.slack import ADA, SlackDelivery, all_runs, event
+from tests.support.waiting import wait_for
 
 CHANNEL = "C0LAN2Q65"
 THREAD = "1732320100.000200"

@@ -14,7 +14,8 @@ from core.settings import Settings
 from core.store import Store
 from core.store.tables import RunAttachmentRow
 from tests.fakes.slack import FakeSlack, api_fixture
-from tests.slack.conftest import SlackDelivery, all_runs, event, wait_for
+from tests.support.slack import SlackDelivery, all_runs, event
+from tests.support.waiting import wait_for
 
 CHANNEL = "C0LAN2Q65"
 THREAD = "1732320100.000200"

@@ -12,7 +12,8 @@ from core.models import IntegrationProvider, Principal
 from core.store import Store
 from tests.fakes.slack import TEAM, FakeSlack
 from tests.live_server import LiveServer
-from tests.slack.conftest import ADA, SlackDelivery, all_runs, event, wait_for
+from tests.support.slack import ADA, SlackDelivery, all_runs, event
+from tests.support.waiting import wait_for
 
 
 def _link_url(fake_slack: FakeSlack) -> str:

@@ -8,7 +8,8 @@ from core.models import RunSourceType, RunState
 from core.queue import RunQueue
 from core.store import Store
 from tests.fakes.slack import BOT_USER, FakeSlack
-from tests.slack.conftest import ADA, SlackDelivery, all_runs, event, wait_for
+from tests.support.slack import ADA, SlackDelivery, all_runs, event
+from tests.support.waiting import wait_for
 
 CHANNEL = "C0LAN2Q65"
 THREAD = "1732320100.000200"

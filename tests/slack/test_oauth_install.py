@@ -19,7 +19,8 @@ from core.store.tables import SLACK_BOTS, SLACK_INSTALLATIONS
 from tests.fakes.slack import BOT_USER, TEAM, FakeSlack
 from tests.live_server import LiveServer, gateway_server
 from tests.runner_support import settings_with
-from tests.slack.conftest import SlackDelivery, all_runs, event, wait_for
+from tests.support.slack import SlackDelivery, all_runs, event
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture

@@ -26,7 +26,8 @@ from tests.fakes.slack import TEAM, FakeSlack
 from tests.live_server import LiveServer
 from tests.real_agents import CLIS, readme_script
 from tests.runner_support import Remotes, start_agent_worker
-from tests.slack.conftest import ADA, SlackDelivery, all_runs, event, wait_for
+from tests.support.slack import ADA, SlackDelivery, all_runs, event
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(240)
 CHANNEL, THREAD = "C0LAN2Q65", "1732320100.000200"

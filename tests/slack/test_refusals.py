@@ -9,7 +9,8 @@ from core.models import IntegrationProvider, Principal
 from core.queue import RunQueue
 from core.store import Store
 from tests.fakes.slack import FakeSlack
-from tests.slack.conftest import ADA, SlackDelivery, all_runs, event, wait_for
+from tests.support.slack import ADA, SlackDelivery, all_runs, event
+from tests.support.waiting import wait_for
 
 
 def _explanation(fake_slack: FakeSlack) -> str:

@@ -7,7 +7,7 @@ import time
 from core.queue import RunQueue
 from core.store import Store
 from tests.fakes.slack import FakeSlack, event_fixture
-from tests.slack.conftest import SlackDelivery, event, run_count
+from tests.support.slack import SlackDelivery, event, run_count
 
 
 def test_url_verification_handshake_is_answered(deliver: SlackDelivery) -> None:

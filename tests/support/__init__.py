@@ -1,0 +1,1 @@
+"""Helpers any test may import (never a conftest: those are pytest's, per directory)."""
