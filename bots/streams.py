@@ -93,7 +93,7 @@ async def _tail(request: web.Request, who: Principal, run_id: str, after: int) -
         state, stored = await reading(request, page, who, run_id, last)
         for event in stored:
             await response.write(_sse(event))
-            last = event.seq
+            last = event.seq or last
         quiet = 0.0
         shutting_down = request.app[SHUTTING_DOWN]
         while state not in TERMINAL_STATES and not shutting_down.is_set():
@@ -109,18 +109,18 @@ async def _tail(request: web.Request, who: Principal, run_id: str, after: int) -
                     state, missed = await reading(request, page, who, run_id, last)
                     for event in missed:
                         await response.write(_sse(event))
-                        last = event.seq
+                        last = event.seq or last
                     continue
                 event = RunEvent.model_validate(data)
                 if event.seq and event.seq > last:
                     await response.write(_sse(event))
-                    last = event.seq
+                    last = event.seq or last
                 continue
             await response.write(b": keepalive\n\n")
             state, missed = await reading(request, page, who, run_id, last)  # also catches a lost publish
             for event in missed:
                 await response.write(_sse(event))
-                last = event.seq
+                last = event.seq or last
         if state in TERMINAL_STATES:
             await response.write(f"event: end\ndata: {json.dumps({'state': state.value})}\n\n".encode())
     except (ConnectionResetError, asyncio.CancelledError):

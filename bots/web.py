@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import structlog
 from aiohttp import web
@@ -69,14 +69,15 @@ async def blocking(request: web.Request, fn: Callable[P, T], *args: P.args, **kw
     return await off_loop(request.app[EXECUTOR], fn, *args, **kwargs)
 
 
-async def in_session(request: web.Request, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+async def in_session(request: web.Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ``fn(session, *args)`` in one store transaction, off the event loop."""
     return await blocking(request, request.app[STORE].call, fn, *args, **kwargs)
 
 
-async def reading(request: web.Request, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+async def reading(request: web.Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Like :func:`in_session` for work that only reads (lists, lookups, authentication)."""
-    return await blocking(request, request.app[STORE].call, fn, *args, readonly=True, **kwargs)
+    store = request.app[STORE]
+    return await off_loop(request.app[EXECUTOR], lambda: store.call(fn, *args, readonly=True, **kwargs))
 
 
 # --- who may call ----------------------------------------------------------------------------

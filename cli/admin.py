@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from cli.output import emit
 from cli.session import acting_principal, email_option, store_session
 from core import accounts, environments, keys
 from core.errors import OzError
-from core.models import Environment
+from core.models import ApiKey, Environment
 from core.models.domain import KEY_EXPIRIES
 from core.network import NETWORK_MODES, check_network
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from cli.main import Context
 
 ENV_COLUMNS = ("uid", "name", "docker_image", "repos", "setup_commands", "secret_names", "description")
 
@@ -27,7 +32,9 @@ def account() -> None:
 @click.option("--name", "display_name", default=None, help="Display name.")
 @click.option("--admin/--member", default=None, help="Team admin? Default: admin for a team's first account.")
 @click.pass_obj
-def account_create(ctx, email: str, team_name: str | None, display_name: str | None, admin: bool | None) -> None:
+def account_create(
+    ctx: Context, email: str, team_name: str | None, display_name: str | None, admin: bool | None
+) -> None:
     with store_session(ctx.settings) as session:
         created = accounts.create_account(session, email, team_name, display_name, admin=admin)
         team = accounts.team_by_uid(session, created.team_uid)
@@ -39,7 +46,7 @@ def account_create(ctx, email: str, team_name: str | None, display_name: str | N
 @account.command("promote")
 @click.argument("email")
 @click.pass_obj
-def account_promote(ctx, email: str) -> None:
+def account_promote(ctx: Context, email: str) -> None:
     """Make a person an admin of their team (integrations, cloud agents, team secrets)."""
     _set_admin(ctx, email, True)
 
@@ -47,14 +54,14 @@ def account_promote(ctx, email: str) -> None:
 @account.command("demote")
 @click.argument("email")
 @click.pass_obj
-def account_demote(ctx, email: str) -> None:
+def account_demote(ctx: Context, email: str) -> None:
     _set_admin(ctx, email, False)
 
 
 @account.command("list")
 @email_option
 @click.pass_obj
-def account_list(ctx, email: str | None) -> None:
+def account_list(ctx: Context, email: str | None) -> None:
     """The people of the acting person's team."""
     with store_session(ctx.settings) as session:
         people = accounts.list_accounts(session, acting_principal(session, email).team_uid)
@@ -65,7 +72,7 @@ def account_list(ctx, email: str | None) -> None:
 @click.argument("person")
 @email_option
 @click.pass_obj
-def account_remove(ctx, person: str, email: str | None) -> None:
+def account_remove(ctx: Context, person: str, email: str | None) -> None:
     """Remove PERSON (an email): keys revoked, links and GitHub authorization and personal secrets
     deleted; their runs are kept for audit (a team admin)."""
     with store_session(ctx.settings) as session:
@@ -73,7 +80,7 @@ def account_remove(ctx, person: str, email: str | None) -> None:
     emit(removed.model_dump(mode="json") | {"removed": True}, ctx.output_format, ("email", "removed"))
 
 
-def _set_admin(ctx, email: str, admin: bool) -> None:
+def _set_admin(ctx: Context, email: str, admin: bool) -> None:
     with store_session(ctx.settings) as session:
         changed = accounts.set_admin(session, email, admin)
     emit(changed.model_dump(mode="json"), ctx.output_format, ("uid", "email", "is_admin"))
@@ -90,7 +97,7 @@ def key() -> None:
 @click.option("--agent", "agent_uid", default=None, help="Cloud agent uid: makes an agent key.")
 @click.option("--expires", type=click.Choice(list(KEY_EXPIRIES)), default="90d", show_default=True)
 @click.pass_obj
-def key_create(ctx, email: str, name: str, agent_uid: str | None, expires: str) -> None:
+def key_create(ctx: Context, email: str, name: str, agent_uid: str | None, expires: str) -> None:
     with store_session(ctx.settings) as session:
         owner = accounts.account_by_email(session, email)
         record, raw = keys.create_key(session, owner, name, agent_uid=agent_uid, expires=expires)
@@ -109,7 +116,7 @@ def key_create(ctx, email: str, name: str, agent_uid: str | None, expires: str) 
 KEY_COLUMNS = ("uid", "name", "kind", "prefix", "expires_at", "last_used_at", "revoked_at")
 
 
-def _key_view(record) -> dict:
+def _key_view(record: ApiKey) -> dict:
     """A key as people see it: its prefix masked after the first characters, never the key."""
     return record.model_dump(mode="json") | {"prefix": f"{record.prefix}…"}
 
@@ -117,7 +124,7 @@ def _key_view(record) -> dict:
 @key.command("list")
 @email_option
 @click.pass_obj
-def key_list(ctx, email: str | None) -> None:
+def key_list(ctx: Context, email: str | None) -> None:
     """Your keys (an admin: the team's), with kind, expiry, last use; only a prefix of each."""
     with store_session(ctx.settings) as session:
         found = keys.list_keys(session, acting_principal(session, email))
@@ -128,7 +135,7 @@ def key_list(ctx, email: str | None) -> None:
 @click.argument("key_uid")
 @email_option
 @click.pass_obj
-def key_revoke(ctx, key_uid: str, email: str | None) -> None:
+def key_revoke(ctx: Context, key_uid: str, email: str | None) -> None:
     """Revoke a key at once (its holder, or a team admin)."""
     with store_session(ctx.settings) as session:
         revoked = keys.revoke(session, acting_principal(session, email), key_uid)
@@ -181,19 +188,19 @@ def _env_view(env: Environment) -> dict:
 @email_option
 @click.pass_obj
 def environment_create(
-    ctx,
-    name,
-    docker_image,
-    repos,
-    setup_commands,
-    description,
-    working_dir,
-    secrets,
-    variables,
-    network,
-    egress,
-    read_only_root,
-    email,
+    ctx: Context,
+    name: str,
+    docker_image: str,
+    repos: tuple[str, ...],
+    setup_commands: tuple[str, ...],
+    description: str | None,
+    working_dir: str | None,
+    secrets: tuple[str, ...],
+    variables: dict[str, str],
+    network: str | None,
+    egress: tuple[str, ...],
+    read_only_root: bool,
+    email: str | None,
 ) -> None:
     _check_network(ctx.settings, network)
     with store_session(ctx.settings) as session:
@@ -218,7 +225,7 @@ def environment_create(
 @environment.command("list")
 @email_option
 @click.pass_obj
-def environment_list(ctx, email: str | None) -> None:
+def environment_list(ctx: Context, email: str | None) -> None:
     with store_session(ctx.settings) as session:
         envs = environments.list_environments(session, acting_principal(session, email).team_uid)
     emit([_env_view(e) for e in envs], ctx.output_format, ENV_COLUMNS[:4])
@@ -228,7 +235,7 @@ def environment_list(ctx, email: str | None) -> None:
 @click.argument("uid")
 @email_option
 @click.pass_obj
-def environment_get(ctx, uid: str, email: str | None) -> None:
+def environment_get(ctx: Context, uid: str, email: str | None) -> None:
     with store_session(ctx.settings) as session:
         env = environments.get_environment(session, acting_principal(session, email).team_uid, uid)
     emit(_env_view(env), ctx.output_format, ENV_COLUMNS)
@@ -255,25 +262,25 @@ def environment_get(ctx, uid: str, email: str | None) -> None:
 @email_option
 @click.pass_obj
 def environment_update(
-    ctx,
-    uid,
-    name,
-    docker_image,
-    repos,
-    remove_repos,
-    setup_commands,
-    remove_setup_commands,
-    description,
-    working_dir,
-    secrets,
-    remove_secrets,
-    variables,
-    remove_variables,
-    network,
-    add_egress,
-    remove_egress,
-    read_only_root,
-    email,
+    ctx: Context,
+    uid: str,
+    name: str | None,
+    docker_image: str | None,
+    repos: tuple[str, ...],
+    remove_repos: tuple[str, ...],
+    setup_commands: tuple[str, ...],
+    remove_setup_commands: tuple[str, ...],
+    description: str | None,
+    working_dir: str | None,
+    secrets: tuple[str, ...],
+    remove_secrets: tuple[str, ...],
+    variables: dict[str, str],
+    remove_variables: tuple[str, ...],
+    network: str | None,
+    add_egress: tuple[str, ...],
+    remove_egress: tuple[str, ...],
+    read_only_root: bool | None,
+    email: str | None,
 ) -> None:
     _check_network(ctx.settings, network)
     with store_session(ctx.settings) as session:
@@ -308,7 +315,7 @@ def environment_update(
 )
 @email_option
 @click.pass_obj
-def environment_delete(ctx, uid: str, force: bool, email: str | None) -> None:
+def environment_delete(ctx: Context, uid: str, force: bool, email: str | None) -> None:
     with store_session(ctx.settings) as session:
         environments.delete_environment(session, acting_principal(session, email), uid, force=force)
     emit({"uid": uid, "deleted": True}, ctx.output_format, ("uid",))

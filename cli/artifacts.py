@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,6 +13,9 @@ from cli.session import acting_principal, email_option, store_session
 from core import artifacts, managed_secrets
 from core.errors import invalid
 from core.vault import Vault
+
+if TYPE_CHECKING:
+    from cli.main import Context
 
 
 @click.group()
@@ -23,7 +27,7 @@ def artifact() -> None:
 @click.argument("uid")
 @email_option
 @click.pass_obj
-def artifact_get(ctx, uid: str, email: str | None) -> None:
+def artifact_get(ctx: Context, uid: str, email: str | None) -> None:
     """An artifact's name, type, size and a signed download link (15 minutes)."""
     settings = ctx.settings
     with store_session(settings) as session:
@@ -38,7 +42,7 @@ def artifact_get(ctx, uid: str, email: str | None) -> None:
 @click.option("--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @email_option
 @click.pass_obj
-def artifact_download(ctx, uid: str, output: Path | None, email: str | None) -> None:
+def artifact_download(ctx: Context, uid: str, output: Path | None, email: str | None) -> None:
     """Save an artifact (default: its name, made safe, in the current directory; never over a file)."""
     settings = ctx.settings
     with store_session(settings) as session:
@@ -63,7 +67,7 @@ def model() -> None:
 @model.command("list")
 @email_option
 @click.pass_obj
-def model_list(ctx, email: str | None) -> None:
+def model_list(ctx: Context, email: str | None) -> None:
     """Each harness, its model API, and whether a model key is there for you (never its value)."""
     from runner.harness import DRIVERS
 

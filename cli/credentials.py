@@ -4,14 +4,20 @@ orgs, managed secrets, and re-encrypting everything under a new key."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
+from sqlalchemy.orm import Session
 
 from cli.output import emit
 from cli.session import acting_principal, email_option, store_session
 from core import github_auth, github_oauth, github_orgs, integrations, managed_secrets
 from core.accounts import account_by_email, get_or_create_team
 from core.vault import Vault
+
+if TYPE_CHECKING:
+    from cli.main import Context
 
 
 @click.group()
@@ -22,7 +28,7 @@ def github() -> None:
 @github.command("status")
 @click.option("--email", required=True)
 @click.pass_obj
-def github_status(ctx, email: str) -> None:
+def github_status(ctx: Context, email: str) -> None:
     with store_session(ctx.settings) as session:
         state = github_auth.status(session, account_by_email(session, email).uid)
     emit({"email": email, **state}, ctx.output_format, ("email", "authorized", "login"))
@@ -31,7 +37,7 @@ def github_status(ctx, email: str) -> None:
 @github.command("authorize")
 @click.option("--email", required=True)
 @click.pass_obj
-def github_authorize(ctx, email: str) -> None:
+def github_authorize(ctx: Context, email: str) -> None:
     """Print the link the person opens to authorize GitHub (valid 7 days)."""
     with store_session(ctx.settings) as session:
         account = account_by_email(session, email)
@@ -43,13 +49,15 @@ def org() -> None:
     """Enabled GitHub orgs: where the team GitHub App may act for agent-key runs."""
 
 
-def _team_uid(session, team: str | None, email: str | None) -> str:
+def _team_uid(session: Session, team: str | None, email: str | None) -> str:
     if team:
         return get_or_create_team(session, team).uid
     return acting_principal(session, email).team_uid
 
 
-def _change_org(ctx, change, name: str, team: str | None, email: str | None) -> None:
+def _change_org(
+    ctx: Context, change: Callable[[Session, str, str], object], name: str, team: str | None, email: str | None
+) -> None:
     with store_session(ctx.settings) as session:
         team_uid = _team_uid(session, team, email)
         change(session, team_uid, name)
@@ -62,7 +70,7 @@ def _change_org(ctx, change, name: str, team: str | None, email: str | None) -> 
 @click.option("--team", default=None)
 @email_option
 @click.pass_obj
-def org_enable(ctx, name: str, team: str | None, email: str | None) -> None:
+def org_enable(ctx: Context, name: str, team: str | None, email: str | None) -> None:
     _change_org(ctx, github_orgs.enable_org, name, team, email)
 
 
@@ -71,7 +79,7 @@ def org_enable(ctx, name: str, team: str | None, email: str | None) -> None:
 @click.option("--team", default=None)
 @email_option
 @click.pass_obj
-def org_disable(ctx, name: str, team: str | None, email: str | None) -> None:
+def org_disable(ctx: Context, name: str, team: str | None, email: str | None) -> None:
     _change_org(ctx, github_orgs.disable_org, name, team, email)
 
 
@@ -79,7 +87,7 @@ def org_disable(ctx, name: str, team: str | None, email: str | None) -> None:
 @click.option("--team", default=None)
 @email_option
 @click.pass_obj
-def org_list(ctx, team: str | None, email: str | None) -> None:
+def org_list(ctx: Context, team: str | None, email: str | None) -> None:
     with store_session(ctx.settings) as session:
         orgs = github_orgs.enabled_orgs(session, _team_uid(session, team, email))
     emit([{"org": o} for o in orgs], ctx.output_format, ("org",))
@@ -103,7 +111,7 @@ def secret() -> None:
 )
 @email_option
 @click.pass_obj
-def secret_create(ctx, name: str, scope: str, path: str | None, email: str | None) -> None:
+def secret_create(ctx: Context, name: str, scope: managed_secrets.Scope, path: str | None, email: str | None) -> None:
     if path:
         with open(path) as handle:
             value = handle.read()
@@ -122,7 +130,7 @@ def secret_create(ctx, name: str, scope: str, path: str | None, email: str | Non
 @secret.command("list")
 @email_option
 @click.pass_obj
-def secret_list(ctx, email: str | None) -> None:
+def secret_list(ctx: Context, email: str | None) -> None:
     with store_session(ctx.settings) as session:
         found = managed_secrets.list_secrets(session, acting_principal(session, email))
     emit(found, ctx.output_format, ("name", "scope", "updated_at"))
@@ -134,7 +142,7 @@ def secret_list(ctx, email: str | None) -> None:
 @click.option("--personal", "scope", flag_value="personal")
 @email_option
 @click.pass_obj
-def secret_delete(ctx, name: str, scope: str, email: str | None) -> None:
+def secret_delete(ctx: Context, name: str, scope: managed_secrets.Scope, email: str | None) -> None:
     with store_session(ctx.settings) as session:
         managed_secrets.delete_secret(session, acting_principal(session, email), name, scope)
     emit({"name": name, "scope": scope, "deleted": True}, ctx.output_format, ("name",))
@@ -142,7 +150,7 @@ def secret_delete(ctx, name: str, scope: str, email: str | None) -> None:
 
 @secret.command("rotate-keys")
 @click.pass_obj
-def secret_rotate_keys(ctx) -> None:
+def secret_rotate_keys(ctx: Context) -> None:
     """Re-encrypt every stored secret, GitHub token and MCP credential under the newest
     OZGW_ENCRYPTION_KEYS key (MCP credentials stored before they were encrypted get encrypted).
 

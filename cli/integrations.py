@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+from sqlalchemy.orm import Session
 
 from cli.output import emit
 from cli.session import acting_principal, email_option, store_session
@@ -13,7 +15,11 @@ from core import integrations, linear_tokens
 from core.errors import ErrorCode, OzError, invalid
 from core.models import Integration, IntegrationProvider
 from core.permissions import require_admin
+from core.settings import Settings
 from core.vault import Vault
+
+if TYPE_CHECKING:
+    from cli.main import Context
 
 PROVIDER = click.Choice([p.value for p in IntegrationProvider])
 COLUMNS = ("provider", "enabled", "environment_id", "model_id", "uid")
@@ -51,7 +57,16 @@ def integration() -> None:
 @click.option("--agent", "agent_uid", default=None, help="The cloud agent its runs execute as.")
 @email_option
 @click.pass_obj
-def integration_create(ctx, provider: str, environment_id: str, prompt, model_id, mcp, agent_uid, email) -> None:
+def integration_create(
+    ctx: Context,
+    provider: str,
+    environment_id: str,
+    prompt: str | None,
+    model_id: str | None,
+    mcp: str | None,
+    agent_uid: str | None,
+    email: str | None,
+) -> None:
     with store_session(ctx.settings) as session:
         created = integrations.create_integration(
             session,
@@ -80,7 +95,17 @@ def integration_create(ctx, provider: str, environment_id: str, prompt, model_id
 @email_option
 @click.pass_obj
 def integration_update(
-    ctx, provider, environment_id, remove_environment, prompt, model_id, mcp, remove_mcp, agent_uid, remove_agent, email
+    ctx: Context,
+    provider: str,
+    environment_id: str | None,
+    remove_environment: bool,
+    prompt: str | None,
+    model_id: str | None,
+    mcp: str | None,
+    remove_mcp: bool,
+    agent_uid: str | None,
+    remove_agent: bool,
+    email: str | None,
 ) -> None:
     if mcp is not None and remove_mcp:
         raise invalid("give --mcp or --remove-mcp, not both")
@@ -105,7 +130,7 @@ def integration_update(
 @click.argument("provider", type=PROVIDER)
 @email_option
 @click.pass_obj
-def integration_delete(ctx, provider: str, email: str | None) -> None:
+def integration_delete(ctx: Context, provider: str, email: str | None) -> None:
     """Remove the team's integration: that surface's mentions are then answered with how to set it up."""
     with store_session(ctx.settings) as session:
         integrations.delete_integration(session, acting_principal(session, email), IntegrationProvider(provider))
@@ -115,7 +140,7 @@ def integration_delete(ctx, provider: str, email: str | None) -> None:
 @integration.command("list")
 @email_option
 @click.pass_obj
-def integration_list(ctx, email: str | None) -> None:
+def integration_list(ctx: Context, email: str | None) -> None:
     """Each integration, and for Linear how its token stands (until when, or what to fix)."""
     with store_session(ctx.settings) as session:
         found = integrations.list_integrations(session, acting_principal(session, email).team_uid)
@@ -129,7 +154,7 @@ def integration_list(ctx, email: str | None) -> None:
     emit(views, ctx.output_format, (*COLUMNS, *extra))
 
 
-def _workspace_views(settings, session) -> list[dict]:
+def _workspace_views(settings: Settings, session: Session) -> list[dict]:
     vault = Vault.from_settings(settings)
     return [
         {
@@ -151,7 +176,7 @@ def linear() -> None:
 
 @linear.command("workspaces")
 @click.pass_obj
-def linear_workspaces(ctx) -> None:
+def linear_workspaces(ctx: Context) -> None:
     with store_session(ctx.settings) as session:
         views = _workspace_views(ctx.settings, session)
     emit(views, ctx.output_format, ("organization_id", "name", "app_user_id", "token"))
@@ -161,7 +186,7 @@ def linear_workspaces(ctx) -> None:
 @click.argument("organization_id")
 @email_option
 @click.pass_obj
-def linear_uninstall(ctx, organization_id: str, email: str | None) -> None:
+def linear_uninstall(ctx: Context, organization_id: str, email: str | None) -> None:
     """Forget a workspace's install (its tokens are deleted; remove the app in Linear too)."""
     with store_session(ctx.settings) as session:
         require_admin(session, acting_principal(session, email), "uninstall the Linear app from a workspace")
@@ -171,7 +196,7 @@ def linear_uninstall(ctx, organization_id: str, email: str | None) -> None:
     emit(gone, ctx.output_format, ("organization_id", "uninstalled"))
 
 
-def _linear_token(settings, session) -> str:
+def _linear_token(settings: Settings, session: Session) -> str:
     if settings.linear_client_id and settings.linear_client_secret:
         return linear_tokens.status(session, Vault.from_settings(settings), settings.linear_client_id)
     if settings.linear_access_token:
@@ -179,7 +204,7 @@ def _linear_token(settings, session) -> str:
     return "none: set OZGW_LINEAR_CLIENT_ID/_SECRET (the app's credentials)"
 
 
-def _switch(ctx, provider: str, email: str | None, enabled: bool) -> None:
+def _switch(ctx: Context, provider: str, email: str | None, enabled: bool) -> None:
     with store_session(ctx.settings) as session:
         changed = integrations.update_integration(
             session, acting_principal(session, email), IntegrationProvider(provider), enabled=enabled
@@ -191,7 +216,7 @@ def _switch(ctx, provider: str, email: str | None, enabled: bool) -> None:
 @click.argument("provider", type=PROVIDER)
 @email_option
 @click.pass_obj
-def integration_disable(ctx, provider: str, email: str | None) -> None:
+def integration_disable(ctx: Context, provider: str, email: str | None) -> None:
     _switch(ctx, provider, email, enabled=False)
 
 
@@ -199,5 +224,5 @@ def integration_disable(ctx, provider: str, email: str | None) -> None:
 @click.argument("provider", type=PROVIDER)
 @email_option
 @click.pass_obj
-def integration_enable(ctx, provider: str, email: str | None) -> None:
+def integration_enable(ctx: Context, provider: str, email: str | None) -> None:
     _switch(ctx, provider, email, enabled=True)

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 from pydantic import ValidationError
@@ -42,6 +44,10 @@ class OzGroup(click.Group):
         except ValidationError as error:  # the OZGW_* settings (read first): say which, no traceback
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors())
             raise click.ClickException(f"invalid settings: {problems}") from None
+
+
+if TYPE_CHECKING:
+    from runner.context import WorkerContext
 
 
 @click.group(cls=OzGroup)
@@ -95,7 +101,7 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
     web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None)
 
 
-def _sweeps(settings: Settings) -> tuple[list, object]:
+def _sweeps(settings: Settings) -> tuple[list[Callable[[], object]], WorkerContext]:
     """The sweeps the worker runs at start-up and the scheduler runs periodically."""
     from datetime import timedelta
 
@@ -104,12 +110,14 @@ def _sweeps(settings: Settings) -> tuple[list, object]:
     from runner.recovery import reap_containers, reap_workspaces
 
     ctx = WorkerContext.build(settings)
+    queue = ctx.queue
+    assert queue is not None  # built with one
     ctx.store.migrate()
     grace = timedelta(seconds=settings.orphan_grace_seconds)
     abandoned = timedelta(seconds=settings.abandoned_after_seconds)
     jobs = [
-        lambda: sweeps.requeue_orphans(ctx.store, ctx.queue, grace=grace),
-        lambda: sweeps.recover_abandoned(ctx.store, ctx.queue, after=abandoned),
+        lambda: sweeps.requeue_orphans(ctx.store, queue, grace=grace),
+        lambda: sweeps.recover_abandoned(ctx.store, queue, after=abandoned),
         lambda: reap_containers(ctx),
         lambda: reap_workspaces(ctx),
         lambda: inbox.forget_handled(ctx.store, older_than=inbox.KEEP_HANDLED),
@@ -130,6 +138,7 @@ def worker(ctx: Context, burst: bool) -> None:
     sweep_once(jobs)
     worker_ctx.store.dispose()  # the work horses open their own engine after the fork
     queue = worker_ctx.queue
+    assert queue is not None  # _sweeps built it with one
     Worker([queue.queue], connection=queue.connection).work(burst=burst, logging_level="INFO")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from cli.output import emit
@@ -11,6 +13,9 @@ from core.models import RunSourceType
 from core.models.wire import AmbientAgentConfig, RunAgentRequest, RunListQuery
 from core.queue import RunQueue
 from core.store import Store
+
+if TYPE_CHECKING:
+    from cli.main import Context
 
 RUN_COLUMNS = ("run_id", "state", "source", "title", "created_at")
 
@@ -23,7 +28,15 @@ RUN_COLUMNS = ("run_id", "state", "source", "title", "created_at")
 @click.option("--skill", default=None, help="owner/repo:skill-name")
 @email_option
 @click.pass_context
-def run(click_ctx: click.Context, prompt, environment_id, name, model_id, skill, email) -> None:
+def run(
+    click_ctx: click.Context,
+    prompt: str | None,
+    environment_id: str | None,
+    name: str | None,
+    model_id: str | None,
+    skill: str | None,
+    email: str | None,
+) -> None:
     """Start a cloud agent run (or use `run list` / `run get`)."""
     if click_ctx.invoked_subcommand is not None:
         return
@@ -63,7 +76,9 @@ def run(click_ctx: click.Context, prompt, environment_id, name, model_id, skill,
 @click.option("--limit", type=int, default=20, show_default=True)
 @email_option
 @click.pass_obj
-def run_list(ctx, states, name, source, limit, email) -> None:
+def run_list(
+    ctx: Context, states: tuple[str, ...], name: str | None, source: str | None, limit: int, email: str | None
+) -> None:
     query = RunListQuery.model_validate({"state": list(states), "name": name, "source": source, "limit": limit})
     with store_session(ctx.settings) as session:
         page = run_items.list_runs(session, acting_principal(session, email), query)
@@ -75,7 +90,7 @@ def run_list(ctx, states, name, source, limit, email) -> None:
 @click.option("--conversation", is_flag=True, help="Show the run's transcript: what the agent said and did.")
 @email_option
 @click.pass_obj
-def run_get(ctx, run_id: str, conversation: bool, email: str | None) -> None:
+def run_get(ctx: Context, run_id: str, conversation: bool, email: str | None) -> None:
     with store_session(ctx.settings) as session:
         run = runs.visible_run(session, acting_principal(session, email), run_id)
         if conversation:
@@ -97,7 +112,7 @@ def _step(event: events.RunEvent) -> dict:
 @click.argument("run_id")
 @email_option
 @click.pass_obj
-def run_cancel(ctx, run_id: str, email: str | None) -> None:
+def run_cancel(ctx: Context, run_id: str, email: str | None) -> None:
     """Cancel a queued or working run (its creator, or an admin)."""
     store = Store(ctx.settings.effective_database_url)
     store.migrate()

@@ -6,6 +6,8 @@ Edits follow the Oz CLI: ``--repo`` / ``--setup-command`` add, ``--remove-repo``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -30,7 +32,7 @@ def _validated(data: dict) -> Environment:
         raise invalid("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
 
 
-def _edited_egress(uid: str, current: list[str], add: list[str], remove: list[str]) -> list[str]:
+def _edited_egress(uid: str, current: list[str], add: Sequence[str], remove: Sequence[str]) -> list[str]:
     """The allow-list with ``remove`` taken out (each must be in it) and ``add`` put in."""
     try:
         kept = {str(e) for e in parse_endpoints(current)}
@@ -44,7 +46,7 @@ def _edited_egress(uid: str, current: list[str], add: list[str], remove: list[st
         raise invalid(f"egress: {exc}") from None
 
 
-def _parse_repos(specs: list[str]) -> list[RepoRef]:
+def _parse_repos(specs: Sequence[str]) -> list[RepoRef]:
     try:
         return [RepoRef.parse(s) for s in specs]
     except ValueError as exc:
@@ -57,14 +59,14 @@ def create_environment(
     *,
     name: str,
     docker_image: str,
-    repos: list[str] = (),
-    setup_commands: list[str] = (),
+    repos: Sequence[str] = (),
+    setup_commands: Sequence[str] = (),
     description: str | None = None,
     working_dir: str | None = None,
-    secret_names: list[str] = (),
+    secret_names: Sequence[str] = (),
     variables: dict[str, str] | None = None,
     network_mode: str | None = None,
-    egress: list[str] = (),
+    egress: Sequence[str] = (),
     read_only_root: bool = False,
 ) -> Environment:
     now = utcnow()
@@ -128,17 +130,17 @@ def update_environment(
     docker_image: str | None = None,
     description: str | None = None,
     working_dir: str | None = None,
-    add_repos: list[str] = (),
-    remove_repos: list[str] = (),
-    add_setup_commands: list[str] = (),
-    remove_setup_commands: list[str] = (),
-    add_secrets: list[str] = (),
-    remove_secrets: list[str] = (),
+    add_repos: Sequence[str] = (),
+    remove_repos: Sequence[str] = (),
+    add_setup_commands: Sequence[str] = (),
+    remove_setup_commands: Sequence[str] = (),
+    add_secrets: Sequence[str] = (),
+    remove_secrets: Sequence[str] = (),
     set_variables: dict[str, str] | None = None,
-    remove_variables: list[str] = (),
+    remove_variables: Sequence[str] = (),
     network_mode: str | None = None,
-    add_egress: list[str] = (),
-    remove_egress: list[str] = (),
+    add_egress: Sequence[str] = (),
+    remove_egress: Sequence[str] = (),
     read_only_root: bool | None = None,
 ) -> Environment:
     row = _row(session, principal.team_uid, uid)

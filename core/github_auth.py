@@ -85,7 +85,7 @@ def authorization_for(
     return GitHubAuthorization(account_uid, login, token)
 
 
-def _after_failed_refresh(store: Store, vault: Vault, account_uid: str, used: bytes) -> GitHubAuthorization | None:
+def _after_failed_refresh(store: Store, vault: Vault, account_uid: str, used: str) -> GitHubAuthorization | None:
     with store.session() as session:
         row = session.get(GitHubAuthorizationRow, account_uid)
         if row is not None and row.refresh_token_encrypted != used:  # rotated by a concurrent run

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from github import Auth, Github, GithubException
 from github.ApplicationOAuth import ApplicationOAuth
@@ -77,11 +78,11 @@ def read_state(settings: Settings, state: str | None) -> tuple[str, str]:
     return data["a"], data["n"]
 
 
-def _grant(access: object) -> Grant:
+def _grant(access: Any) -> Grant:
     expires = getattr(access, "expires_at", None)
     return Grant(
         access.token,
-        getattr(access, "refresh_token", None),  # type: ignore[attr-defined]
+        getattr(access, "refresh_token", None),
         expires.astimezone(UTC) if expires else None,
     )
 

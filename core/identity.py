@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from core.errors import ErrorCode, OzError, not_found
 from core.ids import new_uid
 from core.models import Account, ExternalIdentity, IntegrationProvider, Principal
-from core.store import utcnow
+from core.store import changed, utcnow
 from core.store.tables import AccountRow, ExternalIdentityRow, LinkRequestRow
 
 LINK_REQUEST_TTL = timedelta(minutes=30)
@@ -93,7 +93,7 @@ def unlink(session: Session, provider: IntegrationProvider, external_team: str, 
             ExternalIdentityRow.external_user == external_user,
         )
     )
-    return bool(result.rowcount)
+    return bool(changed(result))
 
 
 def list_links(session: Session, provider: IntegrationProvider | None = None) -> list[ExternalIdentity]:
@@ -174,7 +174,7 @@ def complete_request(session: Session, uid: str, account_uid: str) -> LinkReques
         .values(used_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    if used.rowcount != 1:
+    if changed(used) != 1:
         raise _expired()
     link(session, request.provider, request.external_team, request.external_user, account_uid)
     return request

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.offload import off_loop
-from core.store import Store, utcnow
+from core.store import Store, changed, utcnow
 from core.store.tables import InboxRow
 
 log = structlog.get_logger(__name__)
@@ -118,7 +118,7 @@ def _claim(session: Session, key: str, now: datetime, lease: timedelta) -> bool:
         )
         .values(claimed_until=now + lease, attempts=InboxRow.attempts + 1)
     )
-    return result.rowcount == 1
+    return changed(result) == 1
 
 
 def forget_handled(store: Store, older_than: timedelta) -> int:
@@ -127,7 +127,7 @@ def forget_handled(store: Store, older_than: timedelta) -> int:
         result = session.execute(
             delete(InboxRow).where(InboxRow.done_at.is_not(None), InboxRow.received_at < utcnow() - older_than)
         )
-        return result.rowcount
+        return changed(result)
 
 
 async def handle_kept(

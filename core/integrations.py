@@ -170,9 +170,9 @@ def rotate_all(session: Session, vault: Vault) -> int:
     """Re-seal every MCP credential integrations, cloud agents and runs store under the newest
     key (and seal any stored before they were sealed); returns how many."""
     count = 0
-    for row in session.scalars(select(IntegrationRow)):
-        if n := count_credentials(row.mcp_servers):
-            row.mcp_servers = reseal(row.mcp_servers, vault)
+    for integration in session.scalars(select(IntegrationRow)):
+        if n := count_credentials(integration.mcp_servers):
+            integration.mcp_servers = reseal(integration.mcp_servers, vault) or {}
             count += n
     for table, column in ((AgentRow, "settings"), (RunRow, "config")):  # MCP servers inside a JSON document
         for row in session.scalars(select(table)):

@@ -24,7 +24,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.store import utcnow
+from core.store import changed, utcnow
 from core.store.tables import LinearTokenRow
 from core.vault import Vault
 
@@ -99,7 +99,7 @@ def claim_renewal(session: Session, key: str, *, create: bool = True) -> bool:
         )
         .values(renewing_until=now + RENEWAL_CLAIM)
     )
-    return result.rowcount == 1
+    return changed(result) == 1
 
 
 def release_claim(session: Session, key: str) -> None:
@@ -168,7 +168,9 @@ def forget(session: Session, organization_id: str) -> bool:
 
 
 def _workspace(row: LinearTokenRow) -> Workspace:
-    return Workspace(row.organization_id, row.organization_name or "", row.url_key, row.app_user_id, row.installed_at)
+    return Workspace(
+        row.organization_id or row.key, row.organization_name or "", row.url_key, row.app_user_id, row.installed_at
+    )
 
 
 def installed(session: Session, organization_id: str) -> Workspace | None:

@@ -14,5 +14,6 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-async def off_loop(executor: Executor, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+async def off_loop(executor: Executor | None, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` on ``executor`` (``None``: the loop's default pool)."""
     return await asyncio.get_running_loop().run_in_executor(executor, lambda: fn(*args, **kwargs))

@@ -12,6 +12,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import structlog
 from sqlalchemy import insert, select, update
@@ -45,7 +46,7 @@ from core.models.wire import (
 )
 from core.permissions import is_admin, require_steer
 from core.queue import RunQueue
-from core.store import Store, utcnow
+from core.store import Store, changed, utcnow
 from core.store.tables import AccountRow, EnvironmentRow, RunAttachmentRow, RunFollowupRow, RunMetadataRow, RunRow
 from core.unsupported import refuse_unsupported
 from core.vault import Vault
@@ -223,7 +224,7 @@ def set_status(
     row = session.get(RunRow, run_id, populate_existing=True)
     if row is None:
         raise not_found("run", run_id)
-    if result.rowcount != 1:
+    if changed(result) != 1:
         current = RunState(row.state)
         if to not in TRANSITIONS[current] and expected is None:
             raise IllegalTransition(f"run {run_id}: {current} -> {to} is not a legal transition")
@@ -261,6 +262,8 @@ def record_usage(session: Session, run_id: str, usage: list[ModelUsage]) -> None
     if not usage:
         return
     row = session.get(RunRow, run_id)
+    if row is None:
+        raise not_found("run", run_id)
     so_far = [ModelUsage.model_validate(u) for u in row.usage or []]
     row.usage = [u.model_dump(mode="json") for u in add_usage(so_far, usage)]
 
@@ -277,7 +280,7 @@ def transition(
     *,
     expected: frozenset[RunState] | set[RunState] | None = None,
     status_message: StatusMessage | None = None,
-    **changes: object,
+    **changes: Any,
 ) -> Run:
     """:func:`set_status` in its own transaction, committed, then announced.
 
@@ -298,7 +301,7 @@ def requeue(
     run_id: str,
     *,
     expected: frozenset[RunState] | set[RunState],
-    **changes: object,
+    **changes: Any,
 ) -> Run | None:
     """Put a run back in the queue (a retry, a worker that went away before the agent started,
     a follow-up re-opening a finished run): QUEUED, committed, announced, enqueued.  ``None``

@@ -35,7 +35,7 @@ def requeue_orphans(store: Store, queue: RunQueue, *, grace: timedelta = ORPHAN_
                 .order_by(RunRow.created_at)
             )
         )
-    enqueued = []
+    enqueued: list[str] = []
     for run_id in run_ids:
         try:
             if queue.has_live_job(run_id):

@@ -78,8 +78,8 @@ class Agent:
         notes = []
         with self._lock:
             for message in messages:
-                live = self.driver.live_input and self._stdin is not None
-                if live and self._stdin.write(self.driver.followup(message)):
+                stdin = self._stdin if self.driver.live_input else None
+                if stdin is not None and stdin.write(self.driver.followup(message)):
                     notes.append(f"Follow-up delivered to the agent: {message}")
                 else:
                     self._queued.append(message)

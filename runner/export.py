@@ -120,9 +120,10 @@ def _read(ws: Workspace, index: int, repo: ClonedRepo, limit: int) -> Exported:
             raise _unusable(repo, str(refused)) from None
         if len(refs) != 2 or not all(_SHA.fullmatch(r) for r in refs):
             raise _unusable(repo, "the exporter's report is malformed")
-        bundle: Path | None = ws.pristine / f"export-{index}.bundle"
+        target = ws.pristine / f"export-{index}.bundle"
+        bundle: Path | None = target
         try:
-            copy_file(fd, f"{index}.bundle", bundle, limit)
+            copy_file(fd, f"{index}.bundle", target, limit)
         except Missing:
             bundle = None  # nothing new to fetch: the work is already in the pristine clone
         except Refused as refused:

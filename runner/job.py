@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import requests
 import structlog
@@ -109,6 +110,7 @@ class Execution:
         self.supervisor = Supervisor(ctx, run.run_id, self.settings.max_runtime_seconds)
         self.sandbox: Sandbox | None = None
         self.workspace: Workspace | None = None
+        """Both exist from their step on (``ws``/``box`` after it); cleanup checks for ``None``."""
         self.egress: EgressForwarder | None = None
         self.transcript = TranscriptWriter(self._write, self.settings.max_events_per_run)
         self.supervisor.on_tick = self.transcript.flush
@@ -117,6 +119,16 @@ class Execution:
         """A platform error before the agent started, to be retried (the error, which retry)."""
 
     # --- the steps ------------------------------------------------------------------------
+
+    @property
+    def ws(self) -> Workspace:
+        assert self.workspace is not None, "the workspace step has run"
+        return self.workspace
+
+    @property
+    def box(self) -> Sandbox:
+        assert self.sandbox is not None, "the sandbox step has run"
+        return self.sandbox
 
     def execute(self) -> None:
         self.supervisor.start()
@@ -161,7 +173,11 @@ class Execution:
         reads = [r for r in [skill_ref] if r and r.full_name not in {e.full_name for e in env.repos}]
         credentials = self._credentials([*env.repos, *reads])
         secrets = self._secrets(env, driver)
-        skill_prompt = read_skill(self.settings, skill, skill_ref, credentials.token_for(skill_ref)) if skill else None
+        skill_prompt = (
+            read_skill(self.settings, skill, skill_ref, credentials.token_for(skill_ref))
+            if skill and skill_ref
+            else None
+        )
         self._checkpoint()
         self.workspace = Workspace.create(
             self.settings.effective_work_dir,
@@ -173,7 +189,7 @@ class Execution:
         with self.ctx.store.reader() as session:  # a re-run goes on from the branch it pushed
             resume = pulls.branch_name(self.run) if pulls.pushed_before(session, self.run.run_id) else None
         for ref in env.repos:
-            self.workspace.clone(ref, credentials.token_for(ref), resume)
+            self.ws.clone(ref, credentials.token_for(ref), resume)
             self._checkpoint()
         variables = {**env.variables, **secrets, "OZ_RUN_ID": self.run.run_id}
         attachments = self._attachments()
@@ -181,11 +197,11 @@ class Execution:
         invocation = self._invocation(driver, prompt, variables, self._mcp_servers(variables))
         invocation = dataclasses.replace(invocation, attachments=tuple(attachments))
         egress = self._egress(env, driver, invocation) if network == "egress" else []
-        self.workspace.write_prompt(invocation.prompt)
+        self.ws.write_prompt(invocation.prompt)
         for name, content in driver.files(invocation).items():
-            self.workspace.write_config(name, content)
+            self.ws.write_config(name, content)
         self._transition(S.CLAIMED)
-        binds = [Bind(WORKSPACE, self.workspace.files), Bind(PROMPT_DIR, self.workspace.prompt_dir, True)]
+        binds = [Bind(WORKSPACE, self.ws.files), Bind(PROMPT_DIR, self.ws.prompt_dir, True)]
         if env.read_only_root:
             binds += self._writable_dirs(env)
         self.sandbox = Sandbox.start(
@@ -207,15 +223,15 @@ class Execution:
                 env=variables,
             ),
         )
-        self.supervisor.attach(self.sandbox)
+        self.supervisor.attach(self.box)
         if egress:
             self.egress = self._forwarder(egress)
-            self.egress.start(self.sandbox.network_namespace())
+            self.egress.start(self.box.network_namespace())
         workdir = self._working_directory(env)
         self._setup(env, workdir)
-        user, root = agent_user(self.sandbox, self.settings.container_user)
+        user, root = agent_user(self.box, self.settings.container_user)
         agent = Agent(
-            self.sandbox,
+            self.box,
             driver,
             dataclasses.replace(invocation, root=root),
             workdir=workdir,
@@ -271,12 +287,12 @@ class Execution:
     def _writable_dirs(self, env: Environment) -> list[Bind]:
         """A read-only root's writable places on the run's own filesystem, the homes with the
         image's files in them (where CLIs keep their settings and sessions)."""
-        dirs = self.workspace.writable_dirs()
+        dirs = self.ws.writable_dirs()
         copy_from_image(
             self.ctx.docker,
             env.docker_image,
             ["/home", "/root"],
-            self.workspace.disk,
+            self.ws.disk,
             limit=self.settings.effective_workspace_size or HOME_COPY_LIMIT,
             pull=self.settings.pull_images,
         )
@@ -400,7 +416,7 @@ class Execution:
                 select(RunAttachmentRow).where(RunAttachmentRow.run_id == self.run.run_id).order_by(RunAttachmentRow.id)
             ).all()
             files = [(row.file_name, row.mime_type, row.data) for row in rows]
-        return [Attachment(self.workspace.write_attachment(name, data), mime, data) for name, mime, data in files]
+        return [Attachment(self.ws.write_attachment(name, data), mime, data) for name, mime, data in files]
 
     def _prompt(self, skill: str | None, attachments: Sequence[Attachment] = ()) -> str:
         """The skill (the base the seeds put first), the run's base prompt, its prompt, where
@@ -419,7 +435,7 @@ class Execution:
 
     def _working_directory(self, env: Environment) -> str:
         workdir = env.working_dir or (f"{WORKSPACE}/{env.repos[0].repo}" if env.repos else WORKSPACE)
-        exists = self.sandbox.directory_exists(workdir)
+        exists = self.box.directory_exists(workdir)
         self._checkpoint()
         if exists is None:
             raise OzError(ErrorCode.RESOURCE_UNAVAILABLE, "the run's container stopped during setup")
@@ -435,7 +451,7 @@ class Execution:
         for command in env.setup_commands:
             tail = OutputTail(self.settings.output_tail_chars)
             self._record([RunEvent(kind=EventKind.STATUS, text=f"Setup: {command}")])
-            code = self.sandbox.exec(["/bin/sh", "-c", command], workdir=workdir, on_output=tail.add)
+            code = self.box.exec(["/bin/sh", "-c", command], workdir=workdir, on_output=tail.add)
             self._checkpoint()
             if code != 0:
                 raise OzError(
@@ -447,12 +463,12 @@ class Execution:
     def _finish(self, parser: StreamParser) -> None:
         self.transcript.flush()  # every step is stored before the run says it is done
         summary = self.masker.text(parser.summary) if parser.summary else None
-        self.sandbox.kill()  # nothing of the agent may still run while its work is exported
-        exports = export.export_all(self.ctx.docker, self.settings, self.workspace, self.run.run_id)
+        self.box.kill()  # nothing of the agent may still run while its work is exported
+        exports = export.export_all(self.ctx.docker, self.settings, self.ws, self.run.run_id)
         self._checkpoint()
         published = pulls.publish(
             self.settings,
-            self.workspace,
+            self.ws,
             exports,
             self.run,
             summary=summary,
@@ -470,11 +486,11 @@ class Execution:
                 f"Authorize GitHub to let runs open pull requests: "
                 f"{github.auth_url(self.settings, self.run.creator_uid)}"
             )
-        elif not opened and self.workspace.repos:
+        elif not opened and self.ws.repos:
             message += "\nNo changes were made, so no pull request was opened."
         with self.ctx.store.session() as session:
             pulls.record_pull_requests(session, self.run.run_id, opened)
-            pulls.record_files(session, self.workspace, self.run.run_id)
+            pulls.record_files(session, self.ws, self.run.run_id)
             runs.set_status(
                 session,
                 self.run.run_id,
@@ -503,6 +519,7 @@ class Execution:
         if error.retryable and not self.agent_started:
             key = f"{self.settings.redis_prefix}run-retries:{self.run.run_id}"
             try:
+                assert self.ctx.redis is not None  # no Redis: no retry either (the except below)
                 done = int(self.ctx.redis.incr(key))
                 self.ctx.redis.expire(key, 24 * 3600)
             except Exception:  # the blip may be Redis itself: then no retry
@@ -572,7 +589,7 @@ class Execution:
             if self.ctx.queue is not None:  # the container is gone now: the thread may say so
                 self.ctx.queue.announce(self.run.run_id, S.CANCELLED.value)
 
-    def _transition(self, to: RunState, **changes: object) -> None:
+    def _transition(self, to: RunState, **changes: Any) -> None:
         self._checkpoint()
         self.run = runs.transition(self.ctx.store, self.ctx.queue, self.run.run_id, to, **changes)
 

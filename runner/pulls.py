@@ -110,6 +110,7 @@ def publish(
 def _pull_request(settings: Settings, repo: ClonedRepo, branch: str, title: str, body: str) -> str:
     """The branch's open PR if there is one (an earlier execution's, updated by the push, or
     this one's, opened before GitHub's answer was lost), else a new one: safe to repeat."""
+    assert repo.token is not None, "only repos the run may write to reach the pull request step"
     found = open_pull_request_for(settings, repo.token, repo.ref, branch)
     return found or open_pull_request(
         settings, repo.token, repo.ref, head=branch, base=repo.base_branch, title=title, body=body

@@ -86,7 +86,7 @@ class Supervisor(threading.Thread):
             state = runs.load_run(session, self.run_id).state
             if deliver is not None and state == RunState.INPROGRESS:
                 messages = runs.take_followups(session, self.run_id)
-        if messages:
+        if messages and deliver is not None:
             deliver(messages)
         if self.reason is None and state == RunState.CANCELLED:
             self._halt(CANCELLED)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic.json_schema import models_json_schema
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from bots.api.routes import ROUTES
 from bots.web import Route, is_public
@@ -72,7 +73,9 @@ def _operation(route: Route) -> dict[str, Any]:
 
 def openapi_document() -> dict[str, Any]:
     models = {m for r in ROUTES for m in (r.body, r.response) if m is not None}
-    pairs = [(m, "validation" if any(r.body is m for r in ROUTES) else "serialization") for m in models]
+    pairs: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        (m, "validation" if any(r.body is m for r in ROUTES) else "serialization") for m in models
+    ]
     _, schema = models_json_schema(sorted(pairs, key=lambda p: p[0].__name__), ref_template=_REF)
     paths: dict[str, dict] = {}
     for route in (r for r in ROUTES if r.path.startswith("/api/v1/")):

@@ -60,4 +60,4 @@ def set_cookie(response: web.StreamResponse, token: str, secure: bool) -> None:
 
 
 def csrf_ok(session: ConsoleSession, given: str | None) -> bool:
-    return bool(given) and secrets.compare_digest(session.csrf, given)
+    return given is not None and secrets.compare_digest(session.csrf, given)

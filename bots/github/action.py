@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from github import Auth, Github, GithubException
 from github.Repository import Repository
@@ -157,7 +158,7 @@ def remote_watcher(config: ActionConfig) -> RunWatcher:
         if request.trigger_url:
             headers["X-Oz-Trigger-Url"] = request.trigger_url
         created = client.agent.run(
-            prompt=request.prompt, title=request.title, config=agent_config, extra_headers=headers
+            prompt=request.prompt, title=request.title, config=cast(Any, agent_config), extra_headers=headers
         )
         deadline = time.monotonic() + config.timeout_minutes * 60
         while True:

@@ -62,9 +62,9 @@ class LinearClient:
         token = self._fixed if self._token_source is None else await self._token_source()
         async with self._lock:
             if self._session is None or token != self._token:
-                if self._session is not None:  # renewed: the old token's connection goes
+                if self._session is not None and self._client is not None:  # renewed: the old one goes
                     await self._client.close_async()
-                self._client, self._token = self._build(token), token
+                self._client, self._token = self._build(token or ""), token
                 self._session = await self._client.connect_async()
             return self._session
 

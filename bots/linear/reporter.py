@@ -52,7 +52,7 @@ def step_activity(event: RunEvent) -> dict | None:
         case EventKind.TOOL_CALL if event.tool:
             return {"type": "action", "action": "Using", "parameter": event.tool}
         case EventKind.MESSAGE | EventKind.THOUGHT if (event.text or "").strip():
-            return {"type": "thought", "body": strip_mentions(event.text.strip()[:2000])}
+            return {"type": "thought", "body": strip_mentions((event.text or "").strip()[:2000])}
     return None
 
 

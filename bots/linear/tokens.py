@@ -113,20 +113,20 @@ class TokenSource:
         if not self.renews:
             fixed = self.settings.linear_access_token
             return fixed.get_secret_value() if fixed else ""
-        return await self._renewed(self.settings.linear_client_id, self._client_credentials, create=True)
+        return await self._renewed(self.settings.linear_client_id or "", self._client_credentials, create=True)
 
     async def _renewed(self, key: str, grant: Callable[[StoredToken | None], Awaitable[Grant]], create: bool) -> str:
         kept = await self._store(linear_tokens.stored, self.vault, key)
         now = utcnow()
         if kept is not None and kept.valid_for(now) > renew_before(kept):
-            return kept.token
+            return kept.token or ""
         if await self._store(linear_tokens.claim_renewal, key, create=create):
             # Read again under the claim: another process may have renewed (and rotated the
             # refresh token) between the read above and the claim.
             current = await self._store(linear_tokens.stored, self.vault, key)
             if current is not None and current.valid_for(utcnow()) > renew_before(current):
                 await self._store(linear_tokens.release_claim, key)
-                return current.token
+                return current.token or ""
             try:
                 granted = await grant(current)
             except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
@@ -149,7 +149,7 @@ class TokenSource:
                 log.info("linear.token_renewed", key=key, expires_in_hours=hours)
                 return granted.token
         if kept is not None and kept.valid_for(now) > timedelta(0):
-            return kept.token  # renewing elsewhere, or failing: the kept one still holds
+            return kept.token or ""  # renewing elsewhere, or failing: the kept one still holds
         if kept is not None and kept.failing_since is None:
             waited = await self._renewed_elsewhere(key)  # none holds, but another process is renewing
             if waited is not None:
@@ -173,7 +173,7 @@ class TokenSource:
             if current is None or current.failing_since is not None:
                 return None
             if current.valid_for(utcnow()) > timedelta(0):
-                return current.token
+                return current.token or ""
         return None
 
     async def _client_credentials(self, _current: StoredToken | None) -> Grant:
@@ -188,4 +188,5 @@ class TokenSource:
 
     async def _store(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         """``fn(session, *args)`` in a store transaction, off the event loop."""
+        assert self.store is not None, "only a TokenSource with a store renews"
         return await off_loop(self.executor, self.store.call, fn, *args, **kwargs)

@@ -206,7 +206,7 @@ def build_bot(
             client=web_client(settings, session=session),
             settings=AsyncOAuthSettings(
                 client_id=settings.slack_client_id,
-                client_secret=settings.slack_client_secret.get_secret_value(),
+                client_secret=settings.slack_client_secret.get_secret_value() if settings.slack_client_secret else "",
                 scopes=BOT_SCOPES,
                 installation_store=installations,
                 state_store=StoreOAuthStates(store),
@@ -287,7 +287,7 @@ class SlackEnvelope(BaseModel):
             raise ValueError("an event_callback carries team_id and event")
         event = self.event
         person = event is not None and event.type in ("app_mention", "message") and bool(event.user)
-        if person and not (event.channel and event.ts):
+        if person and event is not None and not (event.channel and event.ts):
             raise ValueError("a person's message carries its channel and ts")
         return self
 

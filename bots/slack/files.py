@@ -63,7 +63,7 @@ async def _fetch(client: AsyncWebClient, settings: Settings, url: str, cap: int)
     headers = {"Authorization": f"Bearer {client.token}"}
     timeout = aiohttp.ClientTimeout(total=settings.outbound_timeout_seconds)
     own = client.session is None
-    session = aiohttp.ClientSession() if own else client.session
+    session = client.session if client.session is not None else aiohttp.ClientSession()
     try:
         async with session.get(url, headers=headers, timeout=timeout, allow_redirects=False) as response:
             if response.status != 200 or response.content_type == "text/html":

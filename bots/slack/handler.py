@@ -77,6 +77,8 @@ class SlackFrontDoor:
                 await self._ask_to_link(client, message, parked)
                 return
             found = await self._blocking(self._look_up, message, ask)
+            if found is None:  # linked, then unlinked at once: nothing to act for
+                return
         await self.start(message, client, bot_user_id, ask, found)
 
     def _look_up(self, message: SlackMessage, ask: asks.Ask) -> asks.Situation | None:

@@ -45,7 +45,7 @@ class StoreInstallations(AsyncInstallationStore):
         self.vault = vault
 
     @property
-    def logger(self):  # type: ignore[override]
+    def logger(self):
         return self._sync.logger
 
     async def async_save(self, installation: Installation) -> None:
@@ -100,7 +100,7 @@ class StoreOAuthStates(AsyncOAuthStateStore):
         )
 
     @property
-    def logger(self):  # type: ignore[override]
+    def logger(self):
         return self._sync.logger
 
     async def async_issue(self, *args, **kwargs) -> str:

@@ -57,7 +57,7 @@ class SlackReporter:
         """Edit the status message if its text would change; True when it did."""
         text, blocks = messages.status(item, self.settings.run_page(item.run_id))
         rendered = json.dumps([text, blocks])
-        if self._shown.get(item.run_id) == rendered:
+        if self._shown.get(item.run_id) == rendered or ref.status_ts is None:
             return False
         await client.chat_update(channel=ref.channel, ts=ref.status_ts, text=text, blocks=blocks)
         self._shown[item.run_id] = rendered
