@@ -15,6 +15,9 @@ from docker.errors import ImageNotFound
 AGENTS = Path(__file__).parent / "agents"
 BUSYBOX = Path("/bin/busybox")
 
+QUEUED_ONLY_IMAGE = "oz-test/queued-only:never-started"
+"""The image of environments whose runs a test only queues: no engine ever pulls or starts it."""
+
 
 def _tag() -> str:
     digest = hashlib.sha256(BUSYBOX.read_bytes())

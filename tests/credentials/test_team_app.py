@@ -26,7 +26,7 @@ from tests.runner.test_execution import final
 from tests.runner_support import Person, Remotes
 from tests.support.credentials import WEBHOOK_SECRET
 
-FIXTURES = Path(__file__).resolve().parents[2] / "bots" / "github" / "fixtures"
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def deliver(
@@ -37,7 +37,7 @@ def deliver(
     delivery: str | None = None,
     body: bytes | None = None,
 ) -> httpx.Response:
-    event = fixture.split("__")[0]
+    event = fixture.split(".")[0]  # <event>.<action>[.<variant>].json, as every recorded payload
     raw = body if body is not None else (FIXTURES / fixture).read_bytes()
     signature = "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
     return httpx.post(
@@ -59,32 +59,32 @@ def installation(store: Store, owner: str):
 
 
 def test_installation_webhooks_keep_the_scope_current(web: LiveServer, store: Store):
-    assert deliver(web, "installation__created.json").json()["handled"] == "installation created"
+    assert deliver(web, "installation.created.json").json()["handled"] == "installation created"
     assert installation(store, "Codertocat") == (957387, "selected", ["Codertocat/Hello-World"])
-    deliver(web, "installation_repositories__added.json")
+    deliver(web, "installation_repositories.added.json")
     assert installation(store, "Codertocat") == (957387, "selected", ["Codertocat/Hello-World", "Codertocat/Space"])
-    payload = json.loads((FIXTURES / "installation__created.json").read_text())
+    payload = json.loads((FIXTURES / "installation.created.json").read_text())
     payload["action"] = "deleted"
-    deliver(web, "installation__deleted.json", body=json.dumps(payload).encode())
+    deliver(web, "installation.deleted.json", body=json.dumps(payload).encode())
     assert installation(store, "Codertocat") is None
 
 
 def test_forged_duplicate_and_unknown_deliveries(web: LiveServer, store: Store):
-    forged = deliver(web, "installation__created.json", secret="not-the-secret")
+    forged = deliver(web, "installation.created.json", secret="not-the-secret")
     assert forged.status_code == 401 and forged.json()["type"].endswith("/authentication-required/")  # problem+json
     assert installation(store, "Codertocat") is None  # nothing changed
     unsigned = httpx.post(f"{web.url}/github/webhook", content=b"{}", headers={"X-GitHub-Event": "installation"})
     assert unsigned.status_code == 401
     delivery = str(uuid.uuid4())
-    assert deliver(web, "installation__created.json", delivery=delivery).json()["handled"]
-    deliver(web, "installation_repositories__added.json")
-    again = deliver(web, "installation__created.json", delivery=delivery)  # GitHub's redelivery
+    assert deliver(web, "installation.created.json", delivery=delivery).json()["handled"]
+    deliver(web, "installation_repositories.added.json")
+    again = deliver(web, "installation.created.json", delivery=delivery)  # GitHub's redelivery
     assert again.json() == {"ok": True, "duplicate": delivery}
     assert installation(store, "Codertocat")[2] == ["Codertocat/Hello-World", "Codertocat/Space"]
-    assert deliver(web, "ping__x.json", body=b'{"zen": "Keep it simple."}').json()["ignored"] == "ping"
-    mystery = deliver(web, "mystery__x.json", body=b"{}")
+    assert deliver(web, "ping.x.json", body=b'{"zen": "Keep it simple."}').json()["ignored"] == "ping"
+    mystery = deliver(web, "mystery.x.json", body=b"{}")
     assert mystery.status_code == 400 and "unsupported event 'mystery'" in mystery.json()["detail"]
-    assert deliver(web, "installation__x.json", body=b'{"action": "created"}').status_code == 400
+    assert deliver(web, "installation.x.json", body=b'{"action": "created"}').status_code == 400
 
 
 @pytest.fixture
@@ -126,14 +126,14 @@ def test_a_repo_outside_the_installation_is_refused_from_the_webhook_state(
 ):
     with store.session() as session:
         enable_org(session, alice.principal.team_uid, "Codertocat")
-    deliver(web, "installation__created.json")  # selected: Hello-World only
+    deliver(web, "installation.created.json")  # selected: Hello-World only
     remotes.create("Codertocat", "Space")
     run_id = agent_run(["Codertocat/Space"])
     assert run_job(ctx, run_id) == "FAILED"
     assert final(store, run_id).status_message.message.startswith(
         "The GitHub App installation does not include the following repositories in the environment: Codertocat/Space"
     )
-    deliver(web, "installation_repositories__added.json")  # now Space is added
+    deliver(web, "installation_repositories.added.json")  # now Space is added
     github.add_repo("Codertocat", "Space", installation_id=957387)
     assert run_job(ctx, agent_run(["Codertocat/Space"])) == "SUCCEEDED"
 

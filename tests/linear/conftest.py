@@ -16,6 +16,7 @@ from core.queue import RunQueue
 from core.settings import Settings
 from core.store import Store
 from tests.fakes.linear import FakeLinear
+from tests.images import QUEUED_ONLY_IMAGE
 from tests.live_server import LiveServer, gateway_server
 from tests.runner_support import settings_with
 from tests.support.linear import DELEGATED_SESSION, FIXTURES, SESSION, LinearDelivery, cli_json, payload  # noqa: F401
@@ -68,9 +69,9 @@ def ada(store: Store) -> Principal:
 
 
 @pytest.fixture
-def linear_integration(store: Store, ada: Principal, test_image: str) -> str:
+def linear_integration(store: Store, ada: Principal) -> str:
     with store.session() as session:
-        env = environments.create_environment(session, ada, name="web", docker_image=test_image)
+        env = environments.create_environment(session, ada, name="web", docker_image=QUEUED_ONLY_IMAGE)
         integrations.create_integration(
             session, ada, IntegrationProvider.LINEAR, environment_id=env.uid, prompt="Keep changes small."
         )

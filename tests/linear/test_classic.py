@@ -3,8 +3,6 @@ that mentions it, starts a run that answers in comments; the app's own comments 
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from core.queue import RunQueue
@@ -12,7 +10,7 @@ from core.store import Store
 from tests.fakes.linear import APP_USER, FakeLinear
 from tests.support.linear import LinearDelivery, payload
 from tests.support.slack import all_runs, run_count
-from tests.support.waiting import wait_for
+from tests.support.waiting import wait_for, wait_settled
 
 ISSUE = "b7e4c1d2-3a5f-4e6d-8c9b-0a1f2e3d4c5b"
 
@@ -37,7 +35,7 @@ def test_an_update_that_does_not_hand_the_issue_over_is_ignored(
     body = payload("issue.update.delegated_to_app")
     body["updatedFrom"] = {"updatedAt": body["updatedFrom"]["updatedAt"], "title": "old title"}
     assert deliver.post(body).status_code == 200
-    time.sleep(0.5)
+    wait_settled(store)
     assert run_count(store) == 0
 
 
@@ -60,6 +58,6 @@ def test_the_apps_own_comment_is_ignored(
     bot["data"]["id"] = "another-comment"
     bot["actor"] = {"id": "integration", "name": "GitHub", "type": "integration"}
     assert deliver.post(bot).status_code == 200
-    time.sleep(0.5)
+    wait_settled(store)
     assert run_count(store) == 0
     assert [o.field for o in fake_linear.operations if o.field != "viewer"] == []

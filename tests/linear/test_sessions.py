@@ -15,7 +15,7 @@ from core.store.tables import RunFollowupRow
 from tests.fakes.linear import APP_USER, FakeLinear
 from tests.support.linear import DELEGATED_SESSION, SESSION, LinearDelivery, payload
 from tests.support.slack import all_runs, run_count
-from tests.support.waiting import wait_for
+from tests.support.waiting import wait_for, wait_settled
 
 
 def test_delegation_starts_a_run_with_the_issue_as_prompt(
@@ -72,7 +72,7 @@ def test_redelivery_makes_one_run(
     for _ in range(3):
         assert deliver.post(body).status_code == 200  # new delivery ids: Linear's retries
     wait_for(lambda: all_runs(store), what="the run")
-    time.sleep(0.7)
+    wait_settled(store)
     assert run_count(store) == 1
     assert queue.queue.count == 1
     assert len(fake_linear.activities(SESSION)) == 1
@@ -87,7 +87,7 @@ def test_unknown_email_gets_an_error_activity_and_no_run(
     errors = wait_for(lambda: [a for a in fake_linear.activities(SESSION) if a["type"] == "error"], what="the error")
     assert "Unable to locate your account" in errors[0]["body"]
     assert "stranger@elsewhere.dev" in errors[0]["body"]
-    time.sleep(0.3)
+    wait_settled(store)
     assert run_count(store) == 0 and queue.queue.count == 0
 
 
@@ -131,7 +131,7 @@ def test_the_apps_own_prompt_is_ignored(
     body = payload("agent_session_event.prompted")
     body["agentActivity"]["userId"] = APP_USER
     assert deliver.post(body).status_code == 200
-    time.sleep(0.5)
+    wait_settled(store)
     assert fake_linear.operations == [] and run_count(store) == 0
 
 
@@ -204,7 +204,7 @@ def test_one_mention_delivered_as_a_comment_and_as_a_session_makes_one_run(
     wait_for(lambda: all_runs(store), what="the run")
     assert deliver.post(deliveries[second]).status_code == 200
     update = wait_for(lambda: fake_linear.calls("agentSessionUpdate"), what="the session linked to the run")[0]
-    time.sleep(0.7)
+    wait_settled(store)
 
     [run] = all_runs(store)
     assert queue.queue.count == 1

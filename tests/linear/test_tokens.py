@@ -5,7 +5,6 @@ token left, no run starts and the list says what to fix."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,6 +20,7 @@ from tests.fakes.linear import FakeLinear
 from tests.live_server import LiveServer, gateway_server
 from tests.support.linear import LinearDelivery, cli_json, payload
 from tests.support.slack import run_count
+from tests.support.waiting import wait_for
 
 DAY = 86400
 
@@ -84,11 +84,14 @@ def test_without_a_token_no_run_starts_and_the_list_says_what_to_fix(
     fake_linear.refuse_grants = True
     deliver = LinearDelivery(f"{app_gateway.url}/linear/webhook", webhook_secret)
     assert deliver.post(payload("agent_session_event.created")).status_code == 200
-    time.sleep(2.0)  # the handling after the answer asks for a token, and is refused
+
+    # The handling after the answer asks for a token, is refused, records why, and stops there.
+    def linear_status() -> str:
+        return next(i["token"] for i in integration_list(app_settings) if i["provider"] == "linear")
+
+    wait_for(lambda: linear_status().startswith("no token: Linear refused the app's credentials"), what="the refusal")
     assert run_count(store) == 0 and queue.queue.count == 0
     assert fake_linear.operations == []  # nothing reached Linear without a token
-    [linear] = [i for i in integration_list(app_settings) if i["provider"] == "linear"]
-    assert linear["token"].startswith("no token: Linear refused the app's credentials")
 
 
 async def test_a_token_that_holds_nowhere_is_an_error_naming_the_fix(

@@ -17,6 +17,7 @@ from core.queue import RunQueue
 from core.settings import Settings
 from core.store import Store
 from tests.fakes.slack import TEAM, FakeSlack
+from tests.images import QUEUED_ONLY_IMAGE
 from tests.live_server import LiveServer, gateway_server
 from tests.runner_support import settings_with, start_reporter
 from tests.support.slack import ADA, SlackDelivery, all_runs, event, run_count  # noqa: F401
@@ -86,9 +87,11 @@ def linked_ada(store: Store, ada: Principal) -> Principal:
 
 
 @pytest.fixture
-def environment_id(store: Store, ada: Principal, test_image: str) -> str:
+def environment_id(store: Store, ada: Principal) -> str:
+    """An environment runs are queued for; its image is never started by these tests (the ones
+    that execute runs build their own), so they need no Docker engine."""
     with store.session() as session:
-        return environments.create_environment(session, ada, name="web", docker_image=test_image).uid
+        return environments.create_environment(session, ada, name="web", docker_image=QUEUED_ONLY_IMAGE).uid
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ carries the conversation forward."""
 
 from __future__ import annotations
 
-import time
-
 from core import runs
 from core.models import IntegrationProvider, Principal, RunState
 from core.queue import RunQueue
@@ -13,7 +11,7 @@ from core.store import Store
 from core.store.tables import RunFollowupRow
 from tests.fakes.slack import TEAM, FakeSlack
 from tests.support.slack import ADA, SlackDelivery, all_runs, event
-from tests.support.waiting import wait_for
+from tests.support.waiting import wait_for, wait_settled
 
 THREAD = "1732320100.000200"
 
@@ -84,12 +82,12 @@ def test_cross_reaction_by_someone_else_does_not_cancel(
     reaction = event("event.reaction_added", user="U0G9QF9C6")
     reaction["event"]["item"]["ts"] = run.origin.ref["status_ts"]
     assert deliver.post(reaction).status_code == 200
-    time.sleep(0.7)
+    wait_settled(store)
     assert _state(store, run.run_id) == RunState.QUEUED
     other = event("event.reaction_added", reaction="thumbsup", event_id="Ev0THUMB")
     other["event"]["item"]["ts"] = run.origin.ref["status_ts"]
     assert deliver.post(other).status_code == 200
-    time.sleep(0.3)
+    wait_settled(store)
     assert _state(store, run.run_id) == RunState.QUEUED
 
 

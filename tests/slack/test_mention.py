@@ -9,7 +9,7 @@ from core.queue import RunQueue
 from core.store import Store
 from tests.fakes.slack import BOT_USER, FakeSlack
 from tests.support.slack import ADA, SlackDelivery, all_runs, event
-from tests.support.waiting import wait_for
+from tests.support.waiting import wait_for, wait_settled
 
 CHANNEL = "C0LAN2Q65"
 THREAD = "1732320100.000200"
@@ -92,7 +92,7 @@ def test_ignored_events_do_nothing(
     assert deliver.post(own).status_code == 200
     channel_chatter = event("event.message.im", channel_type="channel", event_id="Ev0CHAT")
     assert deliver.post(channel_chatter).status_code == 200
-    time.sleep(0.7)
+    wait_settled(store)  # nothing of these was even kept: none is a person's request
     assert all_runs(store) == []
     assert [c.method for c in fake_slack.calls if c.method != "auth.test"] == []
 
@@ -124,5 +124,5 @@ def test_a_mention_that_is_only_whitespace_starts_nothing_and_says_how_to_ask(
     assert deliver.post(body).status_code == 200
     told = wait_for(lambda: fake_slack.calls_to("chat.postEphemeral"), what="the private hint")[0]
     assert "Tell me what to do" in told.params["text"]
-    time.sleep(0.3)
+    wait_settled(store)
     assert all_runs(store) == [] and queue.queue.count == 0

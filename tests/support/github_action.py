@@ -12,4 +12,4 @@ REPO = "Codertocat/Hello-World"
 
 
 def fixture(name: str) -> dict:
-    return json.loads((FIXTURES / f"{name}.payload.json").read_text())
+    return json.loads((FIXTURES / f"{name}.json").read_text())
