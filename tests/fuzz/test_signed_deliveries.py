@@ -29,7 +29,7 @@ pytestmark = pytest.mark.timeout(600)
 ROOT = Path(__file__).resolve().parents[2]
 SLACK = sorted((ROOT / "tests" / "slack" / "fixtures").glob("*.json"))
 LINEAR = sorted((ROOT / "tests" / "linear" / "fixtures").glob("*.json"))
-GITHUB = sorted((ROOT / "bots" / "github" / "fixtures").glob("*.json"))
+GITHUB = sorted((ROOT / "tests" / "credentials" / "fixtures").glob("*.json"))
 SURFACES = {"slack": SLACK, "linear": LINEAR, "github": GITHUB}
 
 
@@ -97,7 +97,7 @@ def signed_raw(gateway: OpenGateway, surface: str, fixture: str, raw: bytes, eve
     else:
         secret = held.github_webhook_secret.get_secret_value()
         headers = {
-            "X-GitHub-Event": fixture.split("__")[0],
+            "X-GitHub-Event": fixture.split(".")[0],
             "X-GitHub-Delivery": str(uuid.uuid4()),
             "X-Hub-Signature-256": "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest(),
         }
