@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bots.console import admin
 from bots.console import views as console
 from bots.web import Route
 
@@ -19,4 +20,13 @@ CONSOLE_ROUTES: tuple[Route, ...] = (
     Route("GET", "/console/keys", console.key_list, "Your API keys"),
     Route("POST", "/console/keys", console.key_create, "Create a key (shown once)"),
     Route("POST", "/console/keys/{uid}/revoke", console.key_revoke, "Revoke a key"),
+    Route("GET", "/console/usage", admin.usage_page, "Usage: runs per day by source and status, by creator"),
+    Route("GET", "/console/environments", admin.environment_list, "Environments"),
+    Route("POST", "/console/environments", admin.environment_create, "Create an environment"),
+    Route("POST", "/console/environments/{uid}", admin.environment_update, "Edit an environment"),
+    Route("POST", "/console/environments/{uid}/delete", admin.environment_delete, "Delete an environment"),
+    Route("GET", "/console/secrets", admin.secret_list, "Managed secrets (names only)"),
+    Route("POST", "/console/secrets", admin.secret_put, "Set a managed secret (write-only)"),
+    Route("POST", "/console/secrets/{name}/delete", admin.secret_delete, "Delete a managed secret"),
+    Route("GET", "/console/team", admin.team_page, "Integrations, cloud agents, GitHub, linked identities"),
 )

@@ -1,17 +1,19 @@
 """``/console``: the management pages, server-rendered (Jinja2 via ``aiohttp-jinja2``, every value
 autoescaped), no front-end build and no CDN — a self-hosted gateway works air-gapped.
 
-This slice: sign-in with a personal API key (agent keys cannot), sign-out, the runs list
-(Personal / All, filtered by state and source, cursor pages), a run's page (prompt, origin,
+Here: sign-in with a personal API key (agent keys cannot), sign-out, the runs list (Personal /
+All, filtered by status, source, creator and day, cursor pages), a run's page (prompt, origin,
 state and status, a transcript that follows the run live, pull requests, file downloads, cancel,
-follow-up) and the API keys page (create, shown once; revoke).  Every page shows only the
-signed-in person's team; every form carries the session's CSRF token.
+follow-up) and the API keys page (create, shown once; revoke); the team's pages are in
+``admin.py``.  Every page shows only the signed-in person's team; every form carries the
+session's CSRF token.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 from urllib.parse import quote, urlencode
 
@@ -28,14 +30,26 @@ from core.errors import ErrorCode, OzError
 from core.keys import authenticate, key_is_live
 from core.models import Principal, RunSourceType, RunState
 from core.models.domain import KEY_EXPIRIES
-from core.models.wire import FollowupRequest, RunListQuery
+from core.models.wire import ACTIVE_STATES, FollowupRequest, ListRunsResponse, RunListQuery
 from core.permissions import may_steer
 
 PRE = "oz_console_pre"
 """The sign-in form's own CSRF token (double-submitted: a cookie and a field), so nobody can sign
 a browser in to their account."""
-STATES = [s.value for s in RunState]
+STATUSES: dict[str, list[RunState]] = {
+    "Working": sorted(ACTIVE_STATES),
+    "Failed": [RunState.FAILED, RunState.ERROR],
+    "Succeeded": [RunState.SUCCEEDED],
+    "Cancelled": [RunState.CANCELLED],
+}
+"""The seeds' statuses, each the run states it stands for."""
 SOURCES = [s.value for s in RunSourceType]
+
+
+def status_of(state: RunState) -> str:
+    return next(name for name, states in STATUSES.items() if state in states)
+
+
 EXPIRIES = list(KEY_EXPIRIES)
 
 
@@ -43,7 +57,7 @@ def _secure(request: web.Request) -> bool:
     return public_url(request).startswith("https://")
 
 
-async def _signed_in(request: web.Request) -> ConsoleSession:
+async def signed_in(request: web.Request) -> ConsoleSession:
     """The session, or a redirect to sign in and come back here."""
     settings = request.app[SETTINGS]
     found = await sessions.current(settings, request.app[ASYNC_REDIS], request)
@@ -52,7 +66,7 @@ async def _signed_in(request: web.Request) -> ConsoleSession:
     return found
 
 
-def _checked(session: ConsoleSession, form: dict) -> None:
+def checked(session: ConsoleSession, form: dict) -> None:
     if not sessions.csrf_ok(session, str(form.get("csrf") or "")):
         raise web.HTTPForbidden(text="the form is stale or not from this console; reload the page and try again")
 
@@ -111,37 +125,58 @@ def _sign_in_form(request: web.Request, target: str, error: str | None, status: 
 
 @public
 async def sign_out(request: web.Request) -> web.StreamResponse:
-    session = await _signed_in(request)
-    _checked(session, dict(await request.post()))
+    session = await signed_in(request)
+    checked(session, dict(await request.post()))
     await sessions.close_session(request.app[SETTINGS], request.app[ASYNC_REDIS], request)
     response = web.HTTPSeeOther("/console/sign-in")
     response.del_cookie(sessions.COOKIE, path="/console")
     raise response
 
 
-def _query(who: Principal, params: dict[str, str]) -> RunListQuery:
+def _query(who: Principal, params: dict[str, str], people: dict[str, str]) -> RunListQuery:
+    """The runs list's filters as the API's query (``people``: the team's emails → uids)."""
     query: dict = {"limit": 25, "sort_by": "created_at"}
     if params.get("tab", "personal") == "personal":
         query["creator"] = who.uid
-    if params.get("state") in STATES:
-        query["state"] = [params["state"]]
+    elif params.get("creator") in people:
+        query["creator"] = people[params["creator"]]
+    if params.get("status") in STATUSES:
+        query["state"] = STATUSES[params["status"]]
     if params.get("source") in SOURCES:
         query["source"] = params["source"]
+    day = _day(params.get("day", ""))
+    if day is not None:
+        query["created_after"] = day - timedelta(microseconds=1)
+        query["created_before"] = day + timedelta(days=1)
     if params.get("cursor"):
         query["cursor"] = params["cursor"]
     return RunListQuery.model_validate(query)
 
 
+def _day(text: str) -> datetime | None:
+    """A ``YYYY-MM-DD`` day (UTC), as a date field sends it; anything else is no filter."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _runs_page(session: Session, who: Principal, params: dict[str, str]) -> tuple[ListRunsResponse, list[str]]:
+    people = {a.email: a.uid for a in accounts.list_accounts(session, who.team_uid)}
+    try:
+        page = run_items.list_runs(session, who, _query(who, params, people))
+    except OzError:  # a cursor from another filter: start over
+        page = run_items.list_runs(session, who, _query(who, {**params, "cursor": ""}, people))
+    return page, sorted(people)
+
+
 @public
 @aiohttp_jinja2.template("runs.html")
 async def run_list(request: web.Request) -> dict:
-    session = await _signed_in(request)
-    params = {k: request.query.get(k, "") for k in ("tab", "state", "source", "cursor")}
+    session = await signed_in(request)
+    params = {k: request.query.get(k, "") for k in ("tab", "status", "source", "creator", "day", "cursor")}
     params["tab"] = params["tab"] if params["tab"] in ("personal", "all") else "personal"
-    try:
-        page = await reading(request, run_items.list_runs, session.principal, _query(session.principal, params))
-    except OzError:  # a cursor from another filter: start over
-        page = await reading(request, run_items.list_runs, session.principal, _query(session.principal, {}))
+    page, people = await reading(request, _runs_page, session.principal, params)
     base = {k: v for k, v in params.items() if v and k != "cursor"}
     following = urlencode(base | {"cursor": page.page_info.next_cursor}) if page.page_info.has_next_page else None
     return {
@@ -149,10 +184,12 @@ async def run_list(request: web.Request) -> dict:
         "csrf": session.csrf,
         "runs": page.runs,
         "params": params,
-        "states": STATES,
+        "statuses": list(STATUSES),
+        "status_of": status_of,
         "sources": SOURCES,
+        "people": people,
         "next_page": following,
-        "working": {RunState.QUEUED, RunState.PENDING, RunState.CLAIMED, RunState.INPROGRESS},
+        "today": datetime.now(UTC).strftime("%Y-%m-%d"),
     }
 
 
@@ -179,7 +216,7 @@ def _run_page(session: Session, who: Principal, run_id: str, base_url: str, key:
 @public
 @aiohttp_jinja2.template("run.html")
 async def run_page(request: web.Request) -> dict:
-    session = await _signed_in(request)
+    session = await signed_in(request)
     settings = request.app[SETTINGS]
     try:
         context = await reading(
@@ -215,8 +252,8 @@ async def _steer(
 
 @public
 async def cancel(request: web.Request) -> web.StreamResponse:
-    session = await _signed_in(request)
-    _checked(session, dict(await request.post()))
+    session = await signed_in(request)
+    checked(session, dict(await request.post()))
     await _steer(request, session, runs.cancel, "Cancelled.")
 
 
@@ -224,15 +261,15 @@ async def cancel(request: web.Request) -> web.StreamResponse:
 async def run_events(request: web.Request) -> web.StreamResponse:
     """The run's transcript, live (the API's stream, for the signed-in person): the run page
     follows it without reloading."""
-    session = await _signed_in(request)
+    session = await signed_in(request)
     return await stream(request, session.principal, request.match_info["run_id"], after_of(request))
 
 
 @public
 async def followup(request: web.Request) -> web.StreamResponse:
-    session = await _signed_in(request)
+    session = await signed_in(request)
     form = dict(await request.post())
-    _checked(session, form)
+    checked(session, form)
     message = str(form.get("message") or "").strip()
     if not message:
         run_id = quote(request.match_info["run_id"])
@@ -243,7 +280,7 @@ async def followup(request: web.Request) -> web.StreamResponse:
 @public
 @aiohttp_jinja2.template("keys.html")
 async def key_list(request: web.Request) -> dict:
-    session = await _signed_in(request)
+    session = await signed_in(request)
     found = await reading(request, keys.list_keys, session.principal)
     return {"me": session.principal, "csrf": session.csrf, "keys": found, "created": None, "expiries": EXPIRIES}
 
@@ -251,9 +288,9 @@ async def key_list(request: web.Request) -> dict:
 @public
 async def key_create(request: web.Request) -> web.Response:
     """A new personal key, shown once on the page that answers the form (never again)."""
-    session = await _signed_in(request)
+    session = await signed_in(request)
     form = dict(await request.post())
-    _checked(session, form)
+    checked(session, form)
     expires = str(form.get("expires") or "90d")
     try:
         record, raw = await in_session(
@@ -279,8 +316,8 @@ def _create_key(session: Session, who: Principal, name: str, expires: str) -> tu
 
 @public
 async def key_revoke(request: web.Request) -> web.StreamResponse:
-    session = await _signed_in(request)
-    _checked(session, dict(await request.post()))
+    session = await signed_in(request)
+    checked(session, dict(await request.post()))
     try:
         await in_session(request, keys.revoke, session.principal, request.match_info["uid"])
     except OzError as error:

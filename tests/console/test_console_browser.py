@@ -6,75 +6,29 @@ the test's temporary files."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
+from sqlalchemy import update
 
 from core import agents, runs
-from core.accounts import create_account
 from core.errors import ErrorCode, OzError
-from core.identity import principal_of
 from core.keys import create_key, revoke_key
-from core.models import Principal
-from core.models.wire import AgentCreateRequest, RunAgentRequest
+from core.models.wire import AgentCreateRequest
 from core.queue import RunQueue
-from core.settings import Settings
-from core.store import Store
-from tests.live_server import LiveServer, gateway_server
-from tests.runner_support import settings_with
+from core.store import Store, utcnow
+from core.store.tables import RunRow
+from tests.live_server import LiveServer
+from tests.support.console import person, shot, sign_in, start
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HOSTILE = "Fix it <script>window.__owned = 1</script> and ping <@U0LAN0Z89> <!channel>"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def console(settings: Settings, store: Store, queue: RunQueue) -> Iterator[LiveServer]:
-    with gateway_server(settings_with(settings, public_url=None), store, queue) as server:
-        yield server
-
-
-@pytest.fixture
-def page(browser: Browser, tmp_path: Path) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 390, "height": 844})  # a phone's width
-    yield context.new_page()
-    context.close()
-
-
-def person(store: Store, email: str, team: str) -> tuple[Principal, str]:
-    with store.session() as session:
-        account = create_account(session, email, team)
-        return principal_of(account), create_key(session, account, "console")[1]
-
-
-def start(store: Store, who: Principal, prompt: str, *, team: bool = True) -> str:
-    return runs.create(store, None, who, RunAgentRequest(prompt=prompt, team=team)).run.run_id
-
-
-def sign_in(page: Page, console: LiveServer, key: str, where: str = "/console/runs") -> None:
-    page.goto(f"{console.url}{where}")
-    page.get_by_label("Your personal API key").fill(key)
-    page.get_by_role("button", name="Sign in").click()
-
-
-def shot(page: Page, tmp_path: Path, name: str) -> None:
-    page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
 
 
 def test_sign_in_list_filter_and_open_a_run_that_renders_untrusted_text_inert(
     page: Page, console: LiveServer, store: Store, tmp_path: Path
 ):
-    """Sign in (a redirect there and back), Personal then All, filter by status, a hostile prompt."""
+    """Sign in (a redirect there and back), Personal then All, "failed today", a hostile prompt."""
     ada, ada_key = person(store, "ada@acme.dev", "acme")
     grace, _ = person(store, "grace@acme.dev", "acme")
     mine = start(store, ada, HOSTILE)
@@ -82,6 +36,12 @@ def test_sign_in_list_filter_and_open_a_run_that_renders_untrusted_text_inert(
     runs.record_failure(
         store, None, failed, OzError(ErrorCode.ENVIRONMENT_SETUP_FAILED, "pip failed", title="Setup failed")
     )
+    errored = start(store, ada, "Bump the base image")  # a platform error: Failed too, as the seeds show it
+    runs.record_failure(store, None, errored, OzError(ErrorCode.INFRASTRUCTURE_TIMEOUT))
+    earlier = start(store, ada, "Last week's attempt")
+    runs.record_failure(store, None, earlier, OzError(ErrorCode.ENVIRONMENT_SETUP_FAILED, "apt failed"))
+    with store.session() as session:  # it failed two days ago
+        session.execute(update(RunRow).where(RunRow.run_id == earlier).values(created_at=utcnow() - timedelta(days=2)))
     teammates = start(store, grace, "Grace's team run")
 
     page.goto(f"{console.url}/console/runs")
@@ -90,14 +50,17 @@ def test_sign_in_list_filter_and_open_a_run_that_renders_untrusted_text_inert(
     assert page.url.endswith("/console/runs")
     shot(page, tmp_path, "runs")
     rows = page.locator("tbody tr[data-run]")
-    assert sorted(rows.evaluate_all("rs => rs.map(r => r.dataset.run)")) == sorted([mine, failed])  # Personal
+    assert sorted(rows.evaluate_all("rs => rs.map(r => r.dataset.run)")) == sorted([mine, failed, errored, earlier])
     page.get_by_role("link", name="All").click()
     assert teammates in page.locator("tbody").inner_html()
 
     page.goto(f"{console.url}/console/runs?tab=personal")
-    page.get_by_label("Status").select_option("FAILED")
+    page.get_by_label("Status").select_option("Failed")
+    page.get_by_label("Created on (UTC)").fill(utcnow().strftime("%Y-%m-%d"))
     page.get_by_role("button", name="Filter").click()
-    assert page.locator("tbody tr[data-run]").evaluate_all("rs => rs.map(r => r.dataset.run)") == [failed]
+    shown = page.locator("tbody tr[data-run]").evaluate_all("rs => rs.map(r => r.dataset.run)")
+    assert sorted(shown) == sorted([failed, errored])  # failed today: exactly those
+    assert page.locator(f"tr[data-run='{errored}'] .state").inner_text() == "Failed"
 
     page.goto(f"{console.url}/console/runs/{mine}")
     shot(page, tmp_path, "run")
