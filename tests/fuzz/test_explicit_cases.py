@@ -19,7 +19,7 @@ BODIES = {
     "not-an-object": b'"event_callback"',
     "empty": b"",
 }
-FIXTURES = {"slack": "event.app_mention.thread.json", "linear": "comment.create.mention.json", "github": "ping.json"}
+FIXTURES = {"slack": "event.app_mention.thread.json", "linear": "comment.create.mention.json", "github": "installation.created.json"}
 
 
 @pytest.mark.parametrize("body", sorted(BODIES))
