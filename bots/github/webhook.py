@@ -126,7 +126,7 @@ async def receive(request: web.Request) -> web.Response:
     try:
         payload = json.loads(body)
         result = await in_session(request, EVENT_HANDLERS[event], payload)
-    except (json.JSONDecodeError, ValidationError) as exc:
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested past the parser, or not the model
         await webhooks.release(redis, settings, "github", delivery)
         raise webhooks.malformed("github", f"malformed {event} payload: {str(exc)[:300]}") from None
     except BaseException:
