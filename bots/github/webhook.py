@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from bots import webhooks

@@ -19,7 +19,11 @@ BODIES = {
     "not-an-object": b'"event_callback"',
     "empty": b"",
 }
-FIXTURES = {"slack": "event.app_mention.thread.json", "linear": "comment.create.mention.json", "github": "installation.created.json"}
+FIXTURES = {
+    "slack": "event.app_mention.thread.json",
+    "linear": "comment.create.mention.json",
+    "github": "installation.created.json",
+}
 
 
 @pytest.mark.parametrize("body", sorted(BODIES))
