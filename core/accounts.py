@@ -136,3 +136,9 @@ def list_accounts(session: Session, team_uid: str) -> list[Account]:
     live = (AccountRow.team_uid == team_uid, AccountRow.removed_at.is_(None))
     rows = session.scalars(select(AccountRow).where(*live).order_by(AccountRow.created_at))
     return [Account.model_validate(row) for row in rows]
+
+
+def is_live(session: Session, uid: str) -> bool:
+    """The account exists and was not removed (a console session without a key ends with it)."""
+    row = session.get(AccountRow, uid)
+    return row is not None and row.removed_at is None

@@ -10,11 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.models import Account
 from core.store import Store, utcnow
-from core.store.tables import GitHubAuthorizationRow
+from core.store.tables import AccountRow, GitHubAuthorizationRow
 from core.vault import Vault
 
 EXPIRY_MARGIN = timedelta(minutes=5)
@@ -130,3 +131,16 @@ def mark_stale(session: Session, account_uid: str) -> None:
     if row is not None:
         row.stale = True
         row.updated_at = utcnow()
+
+
+def account_for_login(session: Session, login: str) -> Account | None:
+    """The live account that authorized GitHub as ``login`` (GitHub logins ignore case) — how
+    a person signs in to the console with GitHub.  A stale authorization still names them: the
+    sign-in itself has just proved the login."""
+    row = session.scalar(
+        select(AccountRow)
+        .join(GitHubAuthorizationRow, GitHubAuthorizationRow.account_uid == AccountRow.uid)
+        .where(func.lower(GitHubAuthorizationRow.login) == login.lower(), AccountRow.removed_at.is_(None))
+        .limit(1)
+    )
+    return None if row is None else Account.model_validate(row)

@@ -11,6 +11,8 @@ CONSOLE_ROUTES: tuple[Route, ...] = (
     Route("GET", "/console", console.index, "The console: to the runs"),
     Route("GET", "/console/sign-in", console.sign_in_page, "Console sign-in form"),
     Route("POST", "/console/sign-in", console.sign_in, "Sign in with a personal API key"),
+    Route("GET", "/console/sign-in/github", console.sign_in_github, "Sign in with GitHub (OAuth configured)"),
+    Route("GET", "/console/sign-in/github/callback", console.sign_in_github_callback, "GitHub sign-in callback"),
     Route("POST", "/console/sign-out", console.sign_out, "Sign out"),
     Route("GET", "/console/runs", console.run_list, "Runs (Personal / All, filters, pages)"),
     Route("GET", "/console/runs/{run_id}", console.run_page, "A run's page"),

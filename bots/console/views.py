@@ -24,9 +24,21 @@ from sqlalchemy.orm import Session
 from bots.console import sessions
 from bots.console.sessions import ConsoleSession
 from bots.streams import after_of, stream
-from bots.web import ASYNC_REDIS, QUEUE, SETTINGS, STORE, blocking, in_session, public, public_url, reading
-from core import accounts, artifacts, events, keys, run_items, runs
+from bots.web import (
+    ASYNC_REDIS,
+    QUEUE,
+    SETTINGS,
+    STORE,
+    BrowserFlow,
+    blocking,
+    in_session,
+    public,
+    public_url,
+    reading,
+)
+from core import accounts, artifacts, events, github_auth, github_oauth, keys, run_items, runs
 from core.errors import ErrorCode, OzError
+from core.identity import principal_of
 from core.keys import authenticate, key_is_live
 from core.models import Principal, RunSourceType, RunState
 from core.models.domain import KEY_EXPIRIES
@@ -61,9 +73,15 @@ async def signed_in(request: web.Request) -> ConsoleSession:
     """The session, or a redirect to sign in and come back here."""
     settings = request.app[SETTINGS]
     found = await sessions.current(settings, request.app[ASYNC_REDIS], request)
-    if found is None or not await reading(request, key_is_live, found.principal.key_uid):
+    if found is None or not await reading(request, _still_valid, found.principal):
         raise web.HTTPSeeOther(f"/console/sign-in?next={quote(request.path_qs, safe='')}")
     return found
+
+
+def _still_valid(session: Session, who: Principal) -> bool:
+    """A key's session ends when the key is revoked or expires; a GitHub sign-in's when its
+    account is removed."""
+    return key_is_live(session, who.key_uid) if who.key_uid else accounts.is_live(session, who.uid)
 
 
 def checked(session: ConsoleSession, form: dict) -> None:
@@ -115,12 +133,58 @@ def _sign_in_again(request: web.Request, target: str, error: str) -> web.Respons
 def _sign_in_form(request: web.Request, target: str, error: str | None, status: int) -> web.Response:
     """The form, with a fresh double-submit token in a cookie and in the form."""
     token = secrets.token_urlsafe(24)
-    context = {"pre": token, "next": target, "error": error}
+    settings = request.app[SETTINGS]
+    github = bool(settings.github_oauth_client_id and settings.github_oauth_client_secret)
+    context = {"pre": token, "next": target, "error": error, "github": github}
     response = aiohttp_jinja2.render_template("sign_in.html", request, context, status=status)
     response.set_cookie(
         PRE, token, max_age=1800, path="/console", httponly=True, samesite="Lax", secure=_secure(request)
     )
     return response
+
+
+GITHUB_FLOW = BrowserFlow("console_github", "/console")
+
+
+@public
+async def sign_in_github(request: web.Request) -> web.StreamResponse:
+    """Sign in with GitHub (when OAuth is configured): GitHub says who this is, and the account
+    that authorized that GitHub login is the one signed in."""
+    settings = request.app[SETTINGS]
+    target = _next(request.query.get("next"))
+    nonce = await GITHUB_FLOW.begin(settings, request.app[ASYNC_REDIS], target)
+    redirect = f"{public_url(request)}/console/sign-in/github/callback"
+    try:
+        url = await blocking(request, github_oauth.login_url, settings, "", nonce, redirect)
+    except OzError as error:
+        return _sign_in_form(request, target, error.message, 404)
+    raise GITHUB_FLOW.redirect(request, url, nonce)
+
+
+@public
+async def sign_in_github_callback(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    try:
+        if "error" in request.query:
+            raise OzError(ErrorCode.NOT_AUTHORIZED, request.query.get("error_description") or request.query["error"])
+        _, nonce = github_oauth.read_state(settings, request.query.get("state"))
+        target = _next(await GITHUB_FLOW.finish(request, settings, request.app[ASYNC_REDIS], nonce))
+        grant = await blocking(request, github_oauth.exchange_code, settings, request.query.get("code") or "")
+        login = await blocking(request, github_oauth.login_of, settings, grant.token)
+        account = await reading(request, github_auth.account_for_login, login)
+    except OzError as error:
+        return _sign_in_again(request, "/console/runs", f"GitHub sign-in did not complete: {error.message}")
+    if account is None:
+        message = (
+            f"No account here has authorized GitHub as {login}. Sign in with your personal key, then "
+            "authorize GitHub (Team page) to sign in with GitHub from then on."
+        )
+        return _sign_in_again(request, target, message)
+    token = await sessions.open_session(settings, request.app[ASYNC_REDIS], principal_of(account))
+    response = web.HTTPSeeOther(target)
+    sessions.set_cookie(response, token, _secure(request))
+    GITHUB_FLOW.forget(response)
+    raise response
 
 
 @public

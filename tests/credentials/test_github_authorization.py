@@ -247,3 +247,39 @@ def test_cli_status_shows_who_is_authorized_as_which_login(alice, database_url: 
 
     assert github_cli("status").strip() == "alice@example.com\tTrue\talice-gh"
     assert "/auth/github?token=" in github_cli("authorize")
+
+
+def test_the_console_signs_in_with_github_whoever_authorized_that_login(
+    web: LiveServer, web_settings: Settings, github: FakeGitHub, store: Store
+):
+    """With OAuth configured the console offers GitHub sign-in: GitHub says who this is, and the
+    account that authorized that login is signed in; a login nobody authorized, or a callback
+    finished in another browser, signs nobody in."""
+    from core.github_auth import save_authorization
+    from core.vault import Vault
+
+    carol = make_person(store)
+    with store.session() as session:
+        save_authorization(session, Vault.from_settings(web_settings), carol.uid, "Carol-GH", "gho_" + "c" * 36)
+    browser = httpx.Client(base_url=web.url)
+    assert "Sign in with GitHub" in browser.get(f"{web.url}/console/sign-in").text
+
+    github.browser_login = "carol-gh"  # GitHub logins ignore case
+    start = browser.get(f"{web.url}/console/sign-in/github", params={"next": "/console/keys"})
+    assert start.status_code == 303 and "oz_console_github" in start.headers["set-cookie"]
+    outside = urlparse(start.headers["location"])
+    assert outside.path == "/login/oauth/authorize"
+    callback = browser.get(start.headers["location"])  # GitHub sends the browser back
+    stolen = callback.headers["location"]
+    landed = follow(browser, callback)
+    assert landed.status_code == 200 and str(landed.url).endswith("/console/keys")
+    assert "carol@example.com" in landed.text
+
+    github.browser_login = "mallory-gh"
+    other = httpx.Client(base_url=web.url)
+    refused = follow(other, other.get(f"{web.url}/console/sign-in/github"))
+    assert refused.status_code == 401 and "No account here has authorized GitHub as mallory-gh" in refused.text
+    assert other.get("/console/runs", follow_redirects=True).url.path == "/console/sign-in"  # not signed in
+
+    replayed = httpx.Client(base_url=web.url).get(stolen)  # carol's callback, opened in someone else's browser
+    assert replayed.status_code == 401 and "GitHub sign-in did not complete" in replayed.text
