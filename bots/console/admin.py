@@ -8,9 +8,10 @@ form carries the session's CSRF token, and a secret's value is written, never sh
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from urllib.parse import quote, urlencode
+from typing import Any, NoReturn
+from urllib.parse import urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -44,6 +45,26 @@ def _page(session: ConsoleSession, **context: Any) -> dict[str, Any]:
 
 def _back(path: str, notice: str) -> web.HTTPSeeOther:
     return web.HTTPSeeOther(f"{path}?{urlencode({'notice': notice})}")
+
+
+async def _submitted(request: web.Request) -> tuple[ConsoleSession, dict]:
+    """A form from a signed-in person, its CSRF token checked."""
+    session = await signed_in(request)
+    form = dict(await request.post())
+    checked(session, form)
+    return session, form
+
+
+async def _done_or_refused(
+    request: web.Request, back: str, done: Callable[[Any], str], fn: Callable[..., Any], *args: Any, **kwargs: Any
+) -> NoReturn:
+    """Do a form's change in one transaction, then back to its page saying how it went (a
+    refusal in the core's own words: the CLI's rules, the CLI's messages)."""
+    try:
+        result = await in_session(request, fn, *args, **kwargs)
+    except OzError as error:
+        raise _back(back, error.message) from None
+    raise _back(back, done(result))
 
 
 # --- usage -------------------------------------------------------------------------------------
@@ -94,37 +115,34 @@ def _lines(text: object) -> list[str]:
 
 @public
 async def environment_create(request: web.Request) -> web.StreamResponse:
-    session = await signed_in(request)
-    form = dict(await request.post())
-    checked(session, form)
-    try:
-        env = await in_session(
-            request,
-            environments.create_environment,
-            session.principal,
-            name=str(form.get("name") or "").strip(),
-            docker_image=str(form.get("docker_image") or "").strip(),
-            repos=_lines(form.get("repos")),
-            setup_commands=_lines(form.get("setup_commands")),
-            description=str(form.get("description") or "").strip() or None,
-        )
-    except OzError as error:
-        raise _back("/console/environments", error.message) from None
-    raise _back("/console/environments", f"Environment {env.name} created ({env.uid}).")
+    session, form = await _submitted(request)
+    await _done_or_refused(
+        request,
+        "/console/environments",
+        lambda env: f"Environment {env.name} created ({env.uid}).",
+        environments.create_environment,
+        session.principal,
+        name=str(form.get("name") or "").strip(),
+        docker_image=str(form.get("docker_image") or "").strip(),
+        repos=_lines(form.get("repos")),
+        setup_commands=_lines(form.get("setup_commands")),
+        description=str(form.get("description") or "").strip() or None,
+    )
 
 
 @public
 async def environment_update(request: web.Request) -> web.StreamResponse:
     """Name, image and description; repos and setup commands are replaced by the form's lines."""
-    session = await signed_in(request)
-    form = dict(await request.post())
-    checked(session, form)
-    uid = request.match_info["uid"]
-    try:
-        await in_session(request, _replace_environment, session.principal, uid, form)
-    except OzError as error:
-        raise _back("/console/environments", error.message) from None
-    raise _back("/console/environments", "Environment saved.")
+    session, form = await _submitted(request)
+    await _done_or_refused(
+        request,
+        "/console/environments",
+        lambda _: "Environment saved.",
+        _replace_environment,
+        session.principal,
+        request.match_info["uid"],
+        form,
+    )
 
 
 def _replace_environment(session: Session, who: Principal, uid: str, form: dict) -> None:
@@ -147,14 +165,10 @@ def _replace_environment(session: Session, who: Principal, uid: str, form: dict)
 
 @public
 async def environment_delete(request: web.Request) -> web.StreamResponse:
-    session = await signed_in(request)
-    form = dict(await request.post())
-    checked(session, form)
-    uid = request.match_info["uid"]
+    session, form = await _submitted(request)
+    uid, force = request.match_info["uid"], bool(form.get("force"))
     try:
-        await in_session(
-            request, environments.delete_environment, session.principal, uid, force=bool(form.get("force"))
-        )
+        await in_session(request, environments.delete_environment, session.principal, uid, force=force)
     except OzError as error:
         raise _back("/console/environments", error.message.replace("pass --force", "tick \u201cdetach\u201d")) from None
     raise _back("/console/environments", "Environment deleted.")
@@ -198,35 +212,36 @@ async def secret_list(request: web.Request) -> dict:
 @public
 async def secret_put(request: web.Request) -> web.StreamResponse:
     """Write-only: the value goes into the vault and is never sent back to any page."""
-    session = await signed_in(request)
-    form = dict(await request.post())
-    checked(session, form)
-    scope = "personal" if form.get("scope") == "personal" else "team"
+    session, form = await _submitted(request)
     name = str(form.get("name") or "").strip()
-    try:
-        await in_session(
-            request,
-            managed_secrets.put_secret,
-            request.app[VAULT],
-            session.principal,
-            name,
-            str(form.get("value") or ""),
-            scope,
-        )
-    except OzError as error:
-        raise _back("/console/secrets", error.message) from None
-    raise _back("/console/secrets", f"Secret {name} saved.")
+    value, scope = str(form.get("value") or ""), _scope(form)
+    await _done_or_refused(
+        request,
+        "/console/secrets",
+        lambda _: f"Secret {name} saved.",
+        managed_secrets.put_secret,
+        request.app[VAULT],
+        session.principal,
+        name,
+        value,
+        scope,
+    )
 
 
 @public
 async def secret_delete(request: web.Request) -> web.StreamResponse:
-    session = await signed_in(request)
-    form = dict(await request.post())
-    checked(session, form)
-    scope = "personal" if form.get("scope") == "personal" else "team"
+    session, form = await _submitted(request)
     name = request.match_info["name"]
-    try:
-        await in_session(request, managed_secrets.delete_secret, session.principal, name, scope)
-    except OzError as error:
-        raise _back("/console/secrets", error.message) from None
-    raise _back("/console/secrets", f"Secret {quote(name)} deleted.")
+    await _done_or_refused(
+        request,
+        "/console/secrets",
+        lambda _: f"Secret {name} deleted.",
+        managed_secrets.delete_secret,
+        session.principal,
+        name,
+        _scope(form),
+    )
+
+
+def _scope(form: dict) -> managed_secrets.Scope:
+    return "personal" if form.get("scope") == "personal" else "team"
