@@ -34,7 +34,7 @@ from core.logs import configure_logging  # noqa: E402
 from core.models import Principal  # noqa: E402
 from core.models.wire import TERMINAL_STATES, RunAgentRequest  # noqa: E402
 from core.queue import RunQueue, connect  # noqa: E402
-from core.settings import Settings  # noqa: E402
+from core.settings import DEFAULT_AGENT_LIMIT, Settings  # noqa: E402
 from core.store import Store  # noqa: E402
 from core.vault import Vault  # noqa: E402
 from tests.agent_image import agent_image  # noqa: E402
@@ -122,7 +122,7 @@ def main() -> None:
             for round_ in range(args.rounds + 1):  # the first one warms the worker and the page cache
                 before = len(fake.requests)
                 request = RunAgentRequest(prompt="Say hi", config={"environment_id": env_id, "harness": {"type": name}})
-                run = runs.create(store, queue, who, request).run
+                run = runs.create(store, queue, who, request, agent_limit=DEFAULT_AGENT_LIMIT).run
                 wait_done(store, run.run_id)
                 firsts = [r["at"] for r in fake.requests[before:] if fake.is_main(r["body"])]
                 if round_ and firsts:

@@ -39,6 +39,7 @@ from core.keys import create_key
 from core.logs import configure_logging
 from core.models import RunSourceType, RunState
 from core.models.wire import RunAgentRequest
+from core.settings import DEFAULT_AGENT_LIMIT
 from core.store import Store, utcnow
 from core.store.tables import RunRow
 
@@ -63,7 +64,9 @@ def seed(database_url: str, count: int) -> str:
     with store.session() as session:
         account = create_account(session, "bench@example.com", "acme")
         key = create_key(session, account, "bench")[1]
-    template = runs.create(store, None, principal_of(account), RunAgentRequest(prompt="seed")).run.run_id
+    template = runs.create(
+        store, None, principal_of(account), RunAgentRequest(prompt="seed"), agent_limit=DEFAULT_AGENT_LIMIT
+    ).run.run_id
     with store.reader() as session:
         row = session.get(RunRow, template)
         base = {c.key: getattr(row, c.key) for c in RunRow.__mapper__.column_attrs}

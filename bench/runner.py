@@ -32,6 +32,7 @@ from core.logs import configure_logging  # noqa: E402
 from core.models import Principal  # noqa: E402
 from core.models.wire import TERMINAL_STATES, RunAgentRequest  # noqa: E402
 from core.queue import RunQueue, connect  # noqa: E402
+from core.settings import DEFAULT_AGENT_LIMIT  # noqa: E402
 from core.store import Store  # noqa: E402
 from tests.images import busybox_image  # noqa: E402
 
@@ -113,7 +114,13 @@ def main() -> None:
     ]
     try:
         time.sleep(3)  # workers up
-        warm = runs.create(store, queue, who, RunAgentRequest(prompt="warm up", config={"environment_id": env_id}))
+        warm = runs.create(
+            store,
+            queue,
+            who,
+            RunAgentRequest(prompt="warm up", config={"environment_id": env_id}),
+            agent_limit=DEFAULT_AGENT_LIMIT,
+        )
         wait_all(store, [warm.run.run_id])
         bare = bare_docker_run(client, image, 5)
         print(f"bare docker run (create+start+wait+remove): {bare:.3f} s   [{os.cpu_count()} cores, {WORKERS} workers]")
@@ -123,7 +130,11 @@ def main() -> None:
             for _ in range(args.rounds):
                 batch = [
                     runs.create(
-                        store, queue, who, RunAgentRequest(prompt="noop", config={"environment_id": env_id})
+                        store,
+                        queue,
+                        who,
+                        RunAgentRequest(prompt="noop", config={"environment_id": env_id}),
+                        agent_limit=DEFAULT_AGENT_LIMIT,
                     ).run.run_id
                     for _ in range(n)
                 ]

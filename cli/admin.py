@@ -100,7 +100,9 @@ def key() -> None:
 def key_create(ctx: Context, email: str, name: str, agent_uid: str | None, expires: str) -> None:
     with store_session(ctx.settings) as session:
         owner = accounts.account_by_email(session, email)
-        record, raw = keys.create_key(session, owner, name, agent_uid=agent_uid, expires=expires)
+        record, raw = keys.create_key(
+            session, owner, name, agent_uid=agent_uid, expires=expires, agent_limit=ctx.settings.agent_limit
+        )
     if ctx.output_format == "pretty":
         click.echo(
             f"Created {record.kind.value} key {record.name!r} ({record.uid}), expires "

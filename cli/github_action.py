@@ -69,6 +69,7 @@ def local_watcher(config: ActionConfig) -> RunWatcher:
             ),
             source=RunSourceType.GITHUB_ACTION,
             origin=Origin(source=RunSourceType.GITHUB_ACTION, trigger_url=request.trigger_url),
+            agent_limit=settings.agent_limit,
         )
         run_id = created.run.run_id
         ctx = WorkerContext.build(settings, store, with_queue=False)

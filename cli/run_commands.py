@@ -55,7 +55,9 @@ def run(
         with store.session() as session:
             who = acting_principal(session, email)
         queue = RunQueue.from_settings(settings)
-        created = runs.create(store, queue, who, request, source=RunSourceType.CLI)
+        created = runs.create(
+            store, queue, who, request, source=RunSourceType.CLI, agent_limit=ctx.settings.agent_limit
+        )
     finally:
         store.dispose()
     view = {

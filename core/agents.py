@@ -2,7 +2,9 @@
 
 Availability is derived, never stored: the default agent and the oldest agents up to the
 plan limit are available, the rest are listed but unusable.  Deriving it means a changed
-limit takes effect at once, as the reference describes for a downgraded team.
+limit takes effect at once, as the reference describes for a downgraded team.  The limit is
+the caller's to give (``OZGW_AGENT_LIMIT``, read where the settings are: the web process, the
+worker, the CLI); nothing here reads settings.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from core.mcp import check_usable, redact, seal
 from core.models import AgentIdentity, Principal
 from core.models.wire import AgentCreateRequest, AgentResponse, AgentUpdateRequest
 from core.permissions import require_admin
-from core.settings import get_settings
 from core.store.tables import AgentRow, ApiKeyRow, EnvironmentRow, utcnow
 from core.unsupported import refuse_unsupported
 from core.vault import Vault
@@ -44,23 +45,30 @@ def _live_rows(session: Session, team_uid: str) -> list[AgentRow]:
     return list(session.scalars(stmt))
 
 
-def list_agents(session: Session, team_uid: str) -> list[AgentIdentity]:
-    limit = get_settings().agent_limit
+def list_agents(session: Session, team_uid: str, limit: int) -> list[AgentIdentity]:
+    """The team's live agents, each ``available`` or not under a plan of ``limit`` agents."""
     return [
         AgentIdentity.model_validate(row).model_copy(update={"available": i < limit})
         for i, row in enumerate(_live_rows(session, team_uid))
     ]
 
 
-def get_agent(session: Session, team_uid: str, uid: str) -> AgentIdentity:
-    for agent in list_agents(session, team_uid):
+def get_agent(session: Session, team_uid: str, uid: str, limit: int) -> AgentIdentity:
+    for agent in list_agents(session, team_uid, limit):
         if agent.uid == uid:
             return agent
     raise not_found("agent", uid)
 
 
-def default_agent(session: Session, team_uid: str) -> AgentIdentity:
-    return next(a for a in list_agents(session, team_uid) if a.is_default)
+def require_agent(session: Session, team_uid: str, uid: str) -> str:
+    """``uid`` when it names a live agent of the team (whatever the plan); else not found."""
+    if not any(row.uid == uid for row in _live_rows(session, team_uid)):
+        raise not_found("agent", uid)
+    return uid
+
+
+def default_agent(session: Session, team_uid: str, limit: int) -> AgentIdentity:
+    return next(a for a in list_agents(session, team_uid, limit) if a.is_default)
 
 
 def _require_human(principal: Principal) -> None:
@@ -97,13 +105,12 @@ def _apply(row: AgentRow, fields: dict, vault: Vault | None) -> None:
 
 
 def create_agent(
-    session: Session, principal: Principal, request: AgentCreateRequest, vault: Vault | None = None
+    session: Session, principal: Principal, request: AgentCreateRequest, vault: Vault | None = None, *, limit: int
 ) -> AgentIdentity:
     """``vault`` seals MCP credentials (``core.mcp``); needed when the request has some."""
     _require_human(principal)
     require_admin(session, principal, "create a cloud agent")
     live = _live_rows(session, principal.team_uid)
-    limit = get_settings().agent_limit
     if len(live) >= limit:
         raise OzError(
             ErrorCode.FEATURE_NOT_AVAILABLE,
@@ -117,15 +124,21 @@ def create_agent(
     _apply(row, request.model_dump(mode="json", exclude_none=True), vault)
     session.add(row)
     session.flush()
-    return get_agent(session, principal.team_uid, row.uid)
+    return get_agent(session, principal.team_uid, row.uid, limit)
 
 
 def update_agent(
-    session: Session, principal: Principal, uid: str, request: AgentUpdateRequest, vault: Vault | None = None
+    session: Session,
+    principal: Principal,
+    uid: str,
+    request: AgentUpdateRequest,
+    vault: Vault | None = None,
+    *,
+    limit: int,
 ) -> AgentIdentity:
     _require_human(principal)
     require_admin(session, principal, "change a cloud agent")
-    agent = get_agent(session, principal.team_uid, uid)
+    agent = get_agent(session, principal.team_uid, uid, limit)
     if not agent.available:
         raise OzError(
             ErrorCode.FEATURE_NOT_AVAILABLE, f"cloud agent {agent.name!r} is over the plan limit and cannot be edited"
@@ -138,18 +151,17 @@ def update_agent(
     _apply(row, fields, vault)
     row.updated_at = utcnow()
     session.flush()
-    return get_agent(session, principal.team_uid, uid)
+    return get_agent(session, principal.team_uid, uid, limit)
 
 
 def delete_agent(session: Session, principal: Principal, uid: str) -> None:
     """Soft-delete the agent and revoke every key bound to it."""
     _require_human(principal)
     require_admin(session, principal, "delete a cloud agent")
-    agent = get_agent(session, principal.team_uid, uid)
-    if agent.is_default:
-        raise OzError(ErrorCode.OPERATION_NOT_SUPPORTED, "the team's default cloud agent cannot be deleted")
-    row = session.get(AgentRow, uid)
+    row = session.get(AgentRow, require_agent(session, principal.team_uid, uid))
     assert row is not None
+    if row.is_default:
+        raise OzError(ErrorCode.OPERATION_NOT_SUPPORTED, "the team's default cloud agent cannot be deleted")
     now = utcnow()
     row.deleted_at = now
     session.execute(

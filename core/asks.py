@@ -136,6 +136,7 @@ def start(
     team_owned: bool = True,
     metadata: dict[str, str] | None = None,
     files: list[tuple[str, str, bytes]] | None = None,
+    agent_limit: int,
 ) -> Started | Refused:
     """Create the run an ask proceeds to, configured from the surface's defaults.
 
@@ -166,6 +167,7 @@ def start(
             origin=origin,
             idempotency_key=idempotency_key,
             files=files,
+            agent_limit=agent_limit,
         )
     except OzError as error:
         return Refused(error)

@@ -31,15 +31,24 @@ def hash_key(raw: str) -> str:
 
 
 def create_key(
-    session: Session, account: Account, name: str, *, agent_uid: str | None = None, expires: str = "90d"
+    session: Session,
+    account: Account,
+    name: str,
+    *,
+    agent_uid: str | None = None,
+    expires: str = "90d",
+    agent_limit: int | None = None,
 ) -> tuple[ApiKey, str]:
-    """Mint a personal key (or an agent key when ``agent_uid`` is given); returns the raw key once."""
+    """Mint a personal key (or an agent key when ``agent_uid`` is given, under a plan of
+    ``agent_limit`` cloud agents); returns the raw key once."""
     if not name.strip():
         raise invalid("a key needs a name")
     if expires not in KEY_EXPIRIES:
         raise invalid(f"expiry must be one of {', '.join(KEY_EXPIRIES)}")
     if agent_uid is not None:
-        agent = get_agent(session, account.team_uid, agent_uid)
+        if agent_limit is None:
+            raise TypeError("an agent key needs the plan's agent limit to check the agent is available")
+        agent = get_agent(session, account.team_uid, agent_uid, agent_limit)
         if not agent.available:
             raise OzError(
                 ErrorCode.FEATURE_NOT_AVAILABLE,

@@ -379,7 +379,9 @@ class _Actors:
     agent_uid: str | None
 
 
-def _resolve_actors(session: Session, principal: Principal, request: RunAgentRequest, team_owned: bool) -> _Actors:
+def _resolve_actors(
+    session: Session, principal: Principal, request: RunAgentRequest, team_owned: bool, agent_limit: int
+) -> _Actors:
     """Who the run is by (creator) and who executes it (executor), per the reference's rules."""
     if principal.is_human:
         if request.on_behalf_of:
@@ -387,11 +389,11 @@ def _resolve_actors(session: Session, principal: Principal, request: RunAgentReq
         if request.agent_identity_uid:
             if not team_owned:
                 raise invalid("agent_identity_uid is only valid for team-owned runs")
-            agent = get_agent(session, principal.team_uid, request.agent_identity_uid)
+            agent = get_agent(session, principal.team_uid, request.agent_identity_uid, agent_limit)
             _require_available(agent.available, agent.name)
             return _Actors("user", principal.uid, "service_account", agent.uid, agent.uid)
         return _Actors("user", principal.uid, "user", principal.uid, None)
-    agent = get_agent(session, principal.team_uid, principal.uid)
+    agent = get_agent(session, principal.team_uid, principal.uid, agent_limit)
     _require_available(agent.available, agent.name)
     if request.agent_identity_uid and request.agent_identity_uid != agent.uid:
         raise OzError(ErrorCode.NOT_AUTHORIZED, "an agent API key can only start runs as its own cloud agent")
@@ -419,11 +421,11 @@ def _require_available(available: bool, name: str) -> None:
 
 
 def _environment_id(
-    session: Session, principal: Principal, config: AmbientAgentConfig, agent_uid: str | None
+    session: Session, principal: Principal, config: AmbientAgentConfig, agent: AgentIdentity | None
 ) -> str | None:
     env_id = config.environment_id
-    if env_id is None and agent_uid is not None:
-        env_id = get_agent(session, principal.team_uid, agent_uid).environment_id
+    if env_id is None and agent is not None:
+        env_id = agent.environment_id
     if env_id:
         env = session.get(EnvironmentRow, env_id)
         if env is None or env.team_uid != principal.team_uid or env.deleted_at is not None:
@@ -459,20 +461,21 @@ def _prepare(
     idempotency_key: str | None,
     auto_metadata: dict[str, str],
     vault: Vault | None,
+    agent_limit: int,
 ) -> tuple[RunRow, list[tuple[str, str, bytes]]]:
     team_owned = request.team is not False
-    actors = _resolve_actors(session, principal, request, team_owned)
+    actors = _resolve_actors(session, principal, request, team_owned, agent_limit)
     config = request.config or AmbientAgentConfig()
     if request.skill:
         config = config.model_copy(update={"skill_spec": request.skill, "skills": None})
-    agent = get_agent(session, principal.team_uid, actors.agent_uid) if actors.agent_uid else None
+    agent = get_agent(session, principal.team_uid, actors.agent_uid, agent_limit) if actors.agent_uid else None
     if agent is not None:
         config = with_agent_defaults(config, agent)
     skill_spec = config.skill_spec or (config.skills[0] if config.skills else None)
     if skill_spec:
         skills.parse(skill_spec)  # a malformed spec is the caller's to fix, now
     refuse_unsupported(config)
-    env_id = _environment_id(session, principal, config, actors.agent_uid)
+    env_id = _environment_id(session, principal, config, agent)
     config = config.model_copy(update={"environment_id": env_id})
     model_id = config.model_id or (agent.base_model if agent else None)
     name = config.name or skills.skill_name(skill_spec)
@@ -553,6 +556,7 @@ def create(
     auto_metadata: dict[str, str] | None = None,
     vault: Vault | None = None,
     files: list[tuple[str, str, bytes]] | None = None,
+    agent_limit: int,
 ) -> Created:
     """Validate, persist as QUEUED, commit, then enqueue — the single way a run comes to be.
 
@@ -561,6 +565,7 @@ def create(
     ``vault`` seals the config's MCP credentials (needed when it has some; those an
     integration or cloud agent contributed are sealed already).  ``files``: (name, MIME type,
     bytes) a surface brought beside the request's own attachments (a Slack thread's files).
+    ``agent_limit``: the plan's cloud agents (``OZGW_AGENT_LIMIT``); one past it cannot run.
     """
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
         raise invalid("Idempotency-Key must be 1-255 characters")
@@ -579,6 +584,7 @@ def create(
                 idempotency_key=idempotency_key,
                 auto_metadata=auto_metadata or {},
                 vault=vault,
+                agent_limit=agent_limit,
             )
             # Core inserts: the hot path of the API, and nothing here needs the unit of work.
             session.execute(insert(RunRow).values({c.key: getattr(row, c.key) for c in RunRow.__mapper__.column_attrs}))

@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.network import NetworkMode
 
+DEFAULT_AGENT_LIMIT = 5
+"""Cloud agents a team may use unless ``OZGW_AGENT_LIMIT`` says otherwise."""
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OZGW_", env_file=".env", extra="ignore")
@@ -37,7 +40,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     """Signs download links; ``oz-gateway up`` generates and keeps one under ``data_dir``."""
 
-    agent_limit: int = Field(default=5, ge=1)
+    agent_limit: int = Field(default=DEFAULT_AGENT_LIMIT, ge=1)
     """Cloud agents a team may have, the default one included (the plan limit)."""
 
     max_runtime_seconds: int = Field(default=3600, ge=1)

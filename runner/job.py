@@ -309,7 +309,8 @@ class Execution:
         agent_servers = None
         if self.run.agent_uid:
             with self.ctx.store.reader() as session:
-                agent_servers = get_agent(session, self.run.team_uid, self.run.agent_uid).settings.get("mcp_servers")
+                agent = get_agent(session, self.run.team_uid, self.run.agent_uid, self.settings.agent_limit)
+                agent_servers = agent.settings.get("mcp_servers")
         servers = mcp.unseal(mcp.merge(agent_servers, self.run.config.mcp_servers), self.ctx.vault) or {}
         servers, missing = mcp.expand(servers, variables)
         if missing:
@@ -371,7 +372,7 @@ class Execution:
         person = self.run.creator_uid if self.run.creator_kind == "user" else None
         with self.ctx.store.reader() as session:
             if self.run.agent_uid:
-                agent = get_agent(session, self.run.team_uid, self.run.agent_uid)
+                agent = get_agent(session, self.run.team_uid, self.run.agent_uid, self.settings.agent_limit)
                 names += [s["name"] for s in agent.settings.get("secrets", []) if s["name"] not in names]
             values, missing = resolve_secrets(session, self.ctx.vault, self.run.team_uid, person, names)
             keys = self._model_key(session, driver, person)

@@ -31,6 +31,7 @@ from runner.context import WorkerContext
 from runner.sandbox import RUN_LABEL, containers_of
 from tests.fakes.github import FakeGitHub
 from tests.redis_server import REDIS_URL
+from tests.support.people import AGENT_LIMIT
 
 APP_ID = "424242"
 
@@ -294,7 +295,9 @@ def make_env(store: Store, runner_alice: Person, test_image: str) -> Callable[..
 def start_run(store: Store) -> Callable[..., str]:
     def start(principal: Principal, env_id: str | None, prompt: str = "Fix the README typo") -> str:
         config = {"environment_id": env_id} if env_id else {}
-        created = runs.create(store, None, principal, RunAgentRequest(prompt=prompt, config=config))
+        created = runs.create(
+            store, None, principal, RunAgentRequest(prompt=prompt, config=config), agent_limit=AGENT_LIMIT
+        )
         return created.run.run_id
 
     return start

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from bots.api.context import principal
 from bots.api.middleware import read_json
-from bots.web import QUEUE, STORE, VAULT, blocking, reading
+from bots.web import QUEUE, SETTINGS, STORE, VAULT, blocking, reading
 from core import run_items, runs
 from core.errors import ErrorCode, OzError, invalid
 from core.models import Origin, Principal, RunSourceType
@@ -59,6 +59,7 @@ async def create_run(request: web.Request) -> web.Response:
         origin=origin,
         idempotency_key=_idempotency_key(request),
         vault=request.app[VAULT],
+        agent_limit=request.app[SETTINGS].agent_limit,
     )
     run = created.run
     response = RunAgentResponse(

@@ -183,7 +183,7 @@ def _team_view(session: Session, who: Principal, limit: int) -> dict[str, Any]:
     return {
         "integrations": integrations.list_integrations(session, who.team_uid),
         "environments": {e.uid: e.name for e in environments.list_environments(session, who.team_uid)},
-        "agents": agents.list_agents(session, who.team_uid),
+        "agents": agents.list_agents(session, who.team_uid, limit),
         "agent_limit": limit,
         "links": [(link, people[link.account_uid]) for link in links],
         "github": github_auth.status(session, who.uid),

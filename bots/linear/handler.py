@@ -303,6 +303,7 @@ class LinearFrontDoor:
             ),
             idempotency_key=key,
             metadata={"ticket_id": issue["identifier"], "ticket_source": "LINEAR"},
+            agent_limit=self.settings.agent_limit,
         )
         if isinstance(started, asks.Refused):
             await self._refuse(trigger, started.error, None)

@@ -176,6 +176,7 @@ class SlackFrontDoor:
             # A DM or private channel's run stays the person's own; a team one runs as the integration's agent.
             team_owned=not await self._private(client, message),
             files=downloaded.files,
+            agent_limit=self.settings.agent_limit,
         )
 
     async def _private(self, client: AsyncWebClient, message: SlackMessage) -> bool:

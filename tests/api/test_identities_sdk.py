@@ -16,27 +16,29 @@ from oz_agent_sdk import (
 from core import environments
 from core.accounts import account_by_email
 from core.keys import create_key
-from core.settings import get_settings
+from core.settings import Settings
 from core.store import Store
 from tests.api.test_runs_sdk import principal_of
 from tests.live_server import LiveServer
-from tests.support.people import Person, add_file_artifact
+from tests.support.people import AGENT_LIMIT, Person, add_file_artifact
 
 
 @pytest.fixture
-def agent_limit(monkeypatch: pytest.MonkeyPatch):
+def agent_limit(settings: Settings):
+    """The plan's limit as the running gateway reads it (``OZGW_AGENT_LIMIT`` in its settings)."""
+
     def set_limit(n: int) -> None:
-        monkeypatch.setenv("OZGW_AGENT_LIMIT", str(n))
-        get_settings.cache_clear()
+        settings.agent_limit = n
 
     set_limit(3)
-    yield set_limit
-    get_settings.cache_clear()
+    return set_limit
 
 
 def agent_client(store: Store, person: Person, agent_uid: str, base_url: str) -> OzAPI:
     with store.session() as session:
-        _record, raw = create_key(session, account_by_email(session, person.account.email), "ci", agent_uid=agent_uid)
+        _record, raw = create_key(
+            session, account_by_email(session, person.account.email), "ci", agent_uid=agent_uid, agent_limit=AGENT_LIMIT
+        )
     return OzAPI(api_key=raw, base_url=base_url, max_retries=0)
 
 

@@ -13,7 +13,7 @@ from core.models import Principal, RunSourceType, RunState
 from core.models.wire import RunAgentRequest
 from core.queue import RunQueue
 from core.store import Store, utcnow
-from tests.support.people import Person
+from tests.support.people import AGENT_LIMIT, Person
 
 
 def principal_of(person: Person) -> Principal:
@@ -78,7 +78,14 @@ def test_list_filters_each_narrow_the_result(alice: Person, make_person, store: 
     a1 = alice.client.agent.run(prompt="one", config={"name": "nightly", "model_id": "m-large"}).run_id
     a2 = alice.client.agent.run(prompt="two", config={"name": "weekly", "environment_id": env_id}).run_id
     b1 = bob.client.agent.run(prompt="three", config={"name": "nightly"}).run_id
-    cli = runs.create(store, queue, principal_of(bob), RunAgentRequest(prompt="four"), source=RunSourceType.CLI)
+    cli = runs.create(
+        store,
+        queue,
+        principal_of(bob),
+        RunAgentRequest(prompt="four"),
+        source=RunSourceType.CLI,
+        agent_limit=AGENT_LIMIT,
+    )
     alice.client.agent.runs.cancel(a2)
 
     def ids(**filters) -> set[str]:
@@ -163,7 +170,12 @@ def test_cancel_a_pending_run_is_a_retryable_conflict(alice: Person, store: Stor
 
 def test_cancel_a_github_action_run_is_not_supported(alice: Person, store: Store, queue: RunQueue):
     created = runs.create(
-        store, queue, principal_of(alice), RunAgentRequest(prompt="ci"), source=RunSourceType.GITHUB_ACTION
+        store,
+        queue,
+        principal_of(alice),
+        RunAgentRequest(prompt="ci"),
+        source=RunSourceType.GITHUB_ACTION,
+        agent_limit=AGENT_LIMIT,
     )
     assert alice.client.agent.runs.retrieve(created.run.run_id).is_run_type_cancellable is False
     with pytest.raises(UnprocessableEntityError) as err:

@@ -21,6 +21,7 @@ from core.store import Store, utcnow
 from core.store.tables import RunRow
 from tests.live_server import LiveServer
 from tests.support.console import person, shot, sign_in, start
+from tests.support.people import AGENT_LIMIT
 
 HOSTILE = "Fix it <script>window.__owned = 1</script> and ping <@U0LAN0Z89> <!channel>"
 
@@ -98,8 +99,10 @@ def test_agent_keys_and_revoked_keys_stay_out(page: Page, console: LiveServer, s
     with store.session() as session:
         from core.accounts import account_by_email
 
-        agent = agents.create_agent(session, ada, AgentCreateRequest(name="bot"))
-        agent_key = create_key(session, account_by_email(session, "ada@acme.dev"), "bot", agent_uid=agent.uid)[1]
+        agent = agents.create_agent(session, ada, AgentCreateRequest(name="bot"), limit=AGENT_LIMIT)
+        agent_key = create_key(
+            session, account_by_email(session, "ada@acme.dev"), "bot", agent_uid=agent.uid, agent_limit=AGENT_LIMIT
+        )[1]
     sign_in(page, console, agent_key)
     assert "Agent keys cannot sign in" in page.get_by_role("alert").inner_text()
 

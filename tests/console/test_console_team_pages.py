@@ -20,6 +20,7 @@ from core.store import Store, utcnow
 from core.store.tables import RunRow
 from tests.live_server import LiveServer
 from tests.support.console import person, shot, sign_in, start
+from tests.support.people import AGENT_LIMIT
 
 
 def test_usage_is_drawn_on_the_server_and_reconciles_with_the_api(
@@ -38,6 +39,7 @@ def test_usage_is_drawn_on_the_server_and_reconciles_with_the_api(
         RunAgentRequest(prompt="from Slack"),
         source=RunSourceType.SLACK,
         origin=Origin(source=RunSourceType.SLACK, key="slack:T:C:1"),
+        agent_limit=AGENT_LIMIT,
     ).run.run_id
     old = start(store, ada, "Three weeks ago")
     with store.session() as session:

@@ -25,6 +25,7 @@ from tests.live_server import LiveServer
 from tests.runner.test_execution import final
 from tests.runner_support import Person, Remotes
 from tests.support.credentials import WEBHOOK_SECRET
+from tests.support.people import AGENT_LIMIT
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -91,10 +92,10 @@ def test_forged_duplicate_and_unknown_deliveries(web: LiveServer, store: Store):
 def agent_run(store: Store, alice: Person, make_env):
     def start(repos: list[str]) -> str:
         with store.session() as session:
-            agent = default_agent(session, alice.principal.team_uid)
+            agent = default_agent(session, alice.principal.team_uid, AGENT_LIMIT)
         bot = Principal(kind="service_account", uid=agent.uid, team_uid=agent.team_uid)
         request = RunAgentRequest(prompt="nightly", config={"environment_id": make_env(repos=repos)})
-        return runs.create(store, None, bot, request).run.run_id
+        return runs.create(store, None, bot, request, agent_limit=AGENT_LIMIT).run.run_id
 
     return start
 

@@ -23,14 +23,21 @@ from tests.fakes.github import FakeGitHub
 from tests.live_server import LiveServer
 from tests.runner_support import APP_ID, Person, Remotes, worker_env
 from tests.support.github_action import REPO, fixture
+from tests.support.people import AGENT_LIMIT
 
 
 @pytest.fixture
 def agent_key(store: Store, alice: Person) -> str:
     with store.session() as session:
-        agent = default_agent(session, alice.principal.team_uid)
+        agent = default_agent(session, alice.principal.team_uid, AGENT_LIMIT)
         enable_org(session, alice.principal.team_uid, "Codertocat")
-        return create_key(session, account_by_email(session, alice.principal.email), "gha", agent_uid=agent.uid)[1]
+        return create_key(
+            session,
+            account_by_email(session, alice.principal.email),
+            "gha",
+            agent_uid=agent.uid,
+            agent_limit=AGENT_LIMIT,
+        )[1]
 
 
 @pytest.fixture

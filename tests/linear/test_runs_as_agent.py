@@ -16,6 +16,7 @@ from core.store import Store
 from core.store.tables import RunRow
 from tests.fakes.linear import FakeLinear
 from tests.support.linear import SESSION, LinearDelivery, payload
+from tests.support.people import AGENT_LIMIT
 
 
 def the_run(store: Store):
@@ -41,6 +42,7 @@ def make_agent(store: Store, who: Principal) -> str:
                 skills=["acme/playbooks:triage"],
                 mcp_servers={"tracker": {"url": "https://tracker.internal.test/mcp"}},
             ),
+            limit=AGENT_LIMIT,
         )
         integrations.update_integration(session, who, IntegrationProvider.LINEAR, agent_uid=agent.uid)
     return agent.uid

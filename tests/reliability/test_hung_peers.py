@@ -28,6 +28,7 @@ from runner.job import run_job
 from tests.redis_server import REDIS_URL
 from tests.runner.test_execution import final
 from tests.runner_support import Person, Remotes, settings_with, with_settings
+from tests.support.people import AGENT_LIMIT
 
 
 @pytest.fixture
@@ -49,7 +50,9 @@ async def test_a_silent_slack_fails_the_reporters_call_instead_of_wedging_it(
     ref = {"team": "T1", "channel": "C1", "thread_ts": "1.0", "status_ts": "1.1"}
     origin = Origin(source=RunSourceType.SLACK, ref=ref, key="k")
     request = RunAgentRequest(prompt="x")
-    run_id = runs.create(store, None, runner_alice.principal, request, source=RunSourceType.SLACK, origin=origin)
+    run_id = runs.create(
+        store, None, runner_alice.principal, request, source=RunSourceType.SLACK, origin=origin, agent_limit=AGENT_LIMIT
+    )
     connection = AsyncRedis.from_url(REDIS_URL)
     reporter = build_reporter(slack, store, Vault.from_settings(slack))
     started = time.monotonic()

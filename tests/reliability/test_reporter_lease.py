@@ -16,6 +16,7 @@ from core.reporting import Follower
 from core.store import Store
 from tests.redis_server import REDIS_URL
 from tests.runner_support import Person
+from tests.support.people import AGENT_LIMIT
 
 
 class Recording:
@@ -33,7 +34,9 @@ def _run(store: Store, person: Person) -> str:
         source=RunSourceType.SLACK, ref={"team": "T", "channel": "C", "thread_ts": "1"}, key=str(uuid.uuid4())
     )
     request = RunAgentRequest(prompt="x")
-    return runs.create(store, None, person.principal, request, source=RunSourceType.SLACK, origin=origin).run.run_id
+    return runs.create(
+        store, None, person.principal, request, source=RunSourceType.SLACK, origin=origin, agent_limit=AGENT_LIMIT
+    ).run.run_id
 
 
 def _announce(store: Store, run_id: str, state: RunState, prefix: str) -> None:

@@ -15,6 +15,7 @@ from runner.context import WorkerContext
 from runner.job import run_job
 from tests.live_server import LiveServer
 from tests.runner_support import Person, with_settings
+from tests.support.people import AGENT_LIMIT
 
 
 def key_for(store: Store, person: Person) -> str:
@@ -103,7 +104,9 @@ def test_a_stream_learns_of_the_end_from_the_runs_channel_not_by_polling(
 
     monkeypatch.setattr(streams, "FALLBACK_POLL_SECONDS", 3600.0)  # no rescue by the store
     key = key_for(store, alice)
-    run_id = runs.create(store, None, alice.principal, RunAgentRequest(prompt="wait")).run.run_id
+    run_id = runs.create(
+        store, None, alice.principal, RunAgentRequest(prompt="wait"), agent_limit=AGENT_LIMIT
+    ).run.run_id
     headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
     lines: list[str] = []
     with httpx.stream("GET", f"{gateway.api_url}/agent/runs/{run_id}/events", headers=headers, timeout=30) as stream:
@@ -119,7 +122,9 @@ def test_live_streams_are_capped_per_key(alice: Person, store: Store, gateway: L
     from core.models.wire import RunAgentRequest
 
     key = key_for(store, alice)
-    run_id = runs.create(store, None, alice.principal, RunAgentRequest(prompt="wait")).run.run_id
+    run_id = runs.create(
+        store, None, alice.principal, RunAgentRequest(prompt="wait"), agent_limit=AGENT_LIMIT
+    ).run.run_id
     url = f"{gateway.api_url}/agent/runs/{run_id}/events"
     headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
     with httpx.Client(timeout=30) as client:
@@ -147,7 +152,9 @@ def test_open_streams_end_when_the_web_process_stops(alice: Person, store: Store
     from tests.support.waiting import wait_for
 
     key = key_for(store, alice)
-    run_id = runs.create(store, None, alice.principal, RunAgentRequest(prompt="wait")).run.run_id
+    run_id = runs.create(
+        store, None, alice.principal, RunAgentRequest(prompt="wait"), agent_limit=AGENT_LIMIT
+    ).run.run_id
     headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
     ended = threading.Event()
     with gateway_server(settings, store, queue) as server:

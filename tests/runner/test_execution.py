@@ -20,6 +20,7 @@ from runner.job import run_job
 from runner.sandbox import containers_of
 from tests.fakes.github import FakeGitHub
 from tests.runner_support import Person, Remotes, git, with_settings
+from tests.support.people import AGENT_LIMIT
 
 
 def final(store: Store, run_id: str):
@@ -230,12 +231,16 @@ def test_agent_key_runs_use_the_app_installation_token(
     remotes.create("acme", "api")
     github.add_repo("acme", "api", installation_id=77)
     with store.session() as session:
-        agent = default_agent(session, alice.principal.team_uid)
+        agent = default_agent(session, alice.principal.team_uid, AGENT_LIMIT)
         enable_org(session, alice.principal.team_uid, "acme")
     bot = Principal(kind="service_account", uid=agent.uid, team_uid=agent.team_uid)
     env_id = make_env(repos=["acme/api"])
     run_id = runs.create(
-        store, None, bot, RunAgentRequest(prompt="nightly fix", config={"environment_id": env_id})
+        store,
+        None,
+        bot,
+        RunAgentRequest(prompt="nightly fix", config={"environment_id": env_id}),
+        agent_limit=AGENT_LIMIT,
     ).run.run_id
     assert run_job(ctx, run_id) == "SUCCEEDED"
     assert github.pulls[0]["user"]["login"] == "oz-app[bot]"

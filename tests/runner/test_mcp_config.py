@@ -21,6 +21,7 @@ from core.vault import Vault
 from runner.context import WorkerContext
 from runner.job import run_job
 from tests.runner_support import Person, with_settings
+from tests.support.people import AGENT_LIMIT
 
 
 def shown_config(store: Store, run_id: str) -> tuple[dict, str]:
@@ -58,13 +59,14 @@ def test_the_agents_servers_then_the_runs_with_credentials_from_secrets_masked(
                 },
             ),
             vault,
+            limit=AGENT_LIMIT,
         )
     request = RunAgentRequest(
         prompt="Ship it",
         agent_identity_uid=agent.uid,
         config={"environment_id": make_env(), "mcp_servers": {"deploy": {"command": "deploy-mcp", "args": ["--new"]}}},
     )
-    run_id = runs.create(store, None, runner_alice.principal, request, vault=vault).run.run_id
+    run_id = runs.create(store, None, runner_alice.principal, request, vault=vault, agent_limit=AGENT_LIMIT).run.run_id
 
     assert run_job(ctx, run_id) == "SUCCEEDED"
     given, found = shown_config(store, run_id)
@@ -81,7 +83,7 @@ def test_a_credential_no_secret_defines_fails_the_run_naming_it(
     server = {"url": "https://sentry.internal.test/mcp", "headers": {"Authorization": "Bearer ${SENTRY_TOKEN}"}}
     request = RunAgentRequest(prompt="Triage", config={"environment_id": make_env(), "mcp_servers": {"sentry": server}})
     vault = Vault.from_settings(ctx.settings)
-    run_id = runs.create(store, None, runner_alice.principal, request, vault=vault).run.run_id
+    run_id = runs.create(store, None, runner_alice.principal, request, vault=vault, agent_limit=AGENT_LIMIT).run.run_id
 
     assert run_job(ctx, run_id) == "FAILED"
     with store.reader() as session:
@@ -93,4 +95,4 @@ def test_a_credential_no_secret_defines_fails_the_run_naming_it(
 def test_a_warp_shared_server_is_refused_when_the_run_is_asked_for(runner_alice: Person, store: Store):
     request = RunAgentRequest(prompt="Triage", config={"mcp_servers": {"github": {"warp_id": "1deb1b14"}}})
     with pytest.raises(OzError, match="Warp-shared server"):
-        runs.create(store, None, runner_alice.principal, request)
+        runs.create(store, None, runner_alice.principal, request, agent_limit=AGENT_LIMIT)

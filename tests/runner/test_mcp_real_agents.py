@@ -21,6 +21,7 @@ from runner.context import WorkerContext
 from runner.job import run_job
 from tests.real_agents import CLIS, readme_script
 from tests.runner_support import Person, with_settings
+from tests.support.people import AGENT_LIMIT
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -75,7 +76,7 @@ def test_the_runs_mcp_server_is_a_tool_the_agent_calls(
             "mcp_servers": {"deploy": server},
         },
     )
-    run_id = runs.create(store, None, alice.principal, request, vault=vault).run.run_id
+    run_id = runs.create(store, None, alice.principal, request, vault=vault, agent_limit=AGENT_LIMIT).run.run_id
 
     assert run_job(ctx, run_id) == "SUCCEEDED", shown(store, run_id).status_message
     assert fake.problems == []

@@ -21,6 +21,7 @@ from runner.job import run_job
 from tests.fakes.github import FakeGitHub
 from tests.real_agents import CLIS, readme_script
 from tests.runner_support import Person, Remotes, with_settings
+from tests.support.people import AGENT_LIMIT
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -30,7 +31,7 @@ def start(store: Store, person: Person, env_id: str, cli: str, prompt: str = "Fi
         prompt=prompt,
         config={"environment_id": env_id, "harness": {"type": cli, "model_id": CLIS[cli].model}, **config},
     )
-    return runs.create(store, None, person.principal, request).run.run_id
+    return runs.create(store, None, person.principal, request, agent_limit=AGENT_LIMIT).run.run_id
 
 
 def final(store: Store, run_id: str):
@@ -276,7 +277,7 @@ def test_attached_files_are_in_the_workspace_and_images_reach_the_model(
             {"file_name": "sketch.gif", "mime_type": "image/gif", "data": base64.b64encode(GIF).decode()},
         ],
     )
-    run_id = runs.create(store, None, alice.principal, request).run.run_id
+    run_id = runs.create(store, None, alice.principal, request, agent_limit=AGENT_LIMIT).run.run_id
 
     assert run_job(ctx, run_id) == "SUCCEEDED", final(store, run_id).status_message
     assert fake.problems == []

@@ -17,6 +17,7 @@ from runner.context import WorkerContext
 from runner.job import run_job
 from tests.fakes.github import FakeGitHub
 from tests.runner_support import Person, Remotes, with_settings
+from tests.support.people import AGENT_LIMIT
 
 DEPLOY = """---
 name: deploy
@@ -50,7 +51,7 @@ def playbooks(github: FakeGitHub) -> None:
 
 def run_from(store: Store, person: Person, env_id: str, skill: str, prompt: str | None = None) -> str:
     request = RunAgentRequest(prompt=prompt, skill=skill, config={"environment_id": env_id})
-    return runs.create(store, None, person.principal, request).run.run_id
+    return runs.create(store, None, person.principal, request, agent_limit=AGENT_LIMIT).run.run_id
 
 
 def prompt_seen(store: Store, run_id: str) -> str:
@@ -121,4 +122,4 @@ def test_a_skill_that_is_not_there_fails_the_run_saying_where_it_looked(
 
 def test_a_malformed_skill_spec_is_refused_when_asked(runner_alice: Person, store: Store):
     with pytest.raises(OzError, match="must look like owner/repo:skill-name"):
-        runs.create(store, None, runner_alice.principal, RunAgentRequest(skill="deploy"))
+        runs.create(store, None, runner_alice.principal, RunAgentRequest(skill="deploy"), agent_limit=AGENT_LIMIT)

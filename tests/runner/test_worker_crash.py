@@ -23,6 +23,7 @@ from runner.recovery import reap_containers, reap_workspaces
 from runner.sandbox import containers_of
 from tests.runner.test_execution import final, wait_for_state
 from tests.runner_support import Person, with_settings, worker_env
+from tests.support.people import AGENT_LIMIT
 
 
 def descendants(pid: int) -> list[int]:
@@ -65,7 +66,9 @@ def test_kill_9_mid_run_ends_the_run_and_removes_the_container(
         stderr=subprocess.DEVNULL,
     )
     try:
-        run_id = runs.create(store, queue, alice.principal, RunAgentRequest(prompt="long job")).run.run_id
+        run_id = runs.create(
+            store, queue, alice.principal, RunAgentRequest(prompt="long job"), agent_limit=AGENT_LIMIT
+        ).run.run_id
         wait_for_state(store, run_id, RunState.INPROGRESS, timeout=60)
         assert len(containers_of(docker_client, run_id)) == 1
     finally:
@@ -100,12 +103,16 @@ def test_a_run_abandoned_before_its_agent_started_is_queued_again(
     store: Store,
     queue: RunQueue,
 ):
-    run_id = runs.create(store, queue, alice.principal, RunAgentRequest(prompt="again")).run.run_id
+    run_id = runs.create(
+        store, queue, alice.principal, RunAgentRequest(prompt="again"), agent_limit=AGENT_LIMIT
+    ).run.run_id
     queue.queue.empty()
     with store.session() as session:  # a worker claimed it, then died before the agent started
         runs.set_status(session, run_id, RunState.PENDING)
         runs.set_status(session, run_id, RunState.CLAIMED, heartbeat_at=utcnow() - timedelta(minutes=5))
-    fresh = runs.create(store, queue, alice.principal, RunAgentRequest(prompt="busy")).run.run_id
+    fresh = runs.create(
+        store, queue, alice.principal, RunAgentRequest(prompt="busy"), agent_limit=AGENT_LIMIT
+    ).run.run_id
     with store.session() as session:  # this one's worker is alive
         runs.set_status(session, fresh, RunState.PENDING, heartbeat_at=utcnow())
 
@@ -134,7 +141,9 @@ def test_sigterm_to_the_work_horse_still_removes_the_container(
         stderr=subprocess.DEVNULL,
     )
     try:
-        run_id = runs.create(store, queue, alice.principal, RunAgentRequest(prompt="long job")).run.run_id
+        run_id = runs.create(
+            store, queue, alice.principal, RunAgentRequest(prompt="long job"), agent_limit=AGENT_LIMIT
+        ).run.run_id
         wait_for_state(store, run_id, RunState.INPROGRESS, timeout=60)
         horses = descendants(worker.pid)
         assert horses, "the work horse was not found"

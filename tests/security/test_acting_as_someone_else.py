@@ -16,7 +16,7 @@ from core.models import IntegrationProvider, Principal
 from core.store import Store
 from core.store.tables import RunFollowupRow
 from tests.live_server import LiveServer
-from tests.support.people import Person
+from tests.support.people import AGENT_LIMIT, Person
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_team_secrets_are_admins_and_agent_keys_write_none(team, gateway: LiveSe
     assert post(alice.key, "team").status_code == 201
     default = alice.client.agent.agent.list().agents[0]
     with store.session() as session:
-        _record, agent_key = create_key(session, alice.account, "bot", agent_uid=default.uid)
+        _record, agent_key = create_key(session, alice.account, "bot", agent_uid=default.uid, agent_limit=AGENT_LIMIT)
     refused = post(agent_key, "team")
     assert refused.status_code == 403 and "agent keys cannot change managed secrets" in refused.json()["detail"]
 

@@ -19,7 +19,7 @@ from core.settings import Settings
 from core.store import Store
 from core.store.tables import AgentRow, IntegrationRow, RunRow
 from core.vault import Vault
-from tests.support.people import Person
+from tests.support.people import AGENT_LIMIT, Person
 
 SERVERS = {
     "tracker": {"url": "https://mcp.acme.dev/sse", "headers": {"Authorization": "Bearer mcp-secret-1"}},
@@ -74,7 +74,11 @@ def test_an_integrations_credentials_are_sealed_and_reach_its_runs_sealed(
         servers = session.scalar(select(IntegrationRow.mcp_servers))
     # what the Slack and Linear front doors do with an integration's defaults (no vault needed)
     created = runs.create(
-        store, None, who, RunAgentRequest(prompt="from Slack", config=AmbientAgentConfig(mcp_servers=servers))
+        store,
+        None,
+        who,
+        RunAgentRequest(prompt="from Slack", config=AmbientAgentConfig(mcp_servers=servers)),
+        agent_limit=AGENT_LIMIT,
     )
     assert "mcp-secret" not in stored(store, "runs")
     with store.reader() as session:

@@ -25,6 +25,7 @@ from runner.job import run_job
 from runner.sandbox import containers_of
 from tests.runner.test_execution import final, wait_for_state
 from tests.runner_support import Person, worker_env
+from tests.support.people import AGENT_LIMIT
 
 
 def test_cancelling_a_running_run_through_its_worker_removes_container_and_checkout(
@@ -44,7 +45,11 @@ def test_cancelling_a_running_run_through_its_worker_removes_container_and_check
     )
     try:
         run_id = runs.create(
-            store, queue, alice.principal, RunAgentRequest(prompt="long job", config={"environment_id": make_env()})
+            store,
+            queue,
+            alice.principal,
+            RunAgentRequest(prompt="long job", config={"environment_id": make_env()}),
+            agent_limit=AGENT_LIMIT,
         ).run.run_id
         wait_for_state(store, run_id, RunState.INPROGRESS, timeout=60)
         assert (work / run_id).is_dir()
@@ -79,7 +84,13 @@ def test_host_networking_needs_the_operators_consent(
         env = environments.create_environment(
             session, alice.principal, name="host", docker_image=ctx.settings.default_image, network_mode="host"
         )
-    run_id = runs.create(store, None, alice.principal, RunAgentRequest(prompt="x", config={"environment_id": env.uid}))
+    run_id = runs.create(
+        store,
+        None,
+        alice.principal,
+        RunAgentRequest(prompt="x", config={"environment_id": env.uid}),
+        agent_limit=AGENT_LIMIT,
+    )
     assert run_job(ctx, run_id.run.run_id) == "FAILED"
     status = final(store, run_id.run.run_id).status_message
     assert status.error_code == "environment_setup_failed"
@@ -132,14 +143,14 @@ def test_a_slow_github_never_holds_the_stores_write_lock(
     remotes.create("acme", "api")
     github.add_repo("acme", "api", installation_id=77)
     with store.session() as session:
-        agent = default_agent(session, alice.principal.team_uid)
+        agent = default_agent(session, alice.principal.team_uid, AGENT_LIMIT)
         enable_org(session, alice.principal.team_uid, "acme")
         env_id = environments.create_environment(
             session, alice.principal, name="app", docker_image=ctx.settings.default_image, repos=["acme/api"]
         ).uid
     bot = Principal(kind="service_account", uid=agent.uid, team_uid=agent.team_uid)
     run_id = runs.create(
-        store, None, bot, RunAgentRequest(prompt="nightly", config={"environment_id": env_id})
+        store, None, bot, RunAgentRequest(prompt="nightly", config={"environment_id": env_id}), agent_limit=AGENT_LIMIT
     ).run.run_id
     github.hold("/installation")  # GitHub takes its time to say which installation holds the repo
     worker = threading.Thread(target=run_job, args=(ctx, run_id))
@@ -147,7 +158,7 @@ def test_a_slow_github_never_holds_the_stores_write_lock(
     try:
         assert github.arrived.wait(30)
         # Meanwhile the API accepts another run: a write the slow call must not block.
-        other = runs.create(store, None, alice.principal, RunAgentRequest(prompt="meanwhile"))
+        other = runs.create(store, None, alice.principal, RunAgentRequest(prompt="meanwhile"), agent_limit=AGENT_LIMIT)
         assert other.created and not github.release.is_set()
     finally:
         github.release.set()
@@ -168,7 +179,11 @@ def test_root_processes_keep_only_the_capabilities_the_operator_grants(
     if capabilities is not None:
         changes["container_capabilities"] = capabilities
     run_id = runs.create(
-        store, None, alice.principal, RunAgentRequest(prompt="x", config={"environment_id": make_env()})
+        store,
+        None,
+        alice.principal,
+        RunAgentRequest(prompt="x", config={"environment_id": make_env()}),
+        agent_limit=AGENT_LIMIT,
     ).run.run_id
     assert run_job(with_settings(ctx, **changes), run_id) == "SUCCEEDED"
     assert final(store, run_id).status_message.message == outcome

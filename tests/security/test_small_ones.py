@@ -17,7 +17,7 @@ from core.settings import Settings
 from core.store import Store
 from tests.live_server import LiveServer, gateway_server
 from tests.runner_support import settings_with
-from tests.support.people import Person, add_file_artifact
+from tests.support.people import AGENT_LIMIT, Person, add_file_artifact
 
 
 def test_only_an_agent_key_may_declare_a_github_action_run(alice: Person, gateway: LiveServer):
@@ -36,7 +36,12 @@ def test_a_clients_idempotency_key_cannot_claim_a_slack_messages_run(alice: Pers
     slack_key = "slack:T061EG9R6:C0LAN2Q65:1732320100.000200"
     planted = alice.client.agent.run(prompt="planted", extra_headers={"Idempotency-Key": slack_key})
     from_slack = runs.create(
-        store, None, alice_principal(alice), RunAgentRequest(prompt="real"), idempotency_key=slack_key
+        store,
+        None,
+        alice_principal(alice),
+        RunAgentRequest(prompt="real"),
+        idempotency_key=slack_key,
+        agent_limit=AGENT_LIMIT,
     )
     assert from_slack.created and from_slack.run.run_id != planted.run_id
 

@@ -21,6 +21,7 @@ from core.store import Store, utcnow
 from core.vault import Vault
 from tests.fakes.slack import TEAM, FakeSlack
 from tests.redis_server import REDIS_URL
+from tests.support.people import AGENT_LIMIT
 
 
 def _slack_run(store: Store, who: Principal, fake: FakeSlack) -> str:
@@ -30,7 +31,15 @@ def _slack_run(store: Store, who: Principal, fake: FakeSlack) -> str:
         ref={"team": TEAM, "channel": "C1", "thread_ts": "1.0", "status_ts": posted["ts"]},
         key="slack:T:C1:1.0",
     )
-    created = runs.create(store, None, who, RunAgentRequest(prompt="fix it"), source=RunSourceType.SLACK, origin=origin)
+    created = runs.create(
+        store,
+        None,
+        who,
+        RunAgentRequest(prompt="fix it"),
+        source=RunSourceType.SLACK,
+        origin=origin,
+        agent_limit=AGENT_LIMIT,
+    )
     return created.run.run_id
 
 
@@ -131,7 +140,9 @@ async def test_text_the_agent_or_people_wrote_cannot_ping_the_channel_or_forge_l
         key="slack:T:C1:1.0",
     )
     request = RunAgentRequest(prompt="fix it", title="<!here> deploy & <@U0BOB>")
-    run_id = runs.create(store, None, ada, request, source=RunSourceType.SLACK, origin=origin).run.run_id
+    run_id = runs.create(
+        store, None, ada, request, source=RunSourceType.SLACK, origin=origin, agent_limit=AGENT_LIMIT
+    ).run.run_id
     summary = "<!channel> Done. Log in at <https://evil.example/login|your GitHub> & thank <@U0ALICE>"
     with store.session() as session:
         for state in (RunState.PENDING, RunState.CLAIMED, RunState.INPROGRESS):

@@ -15,6 +15,7 @@ from core.models import Principal, RunState
 from core.models.wire import RunAgentRequest
 from core.runs import TRANSITIONS, IllegalTransition, StaleState
 from core.store import Store
+from tests.support.people import AGENT_LIMIT
 
 S = RunState
 
@@ -27,7 +28,7 @@ def person(store: Store) -> Principal:
 
 
 def new_run(store: Store, person: Principal, **kwargs) -> str:
-    return runs.create(store, None, person, RunAgentRequest(prompt="p", **kwargs)).run.run_id
+    return runs.create(store, None, person, RunAgentRequest(prompt="p", **kwargs), agent_limit=AGENT_LIMIT).run.run_id
 
 
 def test_migrations_create_every_table_and_the_list_indexes(store: Store):
@@ -143,7 +144,9 @@ def test_idempotency_key_under_concurrency_creates_one_run(store: Store, person:
 
     def create() -> None:
         barrier.wait()
-        created = runs.create(store, None, person, RunAgentRequest(prompt="once"), idempotency_key="evt-1")
+        created = runs.create(
+            store, None, person, RunAgentRequest(prompt="once"), idempotency_key="evt-1", agent_limit=AGENT_LIMIT
+        )
         results.append(created.run.run_id)
 
     threads = [threading.Thread(target=create) for _ in range(6)]

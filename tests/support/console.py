@@ -14,6 +14,7 @@ from core.models import Principal
 from core.models.wire import RunAgentRequest
 from core.store import Store
 from tests.live_server import LiveServer
+from tests.support.people import AGENT_LIMIT
 
 
 def person(store: Store, email: str, team: str) -> tuple[Principal, str]:
@@ -23,7 +24,7 @@ def person(store: Store, email: str, team: str) -> tuple[Principal, str]:
 
 
 def start(store: Store, who: Principal, prompt: str, *, team: bool = True) -> str:
-    return runs.create(store, None, who, RunAgentRequest(prompt=prompt, team=team)).run.run_id
+    return runs.create(store, None, who, RunAgentRequest(prompt=prompt, team=team), agent_limit=AGENT_LIMIT).run.run_id
 
 
 def sign_in(page: Page, console: LiveServer, key: str, where: str = "/console/runs") -> None:

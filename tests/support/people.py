@@ -9,6 +9,9 @@ from oz_agent_sdk import OzAPI
 from core.models import Account
 from core.store import Store
 
+AGENT_LIMIT = 3
+"""The plan's cloud agents where a test calls the core directly (the gateway tests' settings say 3)."""
+
 
 class Person:
     """An account with a personal key, and an SDK client that uses it."""
