@@ -71,13 +71,12 @@ async def blocking(request: web.Request, fn: Callable[P, T], *args: P.args, **kw
 
 async def in_session(request: web.Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ``fn(session, *args)`` in one store transaction, off the event loop."""
-    return await blocking(request, request.app[STORE].call, fn, *args, **kwargs)
+    return await off_loop(request.app[EXECUTOR], request.app[STORE].call, fn, *args, **kwargs)
 
 
 async def reading(request: web.Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Like :func:`in_session` for work that only reads (lists, lookups, authentication)."""
-    store = request.app[STORE]
-    return await off_loop(request.app[EXECUTOR], lambda: store.call(fn, *args, readonly=True, **kwargs))
+    return await off_loop(request.app[EXECUTOR], request.app[STORE].call, fn, *args, readonly=True, **kwargs)
 
 
 # --- who may call ----------------------------------------------------------------------------

@@ -60,9 +60,14 @@ def get_agent(session: Session, team_uid: str, uid: str, limit: int) -> AgentIde
     raise not_found("agent", uid)
 
 
+def agent_exists(session: Session, team_uid: str, uid: str) -> bool:
+    """Whether ``uid`` names a live agent of the team, whatever the plan."""
+    return any(row.uid == uid for row in _live_rows(session, team_uid))
+
+
 def require_agent(session: Session, team_uid: str, uid: str) -> str:
     """``uid`` when it names a live agent of the team (whatever the plan); else not found."""
-    if not any(row.uid == uid for row in _live_rows(session, team_uid)):
+    if not agent_exists(session, team_uid, uid):
         raise not_found("agent", uid)
     return uid
 

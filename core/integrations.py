@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.agents import require_agent
+from core.agents import agent_exists, require_agent
 from core.errors import ErrorCode, OzError, invalid, not_found
 from core.ids import new_uid
 from core.mcp import check_usable, count_credentials, redact, reseal, seal
@@ -225,18 +225,10 @@ def run_defaults(session: Session, team_uid: str, provider: IntegrationProvider,
             "was deleted; point the integration at another one",
         )
     agent_uid = (row.settings or {}).get("agent_uid")
-    if agent_uid and not _agent_exists(session, team_uid, agent_uid):
+    if agent_uid and not agent_exists(session, team_uid, agent_uid):
         raise OzError(
             ErrorCode.RESOURCE_NOT_FOUND,
             f"cloud agent {agent_uid} of the {title} integration was deleted; "
             f"run `oz-gateway integration update {provider.value} --agent <uid>` (or --remove-agent)",
         )
     return RunDefaults(row.environment_id, row.custom_prompt, row.model_id, dict(row.mcp_servers or {}), agent_uid)
-
-
-def _agent_exists(session: Session, team_uid: str, agent_uid: str) -> bool:
-    try:
-        require_agent(session, team_uid, agent_uid)
-    except OzError:
-        return False
-    return True

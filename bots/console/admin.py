@@ -74,8 +74,7 @@ async def _done_or_refused(
 @aiohttp_jinja2.template("usage.html")
 async def usage_page(request: web.Request) -> dict:
     session = await signed_in(request)
-    days = int(request.query.get("days", "14")) if request.query.get("days", "14").isdigit() else 14
-    days = days if days in USAGE_DAYS else 14
+    days = {str(d): d for d in USAGE_DAYS}.get(request.query.get("days", ""), 14)
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     found = await reading(
         request, usage.runs_per_day, session.principal.team_uid, today - timedelta(days=days - 1), days

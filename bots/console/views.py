@@ -265,7 +265,7 @@ def _run_page(session: Session, who: Principal, run_id: str, base_url: str, key:
         if artifact.artifact_type == "FILE":
             found = artifacts.artifact_response(session, who, artifact.data.artifact_uid, base_url, key)
             downloads.append((found.data.filename, found.data.download_url, found.data.size_bytes))
-    pulls = [a.data.url for a in item.artifacts or [] if a.artifact_type == "PULL_REQUEST"]
+    pulls = run_items.pull_request_urls(item)
     steps = events.transcript(session, run.run_id)
     return {
         "run": item,
