@@ -500,12 +500,16 @@ class Execution:
                 status_message=StatusMessage(message=message),
             )
             reopen = bool(runs.pending_followups(session, self.run.run_id))
+            if reopen:  # follow-ups arrived while it worked: carry on in a new execution, in the same commit
+                runs.set_status(
+                    session, self.run.run_id, S.QUEUED, expected={S.SUCCEEDED}, attempt=self.run.attempt + 1
+                )
+        # One commit, then one announcement of where it ended: no reporter sees a SUCCEEDED that a
+        # waiting follow-up re-opens a moment later.
         if self.ctx.queue is not None:
-            self.ctx.queue.announce(self.run.run_id, S.SUCCEEDED.value)
-        if reopen:  # follow-ups arrived while it worked: carry on in a new execution
-            runs.requeue(
-                self.ctx.store, self.ctx.queue, self.run.run_id, expected={S.SUCCEEDED}, attempt=self.run.attempt + 1
-            )
+            self.ctx.queue.announce(self.run.run_id, (S.QUEUED if reopen else S.SUCCEEDED).value)
+            if reopen:
+                self.ctx.queue.enqueue(self.run.run_id)
 
     # --- helpers --------------------------------------------------------------------------
 
