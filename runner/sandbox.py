@@ -382,7 +382,9 @@ def containers_of(
     labels = [f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL]
     if gateway:
         labels.append(f"{GATEWAY_LABEL}={gateway}")
-    return client.containers.list(all=True, filters={"label": labels})
+    # A container removed between the engine's list and the SDK's look at it (a short-lived helper,
+    # another worker's cleanup) is left out rather than failing the whole listing.
+    return client.containers.list(all=True, filters={"label": labels}, ignore_removed=True)
 
 
 def remove_containers(client: docker.DockerClient, gateway: str, keep: Callable[[str], bool]) -> list[str]:
