@@ -105,7 +105,7 @@ def _sweeps(settings: Settings) -> tuple[list[Callable[[], object]], WorkerConte
     """The sweeps the worker runs at start-up and the scheduler runs periodically."""
     from datetime import timedelta
 
-    from core import inbox, sweeps
+    from core import inbox, schedules, sweeps
     from runner.context import WorkerContext
     from runner.recovery import reap_containers, reap_workspaces
 
@@ -115,9 +115,10 @@ def _sweeps(settings: Settings) -> tuple[list[Callable[[], object]], WorkerConte
     ctx.store.migrate()
     grace = timedelta(seconds=settings.orphan_grace_seconds)
     abandoned = timedelta(seconds=settings.abandoned_after_seconds)
-    jobs = [
+    jobs: list[Callable[[], object]] = [
         lambda: sweeps.requeue_orphans(ctx.store, queue, grace=grace),
-        lambda: sweeps.recover_abandoned(ctx.store, queue, after=abandoned),
+        lambda: schedules.pause_failing(ctx.store, settings.schedule_pause_after),
+        lambda: sweeps.recover_abandoned(ctx.store, queue, after=abandoned, prices=settings.prices),
         lambda: reap_containers(ctx),
         lambda: reap_workspaces(ctx),
         lambda: inbox.forget_handled(ctx.store, older_than=inbox.KEEP_HANDLED),
@@ -145,14 +146,32 @@ def worker(ctx: Context, burst: bool) -> None:
 @main.command()
 @pass_ctx
 def scheduler(ctx: Context) -> None:
-    """Run the periodic sweeps: re-enqueue lost jobs, recover runs of dead workers, remove orphan containers."""
+    """Fire scheduled agents, and run the periodic sweeps: re-enqueue lost jobs, recover runs of
+    dead workers, remove orphan containers.  Several may run at once: each fire time starts one run."""
     from bots.schedule.sweeper import sweep_forever
+    from core import schedules
 
-    jobs, _ = _sweeps(ctx.settings)
+    settings = ctx.settings
+    jobs, worker_ctx = _sweeps(settings)
+
+    def fire() -> object:
+        return schedules.fire_due(
+            worker_ctx.store,
+            worker_ctx.queue,
+            agent_limit=settings.agent_limit,
+            pause_after=settings.schedule_pause_after,
+        )
+
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    firing = threading.Thread(
+        target=sweep_forever, args=([fire], settings.schedule_tick_seconds, stop), name="schedules", daemon=True
+    )
+    firing.start()
     with contextlib.suppress(KeyboardInterrupt):
-        sweep_forever(jobs, ctx.settings.sweep_interval_seconds, stop)
+        sweep_forever(jobs, settings.sweep_interval_seconds, stop)
+    stop.set()
+    firing.join(10)
 
 
 @main.command()
@@ -281,7 +300,7 @@ def github_action() -> None:
 
 
 def _register_commands() -> None:
-    from cli import admin, artifacts, credentials, identities, integrations, run_commands
+    from cli import admin, artifacts, billing, credentials, identities, integrations, run_commands
 
     main.add_command(admin.account)
     main.add_command(admin.key)
@@ -294,6 +313,9 @@ def _register_commands() -> None:
     main.add_command(identities.identity_group)
     main.add_command(artifacts.artifact)
     main.add_command(artifacts.model)
+    main.add_command(billing.schedule)
+    main.add_command(billing.budget)
+    main.add_command(billing.usage_command)
 
 
 _register_commands()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from core import identity, integrations, runs
+from core import budgets, identity, integrations, runs
 from core.errors import OzError
 from core.models import Account, IntegrationProvider, Origin, Run, RunSourceType
 from core.models.wire import AmbientAgentConfig, FollowupRequest, RunAgentRequest
@@ -52,6 +52,8 @@ def situation(session: Session, account: Account, ask: Ask, *, setup_url: str) -
     latest = runs.latest_for_origin(session, account.team_uid, ask.origin_key)
     try:
         defaults = integrations.run_defaults(session, account.team_uid, ask.provider, setup_url=setup_url)
+        # Spent budgets refuse before the surface says "On it": the refusal stays private.
+        budgets.require_room(session, account.team_uid, account.uid)
     except OzError as error:
         return Situation(account, latest, refusal=error)
     return Situation(account, latest, defaults)

@@ -20,8 +20,17 @@ from sqlalchemy.orm import Session
 from core.errors import invalid
 from core.mcp import redact
 from core.models import Principal, Run, RunItem, RunState, Scope, UserProfile
-from core.models.wire import AgentSkill, AmbientAgentConfig, ListRunsResponse, PageInfo, RunListQuery
-from core.runs import is_cancellable_type, iso_duration, run_from_row, run_time, visible_run
+from core.models.wire import TERMINAL_STATES, AgentSkill, AmbientAgentConfig, ListRunsResponse, PageInfo, RunListQuery
+from core.prices import dollars
+from core.runs import (
+    is_cancellable_type,
+    iso_duration,
+    iso_seconds,
+    queue_position,
+    run_from_row,
+    run_time,
+    visible_run,
+)
 from core.skills import skill_name
 from core.store.tables import AccountRow, AgentRow, ArtifactRow, RunMetadataRow, RunRow
 
@@ -180,7 +189,10 @@ def pull_request_urls(item: RunItem) -> list[str]:
 def render_items(session: Session, runs: list[Run]) -> list[RunItem]:
     profiles = _profiles(session, runs)
     artifacts = _artifacts(session, [r.run_id for r in runs])
-    return [_item(run, profiles, artifacts.get(run.run_id, [])) for run in runs]
+    items = [_item(run, profiles, artifacts.get(run.run_id, [])) for run in runs]
+    if len(runs) == 1 and runs[0].state == RunState.QUEUED:  # one run shown to a person: where it stands
+        items[0].queue_position = queue_position(session, runs[0])
+    return items
 
 
 def render_item(session: Session, run: Run) -> RunItem:
@@ -233,17 +245,46 @@ def redact_mcp(config: AmbientAgentConfig) -> AmbientAgentConfig:
     return AmbientAgentConfig.model_validate({**config.model_dump(), "mcp_servers": redact(config.mcp_servers)})
 
 
-def _request_usage(run: Run) -> dict | None:
-    costs = [u.cost_usd for u in run.usage if u.cost_usd is not None]
-    return {"inference_cost_usd": round(sum(costs), 6)} if costs else None
+def _request_usage(run: Run) -> dict:
+    """The SDK's ``request_usage``: what the run cost so far by the price table, in USD."""
+    return {"inference_cost_usd": run.inference_cost_usd, "compute_cost_usd": run.compute_cost_usd}
+
+
+def cost_of(run: RunItem) -> float:
+    usage = run.request_usage
+    return (usage.inference_cost_usd or 0.0) + (usage.compute_cost_usd or 0.0) if usage else 0.0
 
 
 def usage_line(run: RunItem) -> str | None:
-    """What the agent used, in one line for a closing post (``None`` before it reported any)."""
-    if not run.usage:
+    """How long a finished run took, what it cost, and what its agent used, in one line for a
+    closing post (``None`` while it is not finished)."""
+    if run.state not in TERMINAL_STATES:
         return None
-    parts = [f"{u.input_tokens:,} input / {u.output_tokens:,} output tokens ({u.model})" for u in run.usage]
-    line = "Used " + "; ".join(parts)
-    if run.request_usage and run.request_usage.inference_cost_usd is not None:
-        line += f" · about ${run.request_usage.inference_cost_usd:,.2f}"
-    return line
+    parts = [f"Took {duration(run_time_seconds(run))}", f"cost {dollars(cost_of(run))}"]
+    parts += [f"{u.input_tokens:,} input / {u.output_tokens:,} output tokens ({u.model})" for u in run.usage or []]
+    return " · ".join(parts)
+
+
+def run_time_seconds(run: RunItem) -> float:
+    return iso_seconds(run.run_time) if run.run_time else 0.0
+
+
+def duration(seconds: float) -> str:
+    """``2m 05s`` / ``1h 02m`` / ``45s``, as the surfaces show a run's time."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def queue_line(run: RunItem) -> str | None:
+    """``3rd in line`` for a QUEUED run; ``None`` otherwise."""
+    position = run.queue_position
+    if run.state != RunState.QUEUED or not position:
+        return None
+    if position == 1:
+        return "next in line"
+    suffix = "th" if 10 <= position % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(position % 10, "th")
+    return f"{position}{suffix} in line"

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core import skills
+from core import budgets, skills
 from core.agents import get_agent
 from core.errors import ErrorCode, OzError, invalid, not_found
 from core.ids import new_run_id
@@ -45,6 +47,7 @@ from core.models.wire import (
     RunAgentRequest,
 )
 from core.permissions import is_admin, require_steer
+from core.prices import PriceTable
 from core.queue import RunQueue
 from core.store import Store, changed, utcnow
 from core.store.tables import AccountRow, EnvironmentRow, RunAttachmentRow, RunFollowupRow, RunMetadataRow, RunRow
@@ -71,6 +74,7 @@ UNCANCELLABLE_SOURCES = {
     RunSourceType.LOCAL: "Local agent runs cannot be cancelled with the API; cancel them where they run.",
 }
 TITLE_MAX = 80
+ISO_DURATION = re.compile(r"PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?")
 
 
 class IllegalTransition(RuntimeError):
@@ -186,6 +190,15 @@ def iso_duration(seconds: float) -> str:
     return "PT" + parts
 
 
+def iso_seconds(duration: str) -> float:
+    """The seconds in an :func:`iso_duration` (``PT1H2M3S``)."""
+    match = ISO_DURATION.fullmatch(duration)
+    if match is None:
+        return 0.0
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
 # --- state changes -------------------------------------------------------------------------
 
 
@@ -196,9 +209,13 @@ def set_status(
     *,
     expected: frozenset[RunState] | set[RunState] | None = None,
     status_message: StatusMessage | None = None,
+    prices: PriceTable | None = None,
     **changes: object,
 ) -> Run:
     """Move a run to ``to`` if it is in one of ``expected`` (default: any state allowed to).
+
+    ``prices``: an execution that ends here has its container time costed in the same write,
+    so the run is never seen finished with its cost still to come.
 
     Raises :class:`IllegalTransition` when no state in ``expected`` may move to ``to`` or
     the run's actual state may not, and :class:`StaleState` when the run is in a legal but
@@ -230,6 +247,8 @@ def set_status(
             raise IllegalTransition(f"run {run_id}: {current} -> {to} is not a legal transition")
         raise StaleState(run_id, current)
     _account_for_time(row, to, now)
+    if prices is not None and (to in TERMINAL_STATES or to == S.QUEUED):
+        row.compute_cost_usd = prices.cost([], row.run_time_seconds or 0.0).compute_usd
     session.flush()
     log.info("run.status", run_id=run_id, state=to.value)
     return run_from_row(row)
@@ -257,15 +276,46 @@ def note_progress(session: Session, run_id: str, message: str) -> None:
     )
 
 
-def record_usage(session: Session, run_id: str, usage: list[ModelUsage]) -> None:
-    """Add what an execution's agent used to what the run has used so far."""
+def record_usage(session: Session, run_id: str, usage: list[ModelUsage], prices: PriceTable) -> None:
+    """Add what an execution's agent used to what the run has used so far, and price it."""
     if not usage:
         return
     row = session.get(RunRow, run_id)
     if row is None:
         raise not_found("run", run_id)
     so_far = [ModelUsage.model_validate(u) for u in row.usage or []]
-    row.usage = [u.model_dump(mode="json") for u in add_usage(so_far, usage)]
+    priced = prices.priced(add_usage(so_far, usage))
+    row.usage = [u.model_dump(mode="json") for u in priced]
+    row.inference_cost_usd = round(sum(u.priced_usd or 0.0 for u in priced), 6)
+
+
+def record_cost(session: Session, run_id: str, prices: PriceTable, live_usage: Sequence[ModelUsage] = ()) -> Run:
+    """Bring a run's cost up to now: its recorded usage and ``live_usage`` (what the executing
+    agent reported so far, not yet recorded), and its container time so far."""
+    row = session.get(RunRow, run_id)
+    if row is None:
+        raise not_found("run", run_id)
+    run = run_from_row(row)
+    cost = prices.cost(add_usage(run.usage, list(live_usage)), run_time(run))
+    row.inference_cost_usd, row.compute_cost_usd = cost.inference_usd, cost.compute_usd
+    session.flush()
+    return run_from_row(row)
+
+
+def queue_position(session: Session, run: Run) -> int | None:
+    """A QUEUED run's place in line (1: the next to start), by when it entered the queue."""
+    if run.state != S.QUEUED:
+        return None
+    ahead = session.scalar(
+        select(func.count())
+        .select_from(RunRow)
+        .where(
+            RunRow.state == S.QUEUED.value,
+            (RunRow.updated_at < run.updated_at)
+            | ((RunRow.updated_at == run.updated_at) & (RunRow.run_id < run.run_id)),
+        )
+    )
+    return int(ahead or 0) + 1
 
 
 def heartbeat(session: Session, run_id: str) -> None:
@@ -280,6 +330,7 @@ def transition(
     *,
     expected: frozenset[RunState] | set[RunState] | None = None,
     status_message: StatusMessage | None = None,
+    prices: PriceTable | None = None,
     **changes: Any,
 ) -> Run:
     """:func:`set_status` in its own transaction, committed, then announced.
@@ -289,7 +340,9 @@ def transition(
     next sweep.  Raises as :func:`set_status` does.
     """
     with store.session() as session:
-        run = set_status(session, run_id, to, expected=expected, status_message=status_message, **changes)
+        run = set_status(
+            session, run_id, to, expected=expected, status_message=status_message, prices=prices, **changes
+        )
     if queue is not None:
         queue.announce(run_id, to.value)
     return run
@@ -315,7 +368,9 @@ def requeue(
     return run
 
 
-def record_failure(store: Store, queue: RunQueue | None, run_id: str, error: OzError) -> Run | None:
+def record_failure(
+    store: Store, queue: RunQueue | None, run_id: str, error: OzError, prices: PriceTable | None = None
+) -> Run | None:
     """End an active run FAILED or ERROR as the error's catalog entry says, and announce it.
 
     The one helper for every failure path (runner exceptions, container exits, sweeps), so
@@ -325,7 +380,7 @@ def record_failure(store: Store, queue: RunQueue | None, run_id: str, error: OzE
     message = StatusMessage(message=error.message, error_code=error.code, retryable=error.retryable)
     to = RunState(error.run_state)
     try:
-        return transition(store, queue, run_id, to, expected=_active_to(to), status_message=message)
+        return transition(store, queue, run_id, to, expected=_active_to(to), status_message=message, prices=prices)
     except StaleState as stale:
         log.info("run.failure_ignored", run_id=run_id, state=stale.current.value, error=error.code.value)
         return None
@@ -462,6 +517,7 @@ def _prepare(
     auto_metadata: dict[str, str],
     vault: Vault | None,
     agent_limit: int,
+    schedule_uid: str | None = None,
 ) -> tuple[RunRow, list[tuple[str, str, bytes]]]:
     team_owned = request.team is not False
     actors = _resolve_actors(session, principal, request, team_owned, agent_limit)
@@ -504,6 +560,8 @@ def _prepare(
         )
         if known is None:
             raise not_found("conversation", conversation_id)
+    billed = budgets.billed_to(principal, source)
+    budgets.require_room(session, principal.team_uid, billed)
     run_id = new_run_id()
     now = utcnow()
     origin = origin or Origin(source=source)
@@ -538,6 +596,10 @@ def _prepare(
         execution_location="REMOTE",
         attempt=0,
         run_time_seconds=0.0,
+        billed_to=billed,
+        inference_cost_usd=0.0,
+        compute_cost_usd=0.0,
+        schedule_uid=schedule_uid,
         created_at=now,
         updated_at=now,
     )
@@ -557,6 +619,7 @@ def create(
     vault: Vault | None = None,
     files: list[tuple[str, str, bytes]] | None = None,
     agent_limit: int,
+    schedule_uid: str | None = None,
 ) -> Created:
     """Validate, persist as QUEUED, commit, then enqueue — the single way a run comes to be.
 
@@ -566,6 +629,7 @@ def create(
     integration or cloud agent contributed are sealed already).  ``files``: (name, MIME type,
     bytes) a surface brought beside the request's own attachments (a Slack thread's files).
     ``agent_limit``: the plan's cloud agents (``OZGW_AGENT_LIMIT``); one past it cannot run.
+    A run whose budgets are spent is refused here (``core/budgets.py``).
     """
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
         raise invalid("Idempotency-Key must be 1-255 characters")
@@ -585,6 +649,7 @@ def create(
                 auto_metadata=auto_metadata or {},
                 vault=vault,
                 agent_limit=agent_limit,
+                schedule_uid=schedule_uid,
             )
             # Core inserts: the hot path of the API, and nothing here needs the unit of work.
             session.execute(insert(RunRow).values({c.key: getattr(row, c.key) for c in RunRow.__mapper__.column_attrs}))

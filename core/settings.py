@@ -14,6 +14,7 @@ from pydantic import ByteSize, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.network import NetworkMode
+from core.prices import PriceTable
 
 DEFAULT_AGENT_LIMIT = 5
 """Cloud agents a team may use unless ``OZGW_AGENT_LIMIT`` says otherwise."""
@@ -45,6 +46,14 @@ class Settings(BaseSettings):
 
     max_runtime_seconds: int = Field(default=3600, ge=1)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    schedule_tick_seconds: float = Field(default=10.0, gt=0)
+    """How often the scheduler looks for schedules due to fire."""
+    schedule_pause_after: int = Field(default=3, ge=1)
+    """A schedule whose last this many fires failed for a configuration reason pauses itself."""
+    prices: PriceTable = PriceTable()
+    """The price table runs are costed by (``core/prices.py``), JSON in ``OZGW_PRICES``."""
+    cost_check_seconds: float = Field(default=2.0, gt=0)
+    """How often a working run's cost is brought up to date (and checked against its cap)."""
     orphan_grace_seconds: float = Field(default=5.0, ge=0)
     """How old a QUEUED run without a job must be before a sweep enqueues it again."""
     api_threads: int = Field(default=8, ge=1)

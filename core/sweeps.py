@@ -14,6 +14,7 @@ from core import runs
 from core.errors import ErrorCode, OzError
 from core.models import RunState
 from core.models.wire import EXECUTING_STATES
+from core.prices import PriceTable
 from core.queue import RunQueue
 from core.store import Store, utcnow
 from core.store.tables import RunRow
@@ -50,12 +51,14 @@ def requeue_orphans(store: Store, queue: RunQueue, *, grace: timedelta = ORPHAN_
     return enqueued
 
 
-def recover_abandoned(store: Store, queue: RunQueue, *, after: timedelta) -> tuple[list[str], list[str]]:
+def recover_abandoned(
+    store: Store, queue: RunQueue, *, after: timedelta, prices: PriceTable | None = None
+) -> tuple[list[str], list[str]]:
     """Runs whose executing worker stopped heart-beating for ``after``.
 
     One whose agent never started goes back to the queue; one whose agent was running ends
-    ERROR ``agent_process_failed`` (its work in the dead container is lost).  Returns
-    (requeued, failed) run ids.
+    ERROR ``agent_process_failed`` (its work in the dead container is lost), its container time
+    costed by ``prices`` up to now.  Returns (requeued, failed) run ids.
     """
     cutoff = utcnow() - after
     with store.reader() as session:
@@ -68,11 +71,11 @@ def recover_abandoned(store: Store, queue: RunQueue, *, after: timedelta) -> tup
     requeued, failed = [], []
     for run_id, state, started_at in stale:
         if started_at is None:
-            if runs.requeue(store, queue, run_id, expected={S(state)}, heartbeat_at=None) is not None:
+            if runs.requeue(store, queue, run_id, expected={S(state)}, heartbeat_at=None, prices=prices) is not None:
                 requeued.append(run_id)
         else:
             error = OzError(ErrorCode.AGENT_PROCESS_FAILED, "the worker executing this run stopped unexpectedly")
-            if runs.record_failure(store, queue, run_id, error) is not None:
+            if runs.record_failure(store, queue, run_id, error, prices) is not None:
                 failed.append(run_id)
     if requeued or failed:
         log.warning("sweeps.abandoned_runs", requeued=requeued, failed=failed)

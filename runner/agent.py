@@ -70,6 +70,14 @@ class Agent:
         self._lock = threading.Lock()
         self._stdin: StdinChannel | None = None
         self._queued: list[str] = []
+        self._finished_turns: list[ModelUsage] = []
+        self._parser: StreamParser | None = None
+
+    def live_usage(self) -> list[ModelUsage]:
+        """What the agent reported using so far, the turn under way included (read from the
+        supervisor's thread to cost the run while it works)."""
+        parser = self._parser
+        return add_usage(self._finished_turns, parser.usage if parser is not None else [])
 
     # --- follow-ups, from the supervisor's thread -------------------------------------------
 
@@ -108,22 +116,21 @@ class Agent:
 
     def run(self) -> AgentResult:
         invocation = self.invocation
-        usage: list[ModelUsage] = []
         while True:
             parser = self._turn(invocation)
-            usage = add_usage(usage, parser.usage)
+            self._finished_turns, self._parser = add_usage(self._finished_turns, parser.usage), None
             with self._lock:
                 queued, self._queued = self._queued, []
                 self._stdin = None
             if not queued:
-                return AgentResult(parser, usage)
+                return AgentResult(parser, self._finished_turns)
             prompt = "\n\n".join(queued)
             self.record([RunEvent(kind=EventKind.STATUS, text="Starting the next turn with the follow-up")])
             invocation = dataclasses.replace(invocation, prompt=prompt, resume=parser.session_id)
 
     def _turn(self, invocation: Invocation) -> StreamParser:
         driver = self.driver
-        parser = driver.parser(invocation)
+        parser = self._parser = driver.parser(invocation)
         tail = OutputTail(self.tail_chars)
         stdin = StdinChannel(driver.stdin(invocation), keep_open=driver.live_input)
         with self._lock:

@@ -28,7 +28,7 @@ from pydantic import ByteSize
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import events, mcp, runs
+from core import budgets, events, mcp, runs
 from core.agents import get_agent
 from core.environments import get_environment
 from core.errors import ErrorCode, OzError
@@ -37,6 +37,7 @@ from core.github_auth import mark_stale
 from core.managed_secrets import resolve_secrets
 from core.models import Environment, RepoRef, Run, RunState, StatusMessage
 from core.network import Endpoint, check_network, parse_endpoints
+from core.prices import dollars
 from core.skills import parse as parse_skill
 from core.store import utcnow
 from core.store.tables import AccountRow, RunAttachmentRow
@@ -49,7 +50,7 @@ from runner.harness.base import Attachment
 from runner.landing import Author
 from runner.sandbox import PROMPT_DIR, WORKSPACE, Bind, OutputTail, Sandbox, SandboxSpec, copy_from_image
 from runner.skills import read_skill, skill_repo
-from runner.supervisor import CANCELLED, IDLE, OVER_STORAGE, TIMED_OUT, Supervisor
+from runner.supervisor import CANCELLED, IDLE, OVER_BUDGET, OVER_STORAGE, TIMED_OUT, Supervisor
 from runner.transcript import TranscriptWriter
 from runner.workspace import Workspace
 
@@ -115,6 +116,7 @@ class Execution:
         self.transcript = TranscriptWriter(self._write, self.settings.max_events_per_run)
         self.supervisor.on_tick = self.transcript.flush
         self.agent_started = False
+        self.agent: Agent | None = None
         self.retry: tuple[OzError, int] | None = None
         """A platform error before the agent started, to be retried (the error, which retry)."""
 
@@ -165,6 +167,7 @@ class Execution:
                 self._requeue(*self.retry)
 
     def _execute(self) -> None:
+        self._budget()
         env = self._environment()
         network = self._network(env)
         driver = self._driver()
@@ -242,6 +245,8 @@ class Execution:
             tail_chars=self.settings.output_tail_chars,
         )
         agent.check_program()
+        self.agent = agent
+        self.supervisor.live_usage = agent.live_usage
         self.agent_started = True  # from here a retry could redo the agent's work: none
         self._transition(S.INPROGRESS, session_link=self.settings.run_page(self.run.run_id))
         self.supervisor.on_followups = agent.deliver
@@ -252,9 +257,23 @@ class Execution:
         finally:
             self.supervisor.on_followups = None
             self.supervisor.watch_idle(None)
-        with self.ctx.store.session() as session:
-            runs.record_usage(session, self.run.run_id, result.usage)
+        self._record_usage()
         self._finish(result.parser)
+
+    def _budget(self) -> None:
+        """Budgets may have been spent while the run waited: refuse it now if so, else give the
+        supervisor the most it may cost."""
+        with self.ctx.store.reader() as session:
+            budgets.require_room(session, self.run.team_uid, self.run.billed_to)
+            self.supervisor.cap = budgets.run_cap(session, self.run)
+
+    def _record_usage(self) -> None:
+        """Keep what the agent used, however its execution ends (once: the usage is moved out)."""
+        agent, self.agent = self.agent, None
+        self.supervisor.live_usage = list
+        if agent is not None:
+            with self.ctx.store.session() as session:
+                runs.record_usage(session, self.run.run_id, agent.live_usage(), self.settings.prices)
 
     def _network(self, env: Environment) -> str:
         """The container's network (``core/network.py``): host and bridge only where the
@@ -498,6 +517,7 @@ class Execution:
                 S.SUCCEEDED,
                 expected={S.INPROGRESS},
                 status_message=StatusMessage(message=message),
+                prices=self.settings.prices,
             )
             reopen = bool(runs.pending_followups(session, self.run.run_id))
             if reopen:  # follow-ups arrived while it worked: carry on in a new execution, in the same commit
@@ -550,18 +570,25 @@ class Execution:
             expected={S.PENDING, S.CLAIMED},
             heartbeat_at=None,
             status_message=message,
+            prices=self.settings.prices,
         )
 
     def _fail(self, error: OzError) -> None:
         self.transcript.flush()
-        runs.record_failure(self.ctx.store, self.ctx.queue, self.run.run_id, error)
+        self._record_usage()
+        runs.record_failure(self.ctx.store, self.ctx.queue, self.run.run_id, error, self.settings.prices)
 
     def _on_terminated(self) -> None:
         """The worker is shutting down: a run whose agent never started goes back to the queue."""
         log.warning("job.terminated", run_id=self.run.run_id, state=self.run.state.value)
         if self.run.started_at is None:
             runs.requeue(
-                self.ctx.store, self.ctx.queue, self.run.run_id, expected={S.PENDING, S.CLAIMED}, heartbeat_at=None
+                self.ctx.store,
+                self.ctx.queue,
+                self.run.run_id,
+                expected={S.PENDING, S.CLAIMED},
+                heartbeat_at=None,
+                prices=self.settings.prices,
             )
             return
         self._fail(OzError(ErrorCode.AGENT_PROCESS_FAILED, "the worker shut down while the agent was running"))
@@ -589,8 +616,21 @@ class Execution:
                     title="The run's container wrote too much outside /workspace",
                 )
             )
+        elif reason == OVER_BUDGET:
+            cap = self.supervisor.cap
+            assert cap is not None  # the supervisor stops for cost only with a cap
+            self._fail(
+                OzError(
+                    cap.code,
+                    f"it had cost {dollars(self.supervisor.cost)}, reaching {cap.reason}: {dollars(cap.usd)}",
+                    title="The run was stopped at its spending limit",
+                )
+            )
         else:
             assert reason == CANCELLED
+            self._record_usage()
+            with self.ctx.store.session() as session:  # the cancel stopped the clock; cost what ran
+                runs.record_cost(session, self.run.run_id, self.settings.prices)
             if self.ctx.queue is not None:  # the container is gone now: the thread may say so
                 self.ctx.queue.announce(self.run.run_id, S.CANCELLED.value)
 

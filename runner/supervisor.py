@@ -1,8 +1,8 @@
 """Watches one executing run from a side thread: pushes its heartbeat, notices a cancel in
-the store, enforces the maximum runtime, the container's storage limit and the run's idle
-timeout — and kills the sandbox when any of those happens, so the blocked ``exec`` stream in the job returns
-at once.  While the agent works it also hands new follow-ups to it, within a tick of their
-arrival."""
+the store, enforces the maximum runtime, the container's storage limit, the run's idle
+timeout and its cost cap (``core/budgets.py``), and kills the sandbox when any of those
+happens, so the blocked ``exec`` stream in the job returns at once.  While the agent works
+it also hands new follow-ups to it, within a tick of their arrival."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from collections.abc import Callable
 import structlog
 
 from core import runs
-from core.models import RunState
+from core.budgets import Cap
+from core.models import ModelUsage, RunState
 from runner.context import WorkerContext
 from runner.sandbox import Sandbox
 
@@ -23,6 +24,7 @@ CANCELLED = "cancelled"
 TIMED_OUT = "timed_out"
 OVER_STORAGE = "over_storage"
 IDLE = "idle"
+OVER_BUDGET = "over_budget"
 
 
 class Supervisor(threading.Thread):
@@ -47,6 +49,13 @@ class Supervisor(threading.Thread):
         self.idle_limit: float | None = None
         """Set while the agent runs with ``idle_timeout_minutes``: how long it may print nothing."""
         self.last_output = time.monotonic()
+        self.cap: Cap | None = None
+        """The most the run may cost; it is stopped when its cost reaches this."""
+        self.live_usage: Callable[[], list[ModelUsage]] = list
+        """What the agent reported using so far and has not been recorded yet."""
+        self.cost = 0.0
+        """The run's cost at the last check."""
+        self._next_cost_check = 0.0
 
     def watch_idle(self, limit_seconds: float | None) -> None:
         """From now, stop the run when the agent prints nothing for ``limit_seconds``
@@ -96,6 +105,19 @@ class Supervisor(threading.Thread):
             self._halt(OVER_STORAGE)
         elif self.reason is None and self.idle_limit is not None and now - self.last_output > self.idle_limit:
             self._halt(IDLE)
+        elif self.reason is None and self._over_budget(now, state):
+            self._halt(OVER_BUDGET)
+
+    def _over_budget(self, now: float, state: RunState) -> bool:
+        """Bring the run's cost up to date every ``cost_check_seconds`` (the console and the
+        budgets see it grow) and say whether it reached its cap."""
+        if now < self._next_cost_check or state not in (RunState.CLAIMED, RunState.INPROGRESS, RunState.BLOCKED):
+            return False
+        self._next_cost_check = now + self.ctx.settings.cost_check_seconds
+        with self.ctx.store.session() as session:
+            run = runs.record_cost(session, self.run_id, self.ctx.settings.prices, self.live_usage())
+        self.cost = run.inference_cost_usd + run.compute_cost_usd
+        return self.cap is not None and self.cost >= self.cap.usd
 
     def _over_storage(self, now: float) -> bool:
         """Whether the container wrote more than its limit outside ``/workspace`` (which has

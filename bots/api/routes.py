@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bots.api import artifacts, environments, events, identities, runs, secrets
+from bots.api import artifacts, environments, events, identities, runs, schedules, secrets, usage
 from bots.api import keys as api_keys
 from bots.web import Route
 from core.models.wire import (
@@ -19,6 +19,8 @@ from core.models.wire import (
     RunItem,
     RunListQuery,
 )
+from core.schedules import ListSchedulesResponse, ScheduleCreate, ScheduleItem, ScheduleUpdate
+from core.usage import UsageReport
 
 API = "/api/v1"
 
@@ -102,6 +104,66 @@ ROUTES: tuple[Route, ...] = (
         response_status=201,
     ),
     Route("DELETE", f"{API}/secrets/{{name}}", secrets.delete_secret, "Delete a managed secret", response_status=204),
+    Route(
+        "GET",
+        f"{API}/agent/schedules",
+        schedules.list_schedules,
+        "List scheduled agents (extension)",
+        response=ListSchedulesResponse,
+    ),
+    Route(
+        "POST",
+        f"{API}/agent/schedules",
+        schedules.create_schedule,
+        "Create a scheduled agent (extension)",
+        ScheduleCreate,
+        ScheduleItem,
+        response_status=201,
+    ),
+    Route(
+        "GET",
+        f"{API}/agent/schedules/{{uid}}",
+        schedules.get_schedule,
+        "Retrieve a scheduled agent (extension)",
+        response=ScheduleItem,
+    ),
+    Route(
+        "PATCH",
+        f"{API}/agent/schedules/{{uid}}",
+        schedules.update_schedule,
+        "Update a scheduled agent (extension)",
+        ScheduleUpdate,
+        ScheduleItem,
+    ),
+    Route(
+        "POST",
+        f"{API}/agent/schedules/{{uid}}/pause",
+        schedules.pause_schedule,
+        "Pause a scheduled agent (extension)",
+        response=ScheduleItem,
+    ),
+    Route(
+        "POST",
+        f"{API}/agent/schedules/{{uid}}/resume",
+        schedules.resume_schedule,
+        "Resume a scheduled agent from its next fire time (extension)",
+        response=ScheduleItem,
+    ),
+    Route(
+        "DELETE",
+        f"{API}/agent/schedules/{{uid}}",
+        schedules.delete_schedule,
+        "Delete a scheduled agent (extension)",
+        response_status=204,
+    ),
+    Route(
+        "GET",
+        f"{API}/usage",
+        usage.get_usage,
+        "Usage and cost of the team's runs (extension)",
+        response=UsageReport,
+        query=usage.UsageQuery,
+    ),
     Route("GET", f"{API}/keys", api_keys.list_keys, "List your API keys (an admin: the team's), by prefix only"),
     Route("DELETE", f"{API}/keys/{{uid}}", api_keys.revoke_key, "Revoke an API key (its holder or a team admin)"),
 )

@@ -21,9 +21,20 @@ from bots.console import charts
 from bots.console.sessions import ConsoleSession
 from bots.console.views import STATUSES, checked, signed_in, status_of
 from bots.web import SETTINGS, VAULT, in_session, public, reading
-from core import accounts, agents, environments, github_auth, identity, integrations, managed_secrets, usage
+from core import (
+    accounts,
+    agents,
+    budgets,
+    environments,
+    github_auth,
+    identity,
+    integrations,
+    managed_secrets,
+    usage,
+)
 from core.errors import OzError
 from core.models import IntegrationProvider, Principal, RunSourceType, RunState
+from core.prices import dollars
 
 USAGE_DAYS = (7, 14, 30, 90)
 STATUS_COLORS = {"Succeeded": "#0a7a2f", "Failed": "#b00020", "Cancelled": "#8e8e93", "Working": "#d69e00"}
@@ -79,6 +90,11 @@ async def usage_page(request: web.Request) -> dict:
     found = await reading(
         request, usage.runs_per_day, session.principal.team_uid, today - timedelta(days=days - 1), days
     )
+    team = session.principal.team_uid
+    first, end = today - timedelta(days=days - 1), today + timedelta(days=1)
+    by_creator = await reading(request, usage.report, team, first, end, "creator")
+    by_model = await reading(request, usage.report, team, first, end, "model")
+    spending = await reading(request, budgets.budgets_of, team)
     by_status = {name: [0] * days for name in STATUSES}
     for (day, state), count in found.by_day_state.items():
         by_status[status_of(RunState(state))][found.days.index(day)] += count
@@ -93,7 +109,11 @@ async def usage_page(request: web.Request) -> dict:
         source_chart=charts.stacked(found.days, by_source, {s: SOURCE_COLORS.get(s, "#555") for s in sources}),
         status_totals={name: sum(values) for name, values in by_status.items()},
         source_totals={source: sum(values) for source, values in by_source.items()},
-        creators=found.by_creator.most_common(),
+        cost_by_creator=by_creator.lines,
+        cost_by_model=by_model.lines,
+        costs=by_creator,
+        budgets=spending,
+        dollars=dollars,
     )
 
 

@@ -44,6 +44,7 @@ from core.models import Principal, RunSourceType, RunState
 from core.models.domain import KEY_EXPIRIES
 from core.models.wire import ACTIVE_STATES, FollowupRequest, ListRunsResponse, RunListQuery
 from core.permissions import may_steer
+from core.prices import dollars
 
 PRE = "oz_console_pre"
 """The sign-in form's own CSRF token (double-submitted: a cookie and a field), so nobody can sign
@@ -250,6 +251,7 @@ async def run_list(request: web.Request) -> dict:
         "params": params,
         "statuses": list(STATUSES),
         "status_of": status_of,
+        "cost_of": lambda item: dollars(run_items.cost_of(item)),
         "sources": SOURCES,
         "people": people,
         "next_page": following,

@@ -26,6 +26,17 @@ from core.prompts import Conversation, Message, build_prompt
 from core.run_items import pull_request_urls
 
 WRITE_PERMISSIONS = {"admin", "maintain", "write"}
+
+
+class RunRefused(Exception):
+    """The gateway would not start the run (a spent budget, a missing environment, …): said
+    on the issue and in the step's log, and the step fails."""
+
+    def __init__(self, code: str, title: str, detail: str | None) -> None:
+        super().__init__(f"{code}: {title}")
+        self.code, self.title, self.detail = code, title, detail
+
+
 MARKER_PREFIX = "<!-- oz-gateway-run:"
 
 
@@ -141,7 +152,7 @@ def can_write(repo: Repository, login: str) -> bool:
 
 def remote_watcher(config: ActionConfig) -> RunWatcher:
     """Create the run through the gateway's Oz API with the agent key, then poll it."""
-    from oz_agent_sdk import OzAPI
+    from oz_agent_sdk import APIStatusError, OzAPI
 
     def follow(request: RunRequest) -> Iterator[RunItem]:
         client = OzAPI(api_key=config.api_key, base_url=config.gateway_url, max_retries=3)
@@ -157,9 +168,18 @@ def remote_watcher(config: ActionConfig) -> RunWatcher:
         headers = {"Idempotency-Key": request.idempotency_key, "X-Oz-Source": "GITHUB_ACTION"}
         if request.trigger_url:
             headers["X-Oz-Trigger-Url"] = request.trigger_url
-        created = client.agent.run(
-            prompt=request.prompt, title=request.title, config=cast(Any, agent_config), extra_headers=headers
-        )
+        try:
+            created = client.agent.run(
+                prompt=request.prompt, title=request.title, config=cast(Any, agent_config), extra_headers=headers
+            )
+        except APIStatusError as error:
+            if error.status_code >= 500:
+                raise
+            problem = error.body if isinstance(error.body, dict) else {}
+            code = str(problem.get("type") or "").rstrip("/").rsplit("/", 1)[-1].replace("-", "_")  # the catalog page
+            raise RunRefused(
+                code or str(error.status_code), str(problem.get("title") or error.message), problem.get("detail")
+            ) from None
         deadline = time.monotonic() + config.timeout_minutes * 60
         while True:
             item = RunItem.model_validate(client.agent.runs.retrieve(created.run_id).model_dump(mode="json"))
@@ -235,13 +255,27 @@ def run_action(
     )
     sticky: StickyComment | None = None
     run: RunItem | None = None
-    for run in watcher(request):
-        if sticky is None and trigger.number is not None:
-            sticky = StickyComment(repo.get_issue(trigger.number), run.run_id)
-        if sticky is not None:
-            sticky.show(render(run))
+    try:
+        for run in watcher(request):
+            if sticky is None and trigger.number is not None:
+                sticky = StickyComment(repo.get_issue(trigger.number), run.run_id)
+            if sticky is not None:
+                sticky.show(render(run))
+    except RunRefused as refused:
+        return _refused(console, repo, trigger, refused)
     assert run is not None
     return _finish(console, run)
+
+
+def _refused(console: Console, repo: Repository, trigger: Trigger, refused: RunRefused) -> int:
+    """No run was started: say why where the request was made, and fail the step."""
+    reason = refused.title + (f": {refused.detail}" if refused.detail else "")
+    if trigger.number is not None:
+        who = f"@{trigger.author} " if trigger.author else ""
+        repo.get_issue(trigger.number).create_comment(f"{who}Oz could not start a run. {reason} (`{refused.code}`)")
+    console.command("error", f"Oz could not start a run ({refused.code}): {reason}")
+    console.outputs(state="REFUSED", run_id="", pr_url="", session_link="")
+    return 1
 
 
 def _finish(console: Console, run: RunItem) -> int:

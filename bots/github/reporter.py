@@ -14,7 +14,7 @@ from github.IssueComment import IssueComment
 
 from core.mentions import strip_mentions
 from core.models import RunItem, RunState
-from core.run_items import pull_request_urls, usage_line
+from core.run_items import pull_request_urls, queue_line, usage_line
 
 MARKER = "<!-- oz-gateway-run:{run_id} -->"
 S = RunState
@@ -58,6 +58,8 @@ def render(run: RunItem, now: datetime | None = None) -> str:
     for index, (label, _states) in enumerate(STEPS):
         done = "x" if index < current else " "
         detail = f" — {message.removeprefix('Working: ')}" if index == current and message and index == 2 else ""
+        if index == current == 0 and queue_line(run):
+            detail = f" — {queue_line(run)}"
         lines.append(f"- [{done}] {label}{detail}")
     lines.append("- [ ] Done")
     return "\n".join(lines)

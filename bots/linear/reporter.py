@@ -165,4 +165,6 @@ def closing(settings: Settings, item: RunItem, prs: list[str]) -> tuple[str, str
     body = f"Oz {VERDICTS.get(item.state, 'finished')}: {message}".strip()
     if code:
         body += f"\n\n`{code}` — see {settings.run_page(item.run_id)}"
+    if used:
+        body += f"\n\n{used}"
     return ("response" if item.state == S.CANCELLED else "error"), body

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from core.errors import ErrorCode, OzError
 from core.models import RunItem, RunState
-from core.run_items import pull_request_urls, usage_line
+from core.run_items import pull_request_urls, queue_line, usage_line
 
 S = RunState
 Blocks = list[dict]
@@ -33,6 +33,8 @@ FIXES: dict[str, str] = {
     ErrorCode.FEATURE_NOT_AVAILABLE: "The team's cloud agent is over the plan limit.",
     ErrorCode.INTERNAL_ERROR: "Something broke on our side; mention me again to retry.",
     ErrorCode.RESOURCE_UNAVAILABLE: "The gateway is busy; mention me again in a moment.",
+    ErrorCode.BUDGET_EXCEEDED: "An admin can raise the budget with `oz-gateway budget set`, or wait for the 1st.",
+    ErrorCode.INSUFFICIENT_CREDITS: "An admin can raise your budget with `oz-gateway budget set --person`.",
 }
 ICONS = {S.SUCCEEDED: ":white_check_mark:", S.FAILED: ":x:", S.ERROR: ":warning:", S.CANCELLED: ":no_entry_sign:"}
 VERDICTS = {S.SUCCEEDED: "Done", S.FAILED: "Failed", S.ERROR: "Stopped on an error", S.CANCELLED: "Cancelled"}
@@ -137,7 +139,9 @@ def status(run: RunItem, link: str | None, now: datetime | None = None) -> tuple
     detail = escape(message.removeprefix("Working: ")) if message and (run.state == S.INPROGRESS or retrying) else ""
     line = f":hourglass_flowing_sand: *{phase}*" + (f": {detail}" if detail else "")
     text = "On it" if run.state == S.QUEUED and not retrying else f"{phase}" + (f": {detail}" if detail else "")
-    return text, [_section(line), _context(f"On it · {elapsed(run, now)}", run_link)]
+    in_line = queue_line(run)
+    progress = " · ".join(p for p in ("On it", in_line, elapsed(run, now)) if p)
+    return text, [_section(line), _context(progress, run_link)]
 
 
 def final(run: RunItem) -> tuple[str, Blocks]:

@@ -267,6 +267,10 @@ class Run(Record):
     attempt: int = 0
     run_time_seconds: float = 0.0
     usage: list[ModelUsage] = []
+    billed_to: str = ""
+    inference_cost_usd: float = 0.0
+    compute_cost_usd: float = 0.0
+    schedule_uid: str | None = None
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None = None

@@ -150,6 +150,9 @@ class AmbientAgentConfig(RequestModel, WireModel):
     harness: Harness | None = None
     harness_auth_secrets: HarnessAuthSecrets | None = None
     idle_timeout_minutes: Annotated[int, Field(ge=0, le=60)] | None = None
+    max_cost: Annotated[float, Field(gt=0)] | None = None
+    """Extension: the most this run may cost, in USD (``core/prices.py``); it is stopped
+    ``FAILED`` / ``budget_exceeded`` when it crosses it."""
     mcp_servers: dict[str, McpServerConfig] | None = None
     model_id: str | None = None
     name: Annotated[str, Field(max_length=200)] | None = None
@@ -365,7 +368,10 @@ class ModelUsage(WireModel):
     output_tokens: int = 0
     cached_input_tokens: int = 0
     cost_usd: float | None = None
-    """Only where the CLI reports a cost (Claude Code does); pricing is the budgets issue's."""
+    """Only where the CLI reports a cost (Claude Code does)."""
+    priced_usd: float | None = None
+    """What these tokens cost by the operator's price table (``core/prices.py``), set when the
+    run's usage is recorded; the run's inference cost is the sum of these."""
 
     def plus(self, other: ModelUsage) -> ModelUsage:
         costs = [c for c in (self.cost_usd, other.cost_usd) if c is not None]
@@ -375,7 +381,7 @@ class ModelUsage(WireModel):
             output_tokens=self.output_tokens + other.output_tokens,
             cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
             cost_usd=sum(costs) if costs else None,
-        )
+        )  # ``priced_usd`` is recomputed from the summed tokens (core.prices)
 
 
 class RunItem(WireModel):
@@ -408,6 +414,8 @@ class RunItem(WireModel):
     request_usage: RequestUsage | None = None
     usage: list[ModelUsage] | None = None
     """Extension: tokens per model (absent until the agent reported any)."""
+    queue_position: int | None = None
+    """Extension: a QUEUED run's place in line (1: next to start)."""
 
 
 class ListRunsResponse(WireModel):

@@ -167,6 +167,13 @@ class RunRow(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     run_time_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     usage: Mapped[list | None] = mapped_column(JSON)
+    billed_to: Mapped[str] = mapped_column(String(32), default="")
+    """The person whose budget a run draws on first (``core/budgets.py``); empty for runs the
+    team pays for alone (agent-key and scheduled runs)."""
+    inference_cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    compute_cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    """What the run has cost so far (``core/prices.py``): its models' tokens, its container's time."""
+    schedule_uid: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
@@ -191,6 +198,7 @@ class RunRow(Base):
         Index("ix_runs_state_updated", "state", "updated_at"),
         Index("ix_runs_state_heartbeat", "state", "heartbeat_at"),
         Index("ix_runs_origin_key", "origin_key", "created_at"),
+        Index("ix_runs_team_billed_created", "team_uid", "billed_to", "created_at"),
     )
 
 
@@ -399,3 +407,49 @@ class LinearTokenRow(Base):
     url_key: Mapped[str | None] = mapped_column(String(100))
     app_user_id: Mapped[str | None] = mapped_column(String(64))
     installed_at: Mapped[datetime | None]
+
+
+class BudgetRow(Base):
+    """A monthly spending limit: the team's (``account_uid`` empty) or one person's."""
+
+    __tablename__ = "budgets"
+    team_uid: Mapped[str] = mapped_column(ForeignKey("teams.uid", ondelete="CASCADE"), primary_key=True)
+    account_uid: Mapped[str] = mapped_column(String(32), primary_key=True, default="")
+    monthly_usd: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime]
+
+
+class ScheduleRow(Base):
+    """A cron schedule that starts a run each time it fires (``core/schedules.py``)."""
+
+    __tablename__ = "schedules"
+    uid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    team_uid: Mapped[str] = mapped_column(ForeignKey("teams.uid", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    cron: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    prompt: Mapped[str | None] = mapped_column(Text)
+    skill_spec: Mapped[str | None] = mapped_column(String(500))
+    environment_id: Mapped[str] = mapped_column(String(32))
+    agent_uid: Mapped[str | None] = mapped_column(String(32))
+    model_id: Mapped[str | None] = mapped_column(String(200))
+    creator_uid: Mapped[str] = mapped_column(String(32))
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused_reason: Mapped[str | None] = mapped_column(String(1000))
+    next_fire_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None]
+
+
+class ScheduleFireRow(Base):
+    """One fire time of a schedule, claimed before its run is created: the primary key is what
+    makes firing exactly-once when several scheduler processes run."""
+
+    __tablename__ = "schedule_fires"
+    schedule_uid: Mapped[str] = mapped_column(ForeignKey("schedules.uid", ondelete="CASCADE"), primary_key=True)
+    fire_time: Mapped[datetime] = mapped_column(primary_key=True)
+    claimed_at: Mapped[datetime]
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(String(1000))

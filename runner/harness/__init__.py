@@ -13,11 +13,12 @@ from runner.harness.command import CommandDriver
 from runner.harness.gemini import GeminiDriver, GeminiParser
 from runner.harness.oz import OzDriver
 
-PARSERS: dict[str, Callable[[], StreamParser]] = {
-    "claude": ClaudeParser,
-    "codex": lambda: CodexParser("codex-default"),
-    "gemini": GeminiParser,
-    "text": TextParser,
+PARSERS: dict[str, Callable[[Invocation], StreamParser]] = {
+    "claude": lambda _invocation: ClaudeParser(),
+    # Codex's stream never names its model: the run's is what its tokens are priced by.
+    "codex": lambda invocation: CodexParser(invocation.model_id or "codex-default"),
+    "gemini": lambda _invocation: GeminiParser(),
+    "text": lambda _invocation: TextParser(),
 }
 DRIVERS: dict[str, Callable[[], Driver]] = {
     "oz": OzDriver,

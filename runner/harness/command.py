@@ -13,7 +13,7 @@ from runner.harness.base import MCP_FILE, Driver, Invocation, StreamParser, mcp_
 class CommandDriver(Driver):
     name = "command"
 
-    def __init__(self, command_line: str, parser_factory: Callable[[], StreamParser]) -> None:
+    def __init__(self, command_line: str, parser_factory: Callable[[Invocation], StreamParser]) -> None:
         self.argv = shlex.split(command_line)
         if not self.argv:
             raise ValueError("the command harness needs a command line (OZGW_COMMAND_HARNESS)")
@@ -30,4 +30,4 @@ class CommandDriver(Driver):
         return {"OZ_MCP_CONFIG": f"{invocation.config_dir}/{MCP_FILE}"} if invocation.mcp_servers else {}
 
     def parser(self, invocation: Invocation) -> StreamParser:
-        return self._parser_factory()
+        return self._parser_factory(invocation)

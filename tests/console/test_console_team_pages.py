@@ -12,10 +12,11 @@ from oz_agent_sdk import OzAPI
 from playwright.sync_api import Page
 from sqlalchemy import update
 
-from core import environments, identity, integrations, runs
+from core import budgets, environments, identity, integrations, runs
 from core.errors import ErrorCode, OzError
-from core.models import IntegrationProvider, Origin, RunSourceType
+from core.models import IntegrationProvider, ModelUsage, Origin, RunSourceType
 from core.models.wire import RunAgentRequest
+from core.prices import PriceTable
 from core.store import Store, utcnow
 from core.store.tables import RunRow
 from tests.live_server import LiveServer
@@ -45,6 +46,10 @@ def test_usage_is_drawn_on_the_server_and_reconciles_with_the_api(
     with store.session() as session:
         session.execute(update(RunRow).where(RunRow.run_id == old).values(created_at=utcnow() - timedelta(days=21)))
     start(store, other, "Another team's run")  # never counted
+    with store.session() as session:  # what a worker records for a run whose agent used a million tokens
+        million = [ModelUsage(model="claude-sonnet-4", input_tokens=1_000_000, output_tokens=0)]
+        runs.record_usage(session, done[0], million, PriceTable())
+        budgets.set_budget(session, ada.team_uid, budgets.TEAM, 50.0)
 
     sign_in(page, console, ada_key, "/console/usage")
     shot(page, tmp_path, "usage")
@@ -62,7 +67,10 @@ def test_usage_is_drawn_on_the_server_and_reconciles_with_the_api(
     )
     assert sources == {"API": 3, "SLACK": 1}
     creators = page.locator("#creators").inner_text()
-    assert "ada@acme.dev\t3" in creators and "grace@acme.dev\t1" in creators
+    assert "ada@acme.dev\t3\t$3.00" in creators and "grace@acme.dev\t1\t$0.00" in creators
+    assert page.locator("#cost-total").inner_text().startswith("$3.00 in all: $3.00 for models")
+    assert "claude-sonnet-4\t1,000,000\t0\t$3.00" in page.locator("#models").inner_text()
+    assert "team\t$50.00\t$3.00\t$47.00" in page.locator("#budgets").inner_text()
     bars = page.locator("#by-status rect, svg[aria-labelledby='by-status-title'] rect")
     labels = bars.evaluate_all("rs => rs.map(r => r.querySelector('title').textContent)")
     today = utcnow().strftime("%Y-%m-%d")
@@ -77,6 +85,9 @@ def test_usage_is_drawn_on_the_server_and_reconciles_with_the_api(
     assert len(listed) == 4 and slack in {r.run_id for r in listed}
     page.goto(f"{console.url}/console/usage?days=30")
     assert page.locator("#total").inner_text().startswith("5 runs")
+    page.goto(f"{console.url}/console/runs?tab=all")
+    assert page.locator(f"tr[data-run='{done[0]}'] td.cost").inner_text() == "$3.00"
+    assert page.locator(f"tr[data-run='{done[1]}'] td.cost").inner_text() == "$0.00"
 
 
 def test_environments_created_edited_and_deleted_with_the_clis_rules(

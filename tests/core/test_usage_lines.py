@@ -1,5 +1,6 @@
-"""What the agent used appears in every surface's closing words: Slack's closing post, Linear's
-final response and the GitHub sticky comment all render it from the run the API returns."""
+"""How long a run took, what it cost and what its agent used appear in every surface's closing
+words (Slack's closing post, Linear's final response, the GitHub sticky comment), and a queued
+run's place in line in its status; all rendered from the run the API returns."""
 
 from __future__ import annotations
 
@@ -7,15 +8,15 @@ from datetime import UTC, datetime
 
 from bots.github.reporter import render
 from bots.linear.reporter import closing
-from bots.slack.messages import final
+from bots.slack.messages import final, status
 from core.models import RunItem, RunState
-from core.run_items import usage_line
+from core.run_items import queue_line, usage_line
 from core.settings import Settings
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
-def finished(usage: list[dict] | None, cost: float | None = None) -> RunItem:
+def finished(usage: list[dict] | None, cost: tuple[float, float] | None = None, run_time: str = "PT2M5S") -> RunItem:
     return RunItem.model_validate(
         {
             "run_id": "r" * 36,
@@ -25,32 +26,46 @@ def finished(usage: list[dict] | None, cost: float | None = None) -> RunItem:
             "state": RunState.SUCCEEDED,
             "created_at": NOW,
             "updated_at": NOW,
+            "run_time": run_time,
             "status_message": {"message": "Updated README.md."},
             "usage": usage,
-            "request_usage": {"inference_cost_usd": cost} if cost is not None else None,
+            "request_usage": {"inference_cost_usd": cost[0], "compute_cost_usd": cost[1]} if cost else None,
         }
     )
 
 
-def test_the_line_names_each_model_and_the_cost_when_known():
+def test_the_line_gives_the_duration_the_cost_and_each_model():
     run = finished(
         [
             {"model": "claude-a", "input_tokens": 4800, "output_tokens": 320},
             {"model": "claude-b", "input_tokens": 1200, "output_tokens": 80},
         ],
-        cost=0.0256,
+        cost=(0.0256, 0.004),
     )
     assert usage_line(run) == (
-        "Used 4,800 input / 320 output tokens (claude-a); 1,200 input / 80 output tokens (claude-b) · about $0.03"
+        "Took 2m 05s · cost $0.03 · 4,800 input / 320 output tokens (claude-a) · 1,200 input / 80 output tokens "
+        "(claude-b)"
     )
-    assert usage_line(finished(None)) is None
+    assert usage_line(finished(None, cost=(0, 0.001), run_time="PT3S")) == "Took 3s · cost <$0.01"
+    assert usage_line(finished(None).model_copy(update={"state": RunState.INPROGRESS})) is None
 
 
 def test_every_surface_shows_it():
-    run = finished([{"model": "gpt-x", "input_tokens": 10, "output_tokens": 2}])
-    line = "Used 10 input / 2 output tokens (gpt-x)"
+    run = finished([{"model": "gpt-x", "input_tokens": 10, "output_tokens": 2}], cost=(1.5, 0.25))
+    line = "Took 2m 05s · cost $1.75 · 10 input / 2 output tokens (gpt-x)"
     _text, blocks = final(run)
     assert line in str(blocks)
     assert line in render(run, NOW)
     kind, body = closing(Settings(), run, [])
     assert kind == "response" and body.endswith(line)
+
+
+def test_a_queued_run_shows_its_place_in_line():
+    queued = finished(None).model_copy(update={"state": RunState.QUEUED, "queue_position": 3})
+    assert queue_line(queued) == "3rd in line"
+    assert queue_line(queued.model_copy(update={"queue_position": 1})) == "next in line"
+    assert queue_line(queued.model_copy(update={"queue_position": 12})) == "12th in line"
+    assert queue_line(queued.model_copy(update={"queue_position": 22})) == "22nd in line"
+    _text, blocks = status(queued, None, NOW)
+    assert "3rd in line" in str(blocks)
+    assert "3rd in line" in render(queued, NOW)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from oz_agent_sdk import OzAPI, UnprocessableEntityError
 
-from core import environments
+from core import budgets, environments
 from core.accounts import account_by_email
 from core.agents import default_agent
 from core.github_orgs import enable_org
@@ -190,3 +190,28 @@ def test_a_failed_run_fails_the_step_and_says_why(
     assert "::error::Oz run" in step.stdout and "agent process exited unexpectedly" in step.stdout
     ours = next(c for c in github.comments_on(REPO, 1) if "oz-gateway-run" in c["body"])
     assert "Error code: `agent_process_failed`" in ours["body"]
+
+
+def test_a_spent_budget_is_said_on_the_issue_and_fails_the_step(
+    gateway: LiveServer,
+    github: FakeGitHub,
+    action_repo: str,
+    agent_key: str,
+    environment_id: str,
+    run_step,
+    store: Store,
+    alice: Person,
+    queue: RunQueue,
+):
+    with store.session() as session:  # agent-key runs draw on the team's budget
+        budgets.set_budget(session, alice.principal.team_uid, budgets.TEAM, 0.0)
+    step = run_step(
+        "issue_comment", comment_event("@oz fix it"), remote_env(gateway, agent_key, environment_id, action_repo)
+    )
+    assert step.code == 1 and step.outputs["state"] == "REFUSED"
+    last = github.comments_on(REPO, 1)[-1]["body"]
+    assert last.startswith("@Codertocat Oz could not start a run. The team's monthly budget is spent")
+    assert "$0.00 of the team's $0.00 monthly budget is spent" in last and last.endswith("(`budget_exceeded`)")
+    assert "::error::Oz could not start a run (budget_exceeded)" in step.stdout
+    assert list(OzAPI(api_key=agent_key, base_url=gateway.api_url).agent.runs.list()) == []
+    assert queue.queue.count == 0

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from core import integrations, runs
+from core import budgets, integrations, runs
 from core.models import IntegrationProvider, RunSourceType, RunState
 from core.queue import RunQueue
 from core.store import Store
@@ -100,6 +100,20 @@ def test_disabled_integration_gets_an_error_activity(
     errors = wait_for(lambda: [a for a in fake_linear.activities(SESSION) if a["type"] == "error"], what="the error")
     assert "integration_disabled" in errors[0]["body"]
     assert run_count(store) == 0
+
+
+def test_a_spent_budget_gets_an_error_activity_and_no_run(
+    deliver: LinearDelivery, fake_linear: FakeLinear, store: Store, queue: RunQueue, ada, linear_integration
+) -> None:
+    with store.session() as session:
+        budgets.set_budget(session, ada.team_uid, budgets.TEAM, 5.0)
+        budgets.set_budget(session, ada.team_uid, ada.uid, 0.0)
+    deliver.post(payload("agent_session_event.created"))
+    errors = wait_for(lambda: [a for a in fake_linear.activities(SESSION) if a["type"] == "error"], what="the error")
+    assert "insufficient_credits" in errors[0]["body"]
+    assert "$0.00 of your $0.00 monthly budget is spent" in errors[0]["body"]
+    wait_settled(store)
+    assert run_count(store) == 0 and queue.queue.count == 0
 
 
 def test_prompt_follows_up_and_stop_cancels(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core import environments, integrations
+from core import budgets, environments, integrations
 from core.models import IntegrationProvider, Principal
 from core.queue import RunQueue
 from core.store import Store
@@ -67,4 +67,28 @@ def test_empty_mention_asks_what_to_do(
 ) -> None:
     deliver.post(event("event.app_mention.channel", text="<@U0LAN0Z89>"))
     assert "Tell me what to do" in _explanation(fake_slack)
+    _nothing_started(fake_slack, store, queue)
+
+
+@pytest.mark.parametrize("whose", ["person", "team"])
+def test_a_spent_budget_is_explained_privately_and_starts_nothing(
+    whose: str,
+    deliver: SlackDelivery,
+    fake_slack: FakeSlack,
+    store: Store,
+    queue: RunQueue,
+    linked_ada: Principal,
+    slack_integration: str,
+) -> None:
+    with store.session() as session:
+        account = linked_ada.uid if whose == "person" else budgets.TEAM
+        budgets.set_budget(session, linked_ada.team_uid, account, 0.0)
+    deliver.post(event("event.app_mention.thread"))
+    text = _explanation(fake_slack)
+    if whose == "person":
+        assert "Your monthly budget is spent" in text and "insufficient_credits" in text
+        assert "oz-gateway budget set --person" in text
+    else:
+        assert "The team's monthly budget is spent" in text and "budget_exceeded" in text
+    assert "$0.00 of" in text
     _nothing_started(fake_slack, store, queue)
