@@ -69,6 +69,7 @@ def _given(**fields: Any) -> dict[str, Any]:
 @email_option
 @click.pass_obj
 def schedule_create(ctx: Context, email: str | None, **fields: Any) -> None:
+    """A schedule that starts a run (a prompt or a skill, in an environment) each time its cron fires."""
     spec = ScheduleCreate.model_validate(_given(**fields))
     with store_session(ctx.settings) as session:
         item = schedules.create(session, acting_principal(session, email), spec, ctx.settings.agent_limit)
@@ -90,6 +91,7 @@ def schedule_list(ctx: Context, email: str | None) -> None:
 @email_option
 @click.pass_obj
 def schedule_get(ctx: Context, uid: str, email: str | None) -> None:
+    """One schedule: what it runs, when next, how its last run went, why it is paused."""
     with store_session(ctx.settings) as session:
         item = schedules.get(session, acting_principal(session, email), uid)
     emit(_schedule_view(item), ctx.output_format, SCHEDULE_COLUMNS)
@@ -101,6 +103,7 @@ def schedule_get(ctx: Context, uid: str, email: str | None) -> None:
 @email_option
 @click.pass_obj
 def schedule_update(ctx: Context, uid: str, email: str | None, **fields: Any) -> None:
+    """Change what you name (its creator or an admin); the next fire time is worked out again."""
     changes = ScheduleUpdate.model_validate(_given(**fields))
     with store_session(ctx.settings) as session:
         who = acting_principal(session, email)
@@ -120,6 +123,7 @@ def _set_paused(ctx: Context, uid: str, email: str | None, paused: bool) -> None
 @email_option
 @click.pass_obj
 def schedule_pause(ctx: Context, uid: str, email: str | None) -> None:
+    """Stop firing until resumed."""
     _set_paused(ctx, uid, email, True)
 
 
@@ -137,6 +141,7 @@ def schedule_resume(ctx: Context, uid: str, email: str | None) -> None:
 @email_option
 @click.pass_obj
 def schedule_delete(ctx: Context, uid: str, email: str | None) -> None:
+    """Remove it; the runs it started stay."""
     with store_session(ctx.settings) as session:
         schedules.delete(session, acting_principal(session, email), uid)
     click.echo(f"Deleted schedule {uid}")

@@ -103,11 +103,11 @@ def budgets_of(session: Session, team_uid: str, now: datetime | None = None) -> 
 
 @dataclass(frozen=True)
 class Cap:
-    """The most a run may cost in all, and what sets that limit (for the message that stops it)."""
+    """The most a run may cost in all, and what sets that limit (for the message that stops it:
+    always ``budget_exceeded``, whichever limit it met)."""
 
     usd: float
     reason: str
-    code: ErrorCode
 
 
 def _pools(run_billed_to: str) -> list[tuple[str, ErrorCode]]:
@@ -145,13 +145,13 @@ def run_cap(session: Session, run: Run, now: datetime | None = None) -> Cap | No
     besides what it already cost (a re-opened run carries its cost).  ``None``: no limit."""
     caps: list[Cap] = []
     if run.config.max_cost is not None:
-        caps.append(Cap(run.config.max_cost, "the run's max_cost", ErrorCode.BUDGET_EXCEEDED))
+        caps.append(Cap(run.config.max_cost, "the run's max_cost"))
     since = month_start(now)
     mine = run_cost(run) if run.created_at >= since else 0.0
-    for account_uid, code in _pools(run.billed_to):
+    for account_uid, _code in _pools(run.billed_to):
         limit = limit_of(session, run.team_uid, account_uid)
         if limit is not None:
             others = spent(session, run.team_uid, account_uid, since) - mine
-            reason = "your monthly budget" if account_uid != TEAM else "the team's monthly budget"
-            caps.append(Cap(max(limit - others, 0.0), f"what was left of {reason} ({dollars(limit)})", code))
+            reason = "the creator's monthly budget" if account_uid != TEAM else "the team's monthly budget"
+            caps.append(Cap(max(limit - others, 0.0), f"what was left of {reason} ({dollars(limit)})"))
     return min(caps, key=lambda cap: cap.usd) if caps else None

@@ -42,6 +42,10 @@ DEFAULT_MODELS: dict[str, ModelPrice] = {
     "o4-mini": ModelPrice(input=1.1, output=4.4, cached_input=0.275),
     "gemini-2.5-pro": ModelPrice(input=1.25, output=10.0, cached_input=0.31),
     "gemini-2.5-flash": ModelPrice(input=0.3, output=2.5, cached_input=0.075),
+    # Each family's newer models, until the operator names them: its mid-range price.
+    "claude": ModelPrice(input=3.0, output=15.0, cached_input=0.3),
+    "gpt": ModelPrice(input=1.25, output=10.0, cached_input=0.125),
+    "gemini": ModelPrice(input=1.25, output=10.0, cached_input=0.31),
 }
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
@@ -117,8 +117,7 @@ class ScheduleItem(WireModel):
     agent_uid: str | None = None
     model_id: str | None = None
     creator_uid: str
-    status: str
-    """``active`` or ``paused``."""
+    status: Literal["active", "paused"]
     paused_reason: str | None = None
     next_fire_at: datetime | None = None
     """When it fires next (``None`` while paused)."""
@@ -227,13 +226,12 @@ def update_schedule(
     row = _row(session, principal, uid)
     _may_change(session, principal, row)
     given = changes.model_dump(exclude_unset=True)
-    if given.get("prompt"):
+    if given.get("prompt"):  # one instruction: a new prompt replaces the skill, and the other way round
         row.skill_spec = None
-    if given.get("skill"):
-        row.prompt = None
-    for field, column in (("skill", "skill_spec"),):
-        if field in given:
-            given[column] = given.pop(field)
+    if "skill" in given:
+        given["skill_spec"] = given.pop("skill")
+        if given["skill_spec"]:
+            row.prompt = None
     for column, value in given.items():
         if column in ("name", "cron", "timezone", "environment_id") and value is None:
             raise invalid(f"{column} cannot be removed")
@@ -461,9 +459,7 @@ def _record_fire(
             return
         row.run_id = run_id
         if error is not None:
-            row.error_code, row.error = error.code.value, (error.title or error.message)[:1000]
-            if error.title and error.message and error.message != error.title:
-                row.error = f"{error.title}: {error.message}"[:1000]
+            row.error_code, row.error = error.code.value, error.message[:1000]
 
 
 def _configuration_failure(error_code: str | None, run_state: str | None, status: dict | None) -> str | None:

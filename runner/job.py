@@ -621,7 +621,7 @@ class Execution:
             assert cap is not None  # the supervisor stops for cost only with a cap
             self._fail(
                 OzError(
-                    cap.code,
+                    ErrorCode.BUDGET_EXCEEDED,
                     f"it had cost {dollars(self.supervisor.cost)}, reaching {cap.reason}: {dollars(cap.usd)}",
                     title="The run was stopped at its spending limit",
                 )

@@ -69,3 +69,19 @@ def test_a_queued_run_shows_its_place_in_line():
     _text, blocks = status(queued, None, NOW)
     assert "3rd in line" in str(blocks)
     assert "3rd in line" in render(queued, NOW)
+
+
+def test_the_price_table_takes_the_longest_prefix_then_the_clis_figure_then_its_default():
+    from core.models import ModelUsage
+    from core.prices import PriceTable
+
+    table = PriceTable()
+    million = {"input_tokens": 1_000_000, "output_tokens": 1_000_000}
+    assert table.model_cost(ModelUsage(model="claude-opus-4-1", **million)) == 90.0
+    assert table.model_cost(ModelUsage(model="claude-sonnet-4-5-20250929", **million)) == 18.0
+    assert table.model_cost(ModelUsage(model="gpt-5-mini-2025", **million)) == 2.25  # not gpt-5's
+    assert table.model_cost(ModelUsage(model="gemini-3.8-flash", **million)) == 11.25  # the family's
+    assert table.model_cost(ModelUsage(model="mystery", cost_usd=0.42, **million)) == 0.42  # the CLI's figure
+    assert table.model_cost(ModelUsage(model="mystery", **million)) == 18.0  # never free
+    cached = ModelUsage(model="claude-sonnet-4", input_tokens=1_000_000, cached_input_tokens=400_000)
+    assert table.model_cost(cached) == 600_000 * 3.0 / 1e6 + 400_000 * 0.3 / 1e6

@@ -49,7 +49,13 @@ def environment_id(store: Store, alice: Person, test_image: str) -> str:
 
 
 def start_worker(
-    tmp_path: Path, database_url: str, queue: RunQueue, runner_settings: Settings, test_image: str, agent: str
+    tmp_path: Path,
+    database_url: str,
+    queue: RunQueue,
+    runner_settings: Settings,
+    test_image: str,
+    agent: str,
+    **extra: str,
 ) -> subprocess.Popen:
     env = worker_env(
         database_url,
@@ -62,6 +68,7 @@ def start_worker(
         OZGW_GITHUB_APP_ID=APP_ID,
         OZGW_GITHUB_APP_PRIVATE_KEY=runner_settings.github_app_private_key.get_secret_value(),
         OZGW_HEARTBEAT_SECONDS="0.5",
+        **extra,
     )
     env["OZGW_COMMAND_HARNESS_FORMAT"] = "claude" if agent == "edit.sh" else "text"
     log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - kept open for the worker's lifetime
@@ -215,3 +222,36 @@ def test_a_spent_budget_is_said_on_the_issue_and_fails_the_step(
     assert "::error::Oz could not start a run (budget_exceeded)" in step.stdout
     assert list(OzAPI(api_key=agent_key, base_url=gateway.api_url).agent.runs.list()) == []
     assert queue.queue.count == 0
+
+
+def test_a_run_stopped_at_its_budget_fails_the_step_and_the_comment_says_why(
+    tmp_path: Path,
+    gateway: LiveServer,
+    github: FakeGitHub,
+    action_repo: str,
+    agent_key: str,
+    environment_id: str,
+    run_step,
+    store: Store,
+    alice: Person,
+    database_url: str,
+    queue: RunQueue,
+    runner_settings: Settings,
+    test_image: str,
+):
+    with store.session() as session:
+        budgets.set_budget(session, alice.principal.team_uid, budgets.TEAM, 1.0)
+    pricey = {"OZGW_PRICES": '{"container_minute": 30}', "OZGW_COST_CHECK_SECONDS": "0.3"}
+    worker = start_worker(tmp_path, database_url, queue, runner_settings, test_image, "sleep.sh", **pricey)
+    env = remote_env(gateway, agent_key, environment_id, action_repo)
+    try:
+        step = run_step("issue_comment", comment_event("@oz think hard"), env)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    assert step.code == 1 and step.outputs["state"] == "FAILED"
+    assert "::error::Oz run" in step.stdout and "stopped at its spending limit" in step.stdout
+    ours = next(c for c in github.comments_on(REPO, 1) if "oz-gateway-run" in c["body"])
+    assert "Error code: `budget_exceeded`" in ours["body"]
+    assert "what was left of the team's monthly budget ($1.00)" in ours["body"]
+    assert "Took " in ours["body"] and "cost $1." in ours["body"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core import budgets
 from core.models import IntegrationProvider, RunState
 from core.models.wire import TERMINAL_STATES
 from core.queue import RunQueue
@@ -107,3 +108,51 @@ def test_delegated_issue_to_pull_request(
     links = [c.variables["input"] for c in fake_linear.calls("agentSessionUpdate")]
     assert {"addedExternalUrls": [{"label": "Pull request", "url": pr_url}]} in links
     assert len(all_runs(store)) == 1
+
+
+def test_a_run_crossing_its_budget_is_stopped_with_an_error_activity(
+    tmp_path: Path,
+    e2e_gateway: LiveServer,
+    e2e_settings: Settings,
+    webhook_secret: str,
+    fake_linear: FakeLinear,
+    store: Store,
+    database_url: str,
+    queue: RunQueue,
+    runner_settings: Settings,
+    test_image: str,
+    ada_with_github,
+) -> None:
+    with store.session() as session:  # the team's $1 runs out under the run ($0.50 a container-second)
+        budgets.set_budget(session, ada_with_github.team_uid, budgets.TEAM, 1.0)
+    reporter = start_reporter(
+        tmp_path,
+        database_url,
+        queue,
+        OZGW_PUBLIC_URL=e2e_settings.public_url,
+        OZGW_LINEAR_WEBHOOK_SECRET=webhook_secret,
+        OZGW_LINEAR_ACCESS_TOKEN=e2e_settings.linear_access_token.get_secret_value(),
+        OZGW_LINEAR_API_URL=fake_linear.url,
+    )
+    deliver = LinearDelivery(f"{e2e_gateway.url}/linear/webhook", webhook_secret)
+    assert deliver.post(payload("agent_session_event.created.delegated")).status_code == 200
+    pricey = {"OZGW_PRICES": '{"container_minute": 30}', "OZGW_COST_CHECK_SECONDS": "0.3"}
+    worker = start_agent_worker(tmp_path, database_url, queue, runner_settings, test_image, "sleep.sh", **pricey)
+    try:
+        wait_for(lambda: all_runs(store) and all_runs(store)[0].state in TERMINAL_STATES, timeout=90, what="the run")
+        errors = wait_for(
+            lambda: [a for a in fake_linear.activities(DELEGATED_SESSION) if a["type"] == "error"],
+            timeout=20,
+            what="the error activity",
+        )
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        reporter.terminate()
+        reporter.wait(30)
+    [run] = all_runs(store)
+    assert run.state == RunState.FAILED and run.status_message.error_code == "budget_exceeded"
+    body = errors[-1]["body"]
+    assert "The run was stopped at its spending limit" in body
+    assert "what was left of the team's monthly budget ($1.00)" in body and "`budget_exceeded`" in body
+    assert "Took " in body and "cost $1." in body

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core import identity
+from core import budgets, identity
 from core.models import IntegrationProvider, RunState
 from core.models.wire import TERMINAL_STATES
 from core.queue import RunQueue
@@ -85,3 +85,44 @@ def json_text(blocks: list) -> str:
     import json
 
     return json.dumps(blocks)
+
+
+PRICEY = {"OZGW_PRICES": '{"container_minute": 30}', "OZGW_COST_CHECK_SECONDS": "0.3"}
+"""A worker whose containers cost $0.50 a second: a person's $1 budget lasts about two."""
+
+
+def test_a_run_crossing_its_budget_is_stopped_and_the_thread_is_told(
+    tmp_path: Path,
+    e2e_gateway: LiveServer,
+    signing_secret: str,
+    fake_slack: FakeSlack,
+    store: Store,
+    database_url: str,
+    queue: RunQueue,
+    runner_settings: Settings,
+    test_image: str,
+    ada_with_github,
+    reporter_process: None,
+) -> None:
+    with store.session() as session:
+        budgets.set_budget(session, ada_with_github.team_uid, ada_with_github.uid, 1.0)
+    deliver = SlackDelivery(f"{e2e_gateway.url}/slack/events", signing_secret)
+    assert deliver.post(event("event.app_mention.thread")).status_code == 200
+    worker = start_agent_worker(tmp_path, database_url, queue, runner_settings, test_image, "sleep.sh", **PRICEY)
+    try:
+        run = wait_for(lambda: all_runs(store), what="the run")[0]
+        wait_for(lambda: all_runs(store)[0].state in TERMINAL_STATES, timeout=90, what="the run to be stopped")
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    [stopped] = all_runs(store)
+    assert stopped.state == RunState.FAILED and stopped.status_message.error_code == "budget_exceeded"
+    status = fake_slack.messages[run.origin.ref["status_ts"]]
+    final = wait_for(
+        lambda: [m for m in fake_slack.in_thread(CHANNEL, THREAD) if m is not status], timeout=20, what="the post"
+    )
+    told = final[0].everything
+    assert "The run was stopped at its spending limit" in told
+    assert "what was left of the creator's monthly budget ($1.00)" in told
+    assert "budget_exceeded" in told and "oz-gateway budget set" in told
+    assert "Took " in told and "cost $1." in told  # what it cost, just over the line it crossed

@@ -17,6 +17,7 @@ from core.github_auth import save_authorization
 from core.keys import create_key
 from core.models import IntegrationProvider, Principal, RunState
 from core.models.wire import TERMINAL_STATES
+from core.prices import dollars
 from core.queue import RunQueue
 from core.settings import Settings
 from core.store import Store
@@ -96,16 +97,19 @@ def test_a_thread_sees_the_real_clis_steps_and_usage(
     wait_for(lambda: "Done" in status.text, timeout=20, what="the status message to show the outcome")
     shown = json.dumps([e for e in status.edits])
     assert "Working" in shown and ("id -un; ls" in shown or "README.md" in shown), shown
-    # The closing post: the agent's answer, the PR, and what it used.
+    # The closing post: the agent's answer, the PR, how long it took, what it cost and used.
     final = wait_for(lambda: [m for m in fake_slack.in_thread(CHANNEL, THREAD) if m is not status], timeout=20)
     assert len(final) == 1
     assert "Updated README.md." in final[0].everything
     assert github.pulls[0]["html_url"] in final[0].everything
-    assert "Used " in final[0].everything and "input" in final[0].everything
+    assert "Took " in final[0].everything and " input / " in final[0].everything
     # The official SDK sees the usage on the run.
     client = OzAPI(api_key=api_key, base_url=e2e_gateway.api_url, max_retries=0)
     item = client.agent.runs.retrieve(run.run_id)
     usage = (item.model_extra or {}).get("usage") or []
     assert usage and sum(u["input_tokens"] for u in usage) >= 1200
-    if cli == "claude":  # the only CLI that reports a cost
-        assert item.request_usage is not None and item.request_usage.inference_cost_usd > 0
+    # Every CLI's tokens are priced (the table, or the default rate for a model it does not name).
+    assert item.request_usage is not None and item.request_usage.inference_cost_usd > 0
+    priced = sum(u["priced_usd"] for u in usage)
+    assert item.request_usage.inference_cost_usd == pytest.approx(priced, abs=1e-6)
+    assert f"cost {dollars(priced + item.request_usage.compute_cost_usd)}" in final[0].everything
