@@ -4,10 +4,12 @@ Drives the real ``oz-gateway serve`` process (webhook handler, gql client, SQLit
 signed ``AgentSessionEvent`` ``created`` deliveries at a paced 200/s, a quarter of them
 redeliveries of an earlier session, against a fake Linear GraphQL API in a process of its own;
 the same paced load goes to a bare aiohttp handler in the same run.  Then the fake's records
-give, per session, how long after its delivery left the first ``thought`` arrived.  Last
-line: one JSON object.
+give, per session, how long after its delivery left the first ``thought`` arrived.  Last, both
+are saturated (closed loop, concurrency 32, unique sessions): ``max_ratio`` is the gateway's
+most deliveries per second over the bare handler's (the paced ``ratio`` is ~1 by construction).
+Last line: one JSON object.
 
-    .venv/bin/python bench/linear_ingest.py [--seconds 5] [--rate 200]
+    .venv/bin/python bench/linear_ingest.py [--seconds 5] [--rate 200] [--saturate 1000]
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.api import ROOT
-from bench.ingest import bare, gateway_env, paced, provision, serving, show, start_fake
+from bench.ingest import bare, gateway_env, paced, provision, saturated, serving, show, start_fake
 from core.logs import configure_logging
 
 TEMPLATE = json.loads((ROOT / "tests" / "linear" / "fixtures" / "agent_session_event.created.json").read_text())
@@ -52,6 +54,11 @@ class Deliveries:
             body = copy.deepcopy(TEMPLATE)
             session = str(uuid.UUID(int=n + 1))
             body["agentSession"]["id"] = session
+            # Each session from a comment of its own, as Linear sends them: one comment, one run
+            # (the comment is the run's idempotency key, so a shared one would make a single run).
+            comment = str(uuid.UUID(int=(1 << 64) + n + 1))
+            body["agentSession"]["commentId"] = comment
+            body["agentSession"]["comment"]["id"] = comment
             body["webhookTimestamp"] = int(time.time() * 1000)
             raw = json.dumps(body).encode()
             self.sent.append(raw)
@@ -80,7 +87,7 @@ def percentile(values: list[float], q: float) -> float:
     return values[max(0, int(len(values) * q) - 1)] * 1000 if values else float("nan")
 
 
-async def measure_gateway(args: argparse.Namespace) -> tuple[dict, list[float], int, int]:
+async def measure_gateway(args: argparse.Namespace) -> tuple[dict, dict, list[float], int, int]:
     secret = "lin_wh_" + secrets.token_hex(16)
     fake, fake_url = start_fake("tests.fakes.linear", "FakeLinear", "url")
     env, database = gateway_env(
@@ -96,15 +103,19 @@ async def measure_gateway(args: argparse.Namespace) -> tuple[dict, list[float], 
             load = await paced(gateway.url, deliveries, args.rate, args.seconds)
             created = await gateway.settle(len(deliveries.unique))
             firsts = await first_activity_latencies(fake_url, deliveries)
+            top = await saturated(gateway.url, deliveries, args.saturate, 32, 10_000_000)
+            created = await gateway.settle(len(deliveries.unique))
     finally:
         fake.terminate()
         fake.wait(10)
-    return load, firsts, len(deliveries.unique), created
+    return load, top, firsts, len(deliveries.unique), created
 
 
-async def measure_bare(args: argparse.Namespace) -> dict:
+async def measure_bare(args: argparse.Namespace) -> tuple[dict, dict]:
+    deliveries = Deliveries("bare")
     async with bare("/linear/webhook") as url:
-        return await paced(url, Deliveries("bare"), args.rate, args.seconds)
+        load = await paced(url, deliveries, args.rate, args.seconds)
+        return load, await saturated(url, deliveries, args.saturate, 32, 10_000_000)
 
 
 async def main() -> None:
@@ -112,15 +123,18 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--saturate", type=int, default=1000, help="deliveries in the closed-loop phase")
     args = parser.parse_args()
     print(
         f"signed AgentSessionEvent created deliveries to /linear/webhook: {args.rate:.0f}/s for "
         f"{args.seconds:.0f} s (25 % redeliveries); {os.cpu_count()} cores shared by load, fake Linear and server"
     )
-    bare = await measure_bare(args)
+    bare, bare_top = await measure_bare(args)
     show("bare paced", bare)
-    load, firsts, unique, created = await measure_gateway(args)
+    show("bare saturated", bare_top)
+    load, top, firsts, unique, created = await measure_gateway(args)
     show("gateway paced", load)
+    show("gateway saturated", top)
     print(
         f"created → first activity: p50 {percentile(firsts, 0.5):.1f} ms  p99 {percentile(firsts, 0.99):.1f} ms "
         f"({len(firsts)} sessions); unique events {unique}, runs created {created}"
@@ -135,6 +149,9 @@ async def main() -> None:
                 "rps": round(load["rps"], 1),
                 "bare_rps": round(bare["rps"], 1),
                 "ratio": round(load["rps"] / bare["rps"], 3),
+                "max_rps": round(top["rps"], 1),
+                "bare_max_rps": round(bare_top["rps"], 1),
+                "max_ratio": round(top["rps"] / bare_top["rps"], 4),
                 "bare_p50_ms": round(bare["p50_ms"], 2),
                 "events_unique": unique,
                 "runs_created": created,

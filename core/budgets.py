@@ -59,11 +59,6 @@ def clear_budget(session: Session, team_uid: str, account_uid: str) -> bool:
     return bool(changed(session.execute(delete(BudgetRow).where(budget))))
 
 
-def limit_of(session: Session, team_uid: str, account_uid: str) -> float | None:
-    row = session.get(BudgetRow, (team_uid, account_uid))
-    return None if row is None else row.monthly_usd
-
-
 def spent(session: Session, team_uid: str, account_uid: str, since: datetime) -> float:
     """What runs created since ``since`` cost so far: the team's all (``account_uid`` empty),
     or those one person's budget pays for."""
@@ -123,11 +118,24 @@ def _spent_message(account_uid: str, used: float, limit: float) -> str:
     )
 
 
+def _limits(session: Session, team_uid: str, account_uids: list[str]) -> dict[str, float]:
+    """The budgets set among ``account_uids``, in one query (every run's creation asks)."""
+    table = BudgetRow.__table__.c
+    rows = session.connection().execute(
+        select(table.account_uid, table.monthly_usd).where(
+            table.team_uid == team_uid, table.account_uid.in_(account_uids)
+        )
+    )
+    return {account_uid: monthly for account_uid, monthly in rows}
+
+
 def require_room(session: Session, team_uid: str, run_billed_to: str, now: datetime | None = None) -> None:
     """Refuse a run whose budgets are spent: the person's first, then the team's."""
     since = month_start(now)
-    for account_uid, code in _pools(run_billed_to):
-        limit = limit_of(session, team_uid, account_uid)
+    pools = _pools(run_billed_to)
+    limits = _limits(session, team_uid, [account_uid for account_uid, _code in pools])
+    for account_uid, code in pools:
+        limit = limits.get(account_uid)
         if limit is None:
             continue
         used = spent(session, team_uid, account_uid, since)
@@ -148,8 +156,10 @@ def run_cap(session: Session, run: Run, now: datetime | None = None) -> Cap | No
         caps.append(Cap(run.config.max_cost, "the run's max_cost"))
     since = month_start(now)
     mine = run_cost(run) if run.created_at >= since else 0.0
-    for account_uid, _code in _pools(run.billed_to):
-        limit = limit_of(session, run.team_uid, account_uid)
+    pools = _pools(run.billed_to)
+    limits = _limits(session, run.team_uid, [account_uid for account_uid, _code in pools])
+    for account_uid, _code in pools:
+        limit = limits.get(account_uid)
         if limit is not None:
             others = spent(session, run.team_uid, account_uid, since) - mine
             reason = "the creator's monthly budget" if account_uid != TEAM else "the team's monthly budget"

@@ -51,17 +51,21 @@ class RunQueue:
         return cls(connect(settings.effective_redis_url), settings.queue_name, settings.max_runtime_seconds)
 
     def enqueue(self, run_id: str) -> bool:
-        """Enqueue the run's job; False (logged, not raised) when Redis cannot be reached."""
+        """Enqueue the run's job in one Redis round trip (RQ's own steps, pipelined); False
+        (logged, not raised) when Redis cannot be reached."""
         try:
-            self.queue.enqueue_call(
-                EXECUTE_RUN,
-                args=(run_id,),
-                job_id=run_id,
-                timeout=self.job_timeout + 120,  # the runner enforces the run's own limit first
-                result_ttl=24 * 3600,
-                failure_ttl=7 * 24 * 3600,
-                description=f"run {run_id}",
-            )
+            with self.connection.pipeline() as pipe:
+                self.queue.enqueue_call(
+                    EXECUTE_RUN,
+                    args=(run_id,),
+                    job_id=run_id,
+                    timeout=self.job_timeout + 120,  # the runner enforces the run's own limit first
+                    result_ttl=24 * 3600,
+                    failure_ttl=7 * 24 * 3600,
+                    description=f"run {run_id}",
+                    pipeline=pipe,
+                )
+                pipe.execute()
         except RedisError as exc:
             log.warning("queue.enqueue_deferred", run_id=run_id, reason=type(exc).__name__)
             return False

@@ -14,10 +14,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -637,25 +637,32 @@ def create(
         existing = by_idempotency_key(store, principal.team_uid, idempotency_key)
         if existing is not None:
             return Created(existing, created=False, enqueued=True)
+    # Everything that only reads (who, which agent and environment, budgets, the conversation)
+    # happens before the write transaction: on SQLite that one holds the single writer's lock,
+    # so it is kept to the inserts and the commit.
+    with store.reader() as session:
+        row, attachments = _prepare(
+            session,
+            principal,
+            request,
+            source=source,
+            origin=origin,
+            idempotency_key=idempotency_key,
+            auto_metadata=auto_metadata or {},
+            vault=vault,
+            agent_limit=agent_limit,
+            schedule_uid=schedule_uid,
+        )
     try:
         with store.session() as session:
-            row, attachments = _prepare(
-                session,
-                principal,
-                request,
-                source=source,
-                origin=origin,
-                idempotency_key=idempotency_key,
-                auto_metadata=auto_metadata or {},
-                vault=vault,
-                agent_limit=agent_limit,
-                schedule_uid=schedule_uid,
-            )
-            # Core inserts: the hot path of the API, and nothing here needs the unit of work.
-            session.execute(insert(RunRow).values({c.key: getattr(row, c.key) for c in RunRow.__mapper__.column_attrs}))
+            # Core inserts on the tables, the values as parameters: the hot path of the API.  The
+            # statement compiles once (values inlined with ``.values()`` made each insert a new
+            # statement to key and compile) and nothing here needs the unit of work.
+            connection = session.connection()
+            connection.execute(insert(RUNS_TABLE), [_columns(row)])
             if row.run_metadata:
-                session.execute(
-                    insert(RunMetadataRow),
+                connection.execute(
+                    insert(METADATA_TABLE),
                     [{"run_id": row.run_id, "key": k, "value": v} for k, v in row.run_metadata.items()],
                 )
             attachments = [*attachments, *(files or [])]
@@ -674,6 +681,16 @@ def create(
     log.info("run.created", run_id=run.run_id, source=source.value, team=principal.team_uid)
     enqueued = queue.enqueue(run.run_id) if queue is not None else False
     return Created(run, created=True, enqueued=enqueued)
+
+
+def _columns(row: RunRow) -> dict[str, Any]:
+    """The row's values by column name (``metadata`` is ``run_metadata`` on the class)."""
+    return {column.name: getattr(row, attribute.key) for attribute in _ATTRIBUTES for column in attribute.columns}
+
+
+_ATTRIBUTES = tuple(RunRow.__mapper__.column_attrs)
+RUNS_TABLE = cast(Table, RunRow.__table__)
+METADATA_TABLE = cast(Table, RunMetadataRow.__table__)
 
 
 def by_idempotency_key(store: Store, team_uid: str, key: str) -> Run | None:
