@@ -94,6 +94,11 @@ def start_agent_worker(
     return subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=env, stdout=log, stderr=log)
 
 
+COSTLY_CONTAINERS = {"OZGW_PRICES": '{"container_minute": 30}', "OZGW_COST_CHECK_SECONDS": "0.3"}
+"""``start_agent_worker`` overrides for a worker whose containers cost $0.50 a second (checked
+every 0.3 s): a $1 budget lasts about two, so a test sees a run stopped at its limit."""
+
+
 def start_reporter(tmp_path: Path, database_url: str, queue: RunQueue, **settings: str) -> subprocess.Popen:
     """The ``oz-gateway reporter`` process, rendering quickly for tests."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OZGW_")}

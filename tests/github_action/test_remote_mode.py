@@ -21,7 +21,7 @@ from core.settings import Settings
 from core.store import Store
 from tests.fakes.github import FakeGitHub
 from tests.live_server import LiveServer
-from tests.runner_support import APP_ID, Person, Remotes, worker_env
+from tests.runner_support import APP_ID, COSTLY_CONTAINERS, Person, Remotes, worker_env
 from tests.support.github_action import REPO, fixture
 from tests.support.people import AGENT_LIMIT
 
@@ -241,8 +241,7 @@ def test_a_run_stopped_at_its_budget_fails_the_step_and_the_comment_says_why(
 ):
     with store.session() as session:
         budgets.set_budget(session, alice.principal.team_uid, budgets.TEAM, 1.0)
-    pricey = {"OZGW_PRICES": '{"container_minute": 30}', "OZGW_COST_CHECK_SECONDS": "0.3"}
-    worker = start_worker(tmp_path, database_url, queue, runner_settings, test_image, "sleep.sh", **pricey)
+    worker = start_worker(tmp_path, database_url, queue, runner_settings, test_image, "sleep.sh", **COSTLY_CONTAINERS)
     env = remote_env(gateway, agent_key, environment_id, action_repo)
     try:
         step = run_step("issue_comment", comment_event("@oz think hard"), env)

@@ -19,7 +19,14 @@ from core.store import Store
 from tests.fakes.github import FakeGitHub
 from tests.fakes.linear import FakeLinear
 from tests.live_server import LiveServer, gateway_server
-from tests.runner_support import Remotes, person_with_repo, settings_with, start_agent_worker, start_reporter
+from tests.runner_support import (
+    COSTLY_CONTAINERS,
+    Remotes,
+    person_with_repo,
+    settings_with,
+    start_agent_worker,
+    start_reporter,
+)
 from tests.support.linear import DELEGATED_SESSION, LinearDelivery, payload
 from tests.support.slack import all_runs
 from tests.support.waiting import wait_for
@@ -136,8 +143,9 @@ def test_a_run_crossing_its_budget_is_stopped_with_an_error_activity(
     )
     deliver = LinearDelivery(f"{e2e_gateway.url}/linear/webhook", webhook_secret)
     assert deliver.post(payload("agent_session_event.created.delegated")).status_code == 200
-    pricey = {"OZGW_PRICES": '{"container_minute": 30}', "OZGW_COST_CHECK_SECONDS": "0.3"}
-    worker = start_agent_worker(tmp_path, database_url, queue, runner_settings, test_image, "sleep.sh", **pricey)
+    worker = start_agent_worker(
+        tmp_path, database_url, queue, runner_settings, test_image, "sleep.sh", **COSTLY_CONTAINERS
+    )
     try:
         wait_for(lambda: all_runs(store) and all_runs(store)[0].state in TERMINAL_STATES, timeout=90, what="the run")
         errors = wait_for(

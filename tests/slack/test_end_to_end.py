@@ -17,7 +17,7 @@ from core.store import Store
 from tests.fakes.github import FakeGitHub
 from tests.fakes.slack import TEAM, FakeSlack
 from tests.live_server import LiveServer
-from tests.runner_support import Remotes, person_with_repo, start_agent_worker
+from tests.runner_support import COSTLY_CONTAINERS, Remotes, person_with_repo, start_agent_worker
 from tests.support.slack import ADA, SlackDelivery, all_runs, event
 from tests.support.waiting import wait_for
 
@@ -87,10 +87,6 @@ def json_text(blocks: list) -> str:
     return json.dumps(blocks)
 
 
-PRICEY = {"OZGW_PRICES": '{"container_minute": 30}', "OZGW_COST_CHECK_SECONDS": "0.3"}
-"""A worker whose containers cost $0.50 a second: a person's $1 budget lasts about two."""
-
-
 def test_a_run_crossing_its_budget_is_stopped_and_the_thread_is_told(
     tmp_path: Path,
     e2e_gateway: LiveServer,
@@ -108,7 +104,9 @@ def test_a_run_crossing_its_budget_is_stopped_and_the_thread_is_told(
         budgets.set_budget(session, ada_with_github.team_uid, ada_with_github.uid, 1.0)
     deliver = SlackDelivery(f"{e2e_gateway.url}/slack/events", signing_secret)
     assert deliver.post(event("event.app_mention.thread")).status_code == 200
-    worker = start_agent_worker(tmp_path, database_url, queue, runner_settings, test_image, "sleep.sh", **PRICEY)
+    worker = start_agent_worker(
+        tmp_path, database_url, queue, runner_settings, test_image, "sleep.sh", **COSTLY_CONTAINERS
+    )
     try:
         run = wait_for(lambda: all_runs(store), what="the run")[0]
         wait_for(lambda: all_runs(store)[0].state in TERMINAL_STATES, timeout=90, what="the run to be stopped")
