@@ -314,6 +314,7 @@ class LinearFrontDoor:
             return run
         log.info("linear.run_started", run_id=run.run_id, issue=issue["identifier"])
         await self.reporter.started(run, issue, move_to_started=trigger.delegated)
+        await self.reporter.render(run.run_id)  # its place in line, at once
         return run
 
     async def _join(self, run: Run, trigger: Classified) -> None:

@@ -29,7 +29,7 @@ from core.models import Run, RunItem, RunState
 from core.models.wire import TERMINAL_STATES
 from core.offload import off_loop
 from core.reporting import claim_closing, load_for_report, release_closing
-from core.run_items import pull_request_urls, usage_line
+from core.run_items import pull_request_urls, queue_line, usage_line
 from core.settings import Settings
 from core.store import Store
 
@@ -71,10 +71,12 @@ class LinearReporter:
 
     # --- one-off writes ---------------------------------------------------------------------
 
-    async def activity(self, workspace: str | None, session_id: str, content: dict) -> None:
-        """``workspace``: the organization the session is in (its install's token is used)."""
+    async def activity(self, workspace: str | None, session_id: str, content: dict, *, ephemeral: bool = False) -> None:
+        """``workspace``: the organization the session is in (its install's token is used).
+        ``ephemeral``: Linear shows it until the session's next activity (a status, not a step)."""
         client = await self.clients.for_workspace(workspace)
-        await client.execute(queries.ACTIVITY_CREATE, input={"agentSessionId": session_id, "content": content})
+        given = {"agentSessionId": session_id, "content": content} | ({"ephemeral": True} if ephemeral else {})
+        await client.execute(queries.ACTIVITY_CREATE, input=given)
 
     async def comment(self, workspace: str | None, issue_id: str, body: str) -> None:
         client = await self.clients.for_workspace(workspace)
@@ -107,9 +109,24 @@ class LinearReporter:
         if ref is None:
             return
         if ref.session:
+            await self._place_in_line(run, item, ref.org, ref.session)
             await self._steps(run, ref.org, ref.session)
         if item.state in TERMINAL_STATES:
             await self._finish(run, item, ref)
+
+    async def _place_in_line(self, run: Run, item: RunItem, workspace: str | None, session_id: str) -> None:
+        """A queued run's place in line, as an ephemeral thought (the session's status until its
+        next activity), posted again only when the place changed.  Next in line says nothing: the
+        first thought already said "On it", and it starts as soon as a worker is free."""
+        line = queue_line(item)
+        if line is None or item.queue_position == 1:
+            return
+        mark = f"{self.settings.redis_prefix}linear:line:{run.run_id}:{run.attempt}"
+        shown = await self.redis.get(mark)
+        if (shown.decode() if isinstance(shown, bytes) else shown) == line:
+            return
+        await self.redis.set(mark, line, ex=GUARD_TTL)
+        await self.activity(workspace, session_id, {"type": "thought", "body": f"Queued: {line}"}, ephemeral=True)
 
     async def _steps(self, run: Run, workspace: str | None, session_id: str) -> None:
         mark = f"{self.settings.redis_prefix}linear:seq:{run.run_id}"

@@ -116,6 +116,28 @@ def test_a_spent_budget_gets_an_error_activity_and_no_run(
     assert run_count(store) == 0 and queue.queue.count == 0
 
 
+def test_a_queued_run_shows_its_place_in_line_as_an_ephemeral_thought(
+    deliver: LinearDelivery, fake_linear: FakeLinear, store: Store, queue: RunQueue, ada, linear_integration
+) -> None:
+    """No worker: the delegated issue's run waits first in line, the mention's second."""
+    deliver.post(payload("agent_session_event.created.delegated"))
+    wait_for(lambda: len(all_runs(store)) == 1, what="the first run")
+    deliver.post(payload("agent_session_event.created"))
+    wait_for(lambda: len(all_runs(store)) == 2, what="the second run")
+
+    def shown(session: str) -> list[dict]:
+        return [
+            o.variables["input"]
+            for o in fake_linear.calls("agentActivityCreate")
+            if o.variables["input"]["agentSessionId"] == session and o.variables["input"].get("ephemeral")
+        ]
+
+    second = wait_for(lambda: shown(SESSION), what="the second session's place")
+    assert [a["content"] for a in second] == [{"type": "thought", "body": "Queued: 2nd in line"}]
+    wait_settled(store)
+    assert shown(DELEGATED_SESSION) == []  # next in line: its "On it" says enough
+
+
 def test_prompt_follows_up_and_stop_cancels(
     deliver: LinearDelivery, fake_linear: FakeLinear, store: Store, queue: RunQueue, ada, linear_integration
 ) -> None:
