@@ -30,7 +30,18 @@ from bots.linear.routes import LINEAR_ROUTES
 from bots.slack.app import build_bot, slack_configured, slack_lifecycle
 from bots.slack.linking import RESUMED
 from bots.slack.routes import SLACK_EVENTS_ROUTE, SLACK_ROUTES
-from bots.web import ASYNC_REDIS, EXECUTOR, QUEUE, SETTINGS, STORE, VAULT, blocking, problem_middleware, public
+from bots.web import (
+    ACK_EXECUTOR,
+    ASYNC_REDIS,
+    EXECUTOR,
+    QUEUE,
+    SETTINGS,
+    STORE,
+    VAULT,
+    blocking,
+    problem_middleware,
+    public,
+)
 from bots.webhooks import webhook_guard
 from core.keys import UseThrottle
 from core.queue import RunQueue
@@ -81,6 +92,7 @@ def create_app(settings: Settings, *, store: Store | None = None, queue: RunQueu
             app[STORE].migrate()
         app[QUEUE] = queue or RunQueue.from_settings(settings)
         app[EXECUTOR] = ThreadPoolExecutor(settings.api_threads, thread_name_prefix="ozgw-api")
+        app[ACK_EXECUTOR] = ThreadPoolExecutor(2, thread_name_prefix="ozgw-ack")
         # Blocking pool: a burst (hundreds of Slack deliveries) waits for a connection, never fails.
         app[ASYNC_REDIS] = AsyncRedis(
             connection_pool=BlockingConnectionPool.from_url(
@@ -91,6 +103,7 @@ def create_app(settings: Settings, *, store: Store | None = None, queue: RunQueu
         yield
         await app[ASYNC_REDIS].aclose()
         app[EXECUTOR].shutdown(wait=True)
+        app[ACK_EXECUTOR].shutdown(wait=True)
         if own_store:
             app[STORE].dispose()
 
@@ -101,7 +114,9 @@ def create_app(settings: Settings, *, store: Store | None = None, queue: RunQueu
         app[RESUMED] = set()
         app.cleanup_ctx.append(
             slack_lifecycle(
-                lambda app, session: build_bot(settings, app[STORE], app[QUEUE], app[EXECUTOR], app[VAULT], session)
+                lambda app, session: build_bot(
+                    settings, app[STORE], app[QUEUE], app[EXECUTOR], app[VAULT], session, ack_executor=app[ACK_EXECUTOR]
+                )
             )
         )
         routes += SLACK_ROUTES

@@ -38,6 +38,9 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 QUEUE = web.AppKey("queue", RunQueue)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
+ACK_EXECUTOR = web.AppKey("ack_executor", ThreadPoolExecutor)
+"""Threads of their own for keeping webhook deliveries before they are answered: an ack never
+waits behind the work earlier deliveries do after theirs (which may fill ``EXECUTOR``)."""
 ASYNC_REDIS = web.AppKey("async_redis", Redis)
 VAULT = web.AppKey("vault", Vault)
 

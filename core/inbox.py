@@ -41,7 +41,7 @@ def accept(store: Store, key: str, surface: str, body: dict[str, Any], lease: ti
     unfinished by a handler whose claim lapsed), ``False`` for a duplicate."""
     now = utcnow()
     try:
-        with store.session() as session:
+        with store.session(urgent=True) as session:  # the delivery's answer waits for it
             row = session.get(InboxRow, key, with_for_update=True)
             if row is None:
                 session.add(

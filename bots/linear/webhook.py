@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bots import webhooks
 from bots.linear.handler import LINEAR_FRONT, LinearFrontDoor
-from bots.web import SETTINGS, public
+from bots.web import ACK_EXECUTOR, SETTINGS, public
 from core import inbox
 from core.offload import off_loop
 
@@ -78,7 +78,7 @@ async def receive(request: web.Request) -> web.Response:
     lease = timedelta(seconds=settings.inbox_lease_seconds)
     # Kept before the answer (core/inbox.py): a store that cannot keep it fails the answer, and
     # Linear sends it again.
-    if not await off_loop(front.executor, inbox.accept, front.store, key, "linear", body, lease):
+    if not await off_loop(request.app[ACK_EXECUTOR], inbox.accept, front.store, key, "linear", body, lease):
         log.info("linear.duplicate_delivery", key=key)
         return web.json_response({"ok": True, "duplicate": True})
     front.spawn(body, key)

@@ -197,6 +197,8 @@ def build_bot(
     executor: Executor,
     vault: Vault,
     session: aiohttp.ClientSession | None = None,
+    *,
+    ack_executor: Executor | None = None,
 ) -> SlackBot:
     installations = installations_of(settings, store, vault)
     oauth_flow = None
@@ -226,7 +228,7 @@ def build_bot(
     )
     reporter = SlackReporter(SlackClients(settings, installations, session), store, settings)
     front = SlackFrontDoor(settings, store, queue, executor, reporter, Names())
-    keeper = KeepDeliveries(store, executor, timedelta(seconds=settings.inbox_lease_seconds))
+    keeper = KeepDeliveries(store, ack_executor or executor, timedelta(seconds=settings.inbox_lease_seconds))
     bolt.use(keeper)
     handling = Handling(front)
     _listen(bolt, handling)

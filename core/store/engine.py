@@ -80,6 +80,33 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
+class WriterLock:
+    """One writer at a time, and an urgent one next: a webhook's ack (the delivery kept before
+    it is answered) must not queue behind the work other deliveries do after theirs."""
+
+    def __init__(self) -> None:
+        self._turn = threading.Condition()
+        self._held = False
+        self._urgent_waiting = 0
+
+    @contextmanager
+    def hold(self, urgent: bool = False) -> Iterator[None]:
+        with self._turn:
+            self._urgent_waiting += urgent
+            try:
+                while self._held or (not urgent and self._urgent_waiting):
+                    self._turn.wait()
+            finally:
+                self._urgent_waiting -= urgent
+            self._held = True
+        try:
+            yield
+        finally:
+            with self._turn:
+                self._held = False
+                self._turn.notify_all()
+
+
 class Store:
     """The engine and a session factory; every unit of work is one ``with store.session()``."""
 
@@ -90,7 +117,7 @@ class Store:
         self._read_sessions = sessionmaker(self.engine.execution_options(**{READONLY: True}), expire_on_commit=False)
         # SQLite has one writer at a time: queue this process's transactions on a lock rather
         # than in SQLite's busy handler, whose growing sleeps make a long latency tail.
-        self._serial = threading.Lock() if self.dialect == "sqlite" else nullcontext()
+        self._writer = WriterLock() if self.dialect == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -101,9 +128,11 @@ class Store:
         command.upgrade(alembic_config(self.engine), "head")
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
-        with self._serial, self._sessions() as session, session.begin():
+    def session(self, urgent: bool = False) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises.  ``urgent``:
+        someone waits for it right now (an ack); on SQLite it goes before other waiting writers."""
+        turn = self._writer.hold(urgent) if self._writer is not None else nullcontext()
+        with turn, self._sessions() as session, session.begin():
             yield session
 
     @contextmanager

@@ -206,3 +206,45 @@ def test_a_run_queued_again_sheds_its_previous_outcome(store: Store, person: Pri
     with store.reader() as session:
         stored = runs.load_run(session, run_id)
     assert stored.status_message is None and stored.finished_at is None
+
+
+def test_an_urgent_writer_goes_before_writers_already_waiting():
+    """The webhook ack's write (the delivery kept before it is answered) does not queue behind
+    the work earlier deliveries do after their answers: it takes the writer's turn next."""
+    import threading
+
+    from core.store.engine import WriterLock
+
+    lock = WriterLock()
+    order: list[str] = []
+    release = threading.Event()
+
+    def holder() -> None:
+        with lock.hold():
+            order.append("holder")
+            release.wait(10)
+
+    def writer(name: str, urgent: bool, started: threading.Event) -> None:
+        started.set()
+        with lock.hold(urgent):
+            order.append(name)
+
+    first = threading.Thread(target=holder)
+    first.start()
+    while not order:
+        threading.Event().wait(0.01)
+    threads = []
+    for name, urgent in (("background-1", False), ("background-2", False), ("ack", True)):
+        started = threading.Event()
+        thread = threading.Thread(target=writer, args=(name, urgent, started))
+        thread.start()
+        started.wait(5)
+        threads.append(thread)
+    deadline = threading.Event()
+    while lock._urgent_waiting == 0 and not deadline.wait(0.01):  # the ack is waiting now
+        pass
+    release.set()
+    for thread in [first, *threads]:
+        thread.join(10)
+    assert order[:2] == ["holder", "ack"]
+    assert sorted(order[2:]) == ["background-1", "background-2"]
