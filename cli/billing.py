@@ -3,7 +3,7 @@ and what they spent."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -15,7 +15,6 @@ from core.accounts import account_by_email
 from core.permissions import require_admin
 from core.prices import dollars
 from core.schedules import ScheduleCreate, ScheduleItem, ScheduleUpdate
-from core.store import utcnow
 
 if TYPE_CHECKING:
     from cli.main import Context
@@ -229,10 +228,9 @@ def _day(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        when = datetime.fromisoformat(value)
+        return datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD) or time") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 @click.command("usage")
@@ -243,8 +241,7 @@ def _day(value: str | None) -> datetime | None:
 @click.pass_obj
 def usage_command(ctx: Context, by: usage.Grouping, since: str | None, until: str | None, email: str | None) -> None:
     """What the team's runs used and cost, by day, source, creator or model, with the total last."""
-    start = _day(since) or budgets.month_start()
-    end = _day(until) or utcnow() + timedelta(seconds=1)
+    start, end = usage.window(_day(since), _day(until))
     with store_session(ctx.settings) as session:
         found = usage.report(session, acting_principal(session, email).team_uid, start, end, by)
     if ctx.output_format == "json":

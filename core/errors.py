@@ -98,6 +98,12 @@ def problem_type(code: ErrorCode) -> str:
     return f"/reference/api-and-sdk/troubleshooting/errors/{code.value.replace('_', '-')}/"
 
 
+def code_of_problem_type(type_uri: str) -> str:
+    """The catalog code a problem document's ``type`` names (:func:`problem_type` read back);
+    empty when it names none."""
+    return type_uri.rstrip("/").rsplit("/", 1)[-1].replace("-", "_")
+
+
 class OzError(Exception):
     """A catalog error: code, optional human detail, and the code's extra fields.
 

@@ -83,10 +83,6 @@ class Cost:
     inference_usd: float
     compute_usd: float
 
-    @property
-    def total_usd(self) -> float:
-        return self.inference_usd + self.compute_usd
-
 
 def dollars(amount: float) -> str:
     """``$0.42``; amounts under a cent show as ``<$0.01`` rather than a misleading ``$0.00``."""

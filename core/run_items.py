@@ -20,7 +20,15 @@ from sqlalchemy.orm import Session
 from core.errors import invalid
 from core.mcp import redact
 from core.models import Principal, Run, RunItem, RunState, Scope, UserProfile
-from core.models.wire import TERMINAL_STATES, AgentSkill, AmbientAgentConfig, ListRunsResponse, PageInfo, RunListQuery
+from core.models.wire import (
+    SANDBOX_STATES,
+    TERMINAL_STATES,
+    AgentSkill,
+    AmbientAgentConfig,
+    ListRunsResponse,
+    PageInfo,
+    RunListQuery,
+)
 from core.prices import dollars
 from core.runs import (
     is_cancellable_type,
@@ -222,7 +230,7 @@ def _item(run: Run, profiles: dict[str, UserProfile], artifacts: list[dict]) -> 
             "executor": profiles.get(run.executor_uid, UserProfile(uid=run.executor_uid, type=run.executor_kind)),
             "execution_location": run.execution_location,
             "is_run_type_cancellable": is_cancellable_type(run),
-            "is_sandbox_running": run.state in (RunState.CLAIMED, RunState.INPROGRESS, RunState.BLOCKED),
+            "is_sandbox_running": run.state in SANDBOX_STATES,
             "metadata": run.metadata or None,
             "parent_run_id": run.parent_run_id,
             "run_time": iso_duration(seconds) if seconds or run.started_at else None,
@@ -270,13 +278,15 @@ def run_time_seconds(run: RunItem) -> float:
 
 
 def duration(seconds: float) -> str:
-    """``2m 05s`` / ``1h 02m`` / ``45s``, as the surfaces show a run's time."""
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
+    """``2m 05s`` / ``45s``: how every surface shows a span of a run's time."""
+    minutes, secs = divmod(max(0, int(seconds)), 60)
     return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def elapsed(run: RunItem, now: datetime) -> str:
+    """Since the run was asked for: until it ended once it has, else until ``now``."""
+    end = run.updated_at if run.state in TERMINAL_STATES else now
+    return duration((end - run.created_at).total_seconds())
 
 
 def queue_line(run: RunItem) -> str | None:

@@ -39,6 +39,7 @@ from core.models import (
 )
 from core.models.wire import (
     ACTIVE_STATES,
+    SANDBOX_STATES,
     TERMINAL_STATES,
     AmbientAgentConfig,
     FollowupRequest,
@@ -174,7 +175,7 @@ def is_cancellable_type(run: Run) -> bool:
 def run_time(run: Run, now: datetime | None = None) -> float:
     """Seconds of execution so far, counting the current execution if one is under way."""
     total = run.run_time_seconds
-    if run.execution_started_at is not None and run.state in (S.CLAIMED, S.INPROGRESS, S.BLOCKED):
+    if run.execution_started_at is not None and run.state in SANDBOX_STATES:
         total += ((now or utcnow()) - run.execution_started_at).total_seconds()
     return max(total, 0.0)
 

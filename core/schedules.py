@@ -34,10 +34,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import runs
+from core.accounts import is_live
 from core.agents import get_agent
 from core.errors import ErrorCode, OzError, invalid, not_found
+from core.identity import principal_of
 from core.ids import new_uid
-from core.models import Origin, Principal, RunSourceType, RunState, StatusMessage
+from core.models import Account, Origin, Principal, RunSourceType, RunState, StatusMessage
 from core.models.wire import AmbientAgentConfig, RunAgentRequest, WireModel
 from core.permissions import is_admin
 from core.queue import RunQueue
@@ -325,8 +327,10 @@ def fire_due(
     """Fire every schedule that is due, once each (the scheduler's tick).  Safe to call from
     several processes at once: each fire time is started by exactly one of them."""
     now = now or utcnow()
-    left = _unfinished(store, utcnow())  # claims are stamped by the wall clock, whatever ``now`` says
-    fired = [_finish_unfinished(store, queue, found, agent_limit, pause_after) for found in left]
+    fired: list[Fired] = []
+    for schedule, claimed in _unfinished(store, utcnow()):  # claims are stamped by the wall clock
+        log.warning("schedule.finishing_fire", schedule=schedule.uid, fire_time=claimed.isoformat())
+        fired.append(_start(store, queue, schedule, claimed, agent_limit, pause_after))
     with store.reader() as session:
         due = session.scalars(
             select(ScheduleRow).where(
@@ -381,28 +385,18 @@ def _unfinished(store: Store, now: datetime) -> list[tuple[ScheduleRow, datetime
         return [(schedule, fire_time) for schedule, fire_time in rows]
 
 
-def _finish_unfinished(
-    store: Store, queue: RunQueue | None, found: tuple[ScheduleRow, datetime], agent_limit: int, pause_after: int
-) -> Fired:
-    schedule, fire_time = found
-    log.warning("schedule.finishing_fire", schedule=schedule.uid, fire_time=fire_time.isoformat())
-    return _start(store, queue, schedule, fire_time, agent_limit, pause_after)
-
-
 def _principal(session: Session, schedule: ScheduleRow, agent_limit: int) -> Principal:
     """The schedule's cloud agent when it has one, else the person who created it."""
     if schedule.agent_uid:
         agent = get_agent(session, schedule.team_uid, schedule.agent_uid, agent_limit)
         return Principal(kind="service_account", uid=agent.uid, team_uid=schedule.team_uid, display_name=agent.name)
     person = session.get(AccountRow, schedule.creator_uid)
-    if person is None or person.removed_at is not None or person.team_uid != schedule.team_uid:
+    if person is None or not is_live(session, person.uid) or person.team_uid != schedule.team_uid:
         raise OzError(
             ErrorCode.NOT_AUTHORIZED,
             "the schedule's creator is no longer on the team; give it a cloud agent (`schedule update --agent`)",
         )
-    return Principal(
-        kind="user", uid=person.uid, team_uid=person.team_uid, email=person.email, display_name=person.display_name
-    )
+    return principal_of(Account.model_validate(person))
 
 
 def fire_key(schedule_uid: str, fire_time: datetime) -> str:

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pydantic import computed_field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.budgets import month_start
 from core.errors import invalid
 from core.models import ModelUsage
 from core.models.wire import WireModel
+from core.store import utcnow
 from core.store.tables import AccountRow, RunRow
 
 
@@ -99,6 +101,14 @@ class UsageReport(WireModel):
     """One per day, source, creator or model, in order.  By model, a line holds that model's
     tokens and inference cost; container time belongs to no model and shows in the total only."""
     total: UsageLine
+
+
+def window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    """A report's window as the CLI and the API take it: a time without a zone is UTC; from the
+    1st of this month (UTC, as budgets count) until now when not given."""
+    start = since.replace(tzinfo=since.tzinfo or UTC) if since else month_start()
+    end = until.replace(tzinfo=until.tzinfo or UTC) if until else utcnow() + timedelta(seconds=1)
+    return start, end
 
 
 def report(session: Session, team_uid: str, since: datetime, until: datetime, by: Grouping) -> UsageReport:

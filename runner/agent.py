@@ -14,7 +14,6 @@ import dataclasses
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import structlog
 
@@ -33,12 +32,6 @@ _STATUS = re.compile(
     r"\b(?:status|api_error_status|code)\D{0,3}(\d{3})\b|\b(\d{3}) (?:Unauthorized|Forbidden|Too Many)"
 )
 """The HTTP status a CLI's failure message carries, in the shapes the three CLIs print it."""
-
-
-@dataclass
-class AgentResult:
-    parser: StreamParser
-    usage: list[ModelUsage]
 
 
 class Agent:
@@ -114,7 +107,9 @@ class Agent:
                 title=f"The image has no `{program}` for the {self.driver.name} harness",
             )
 
-    def run(self) -> AgentResult:
+    def run(self) -> StreamParser:
+        """The turns, to the last one's end: its parser (the answer); what all of them used is
+        :meth:`live_usage`."""
         invocation = self.invocation
         while True:
             parser = self._turn(invocation)
@@ -123,7 +118,7 @@ class Agent:
                 queued, self._queued = self._queued, []
                 self._stdin = None
             if not queued:
-                return AgentResult(parser, self._finished_turns)
+                return parser
             prompt = "\n\n".join(queued)
             self.record([RunEvent(kind=EventKind.STATUS, text="Starting the next turn with the follow-up")])
             invocation = dataclasses.replace(invocation, prompt=prompt, resume=parser.session_id)

@@ -253,12 +253,12 @@ class Execution:
         idle = self.run.config.idle_timeout_minutes
         self.supervisor.watch_idle(idle * 60 if idle else None)
         try:
-            result = agent.run()
+            parser = agent.run()
         finally:
             self.supervisor.on_followups = None
             self.supervisor.watch_idle(None)
         self._record_usage()
-        self._finish(result.parser)
+        self._finish(parser)
 
     def _budget(self) -> None:
         """Budgets may have been spent while the run waited: refuse it now if so, else give the

@@ -13,8 +13,9 @@ from collections.abc import Callable
 import structlog
 
 from core import runs
-from core.budgets import Cap
+from core.budgets import Cap, run_cost
 from core.models import ModelUsage, RunState
+from core.models.wire import SANDBOX_STATES
 from runner.context import WorkerContext
 from runner.sandbox import Sandbox
 
@@ -111,12 +112,12 @@ class Supervisor(threading.Thread):
     def _over_budget(self, now: float, state: RunState) -> bool:
         """Bring the run's cost up to date every ``cost_check_seconds`` (the console and the
         budgets see it grow) and say whether it reached its cap."""
-        if now < self._next_cost_check or state not in (RunState.CLAIMED, RunState.INPROGRESS, RunState.BLOCKED):
+        if now < self._next_cost_check or state not in SANDBOX_STATES:
             return False
         self._next_cost_check = now + self.ctx.settings.cost_check_seconds
         with self.ctx.store.session() as session:
             run = runs.record_cost(session, self.run_id, self.ctx.settings.prices, self.live_usage())
-        self.cost = run.inference_cost_usd + run.compute_cost_usd
+        self.cost = run_cost(run)
         return self.cap is not None and self.cost >= self.cap.usd
 
     def _over_storage(self, now: float) -> bool:

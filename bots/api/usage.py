@@ -3,7 +3,7 @@ source, creator or model; the same figures as ``oz-gateway usage``."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -12,8 +12,6 @@ from bots.api.context import principal
 from bots.api.runs import json_response
 from bots.web import reading
 from core import usage
-from core.budgets import month_start
-from core.store import utcnow
 
 
 class UsageQuery(BaseModel):
@@ -24,13 +22,8 @@ class UsageQuery(BaseModel):
     by: usage.Grouping = "day"
 
 
-def _aware(when: datetime) -> datetime:
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 async def get_usage(request: web.Request) -> web.Response:
     query = UsageQuery.model_validate(dict(request.query))
-    since = _aware(query.since) if query.since else month_start()
-    until = _aware(query.until) if query.until else utcnow() + timedelta(seconds=1)
+    since, until = usage.window(query.since, query.until)
     who = principal(request)
     return json_response(await reading(request, usage.report, who.team_uid, since, until, query.by))

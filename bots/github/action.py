@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 from bots.github.reporter import StickyComment, render
 from bots.github.triggers import ActionInputs, Skip, Trigger, UnsupportedEvent, classify
 from core import runs
+from core.errors import code_of_problem_type
 from core.models import RunItem, RunState
 from core.models.wire import TERMINAL_STATES
 from core.prompts import Conversation, Message, build_prompt
@@ -176,7 +177,7 @@ def remote_watcher(config: ActionConfig) -> RunWatcher:
             if error.status_code >= 500:
                 raise
             problem = error.body if isinstance(error.body, dict) else {}
-            code = str(problem.get("type") or "").rstrip("/").rsplit("/", 1)[-1].replace("-", "_")  # the catalog page
+            code = code_of_problem_type(str(problem.get("type") or ""))
             raise RunRefused(
                 code or str(error.status_code), str(problem.get("title") or error.message), problem.get("detail")
             ) from None

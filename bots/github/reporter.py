@@ -14,19 +14,12 @@ from github.IssueComment import IssueComment
 
 from core.mentions import strip_mentions
 from core.models import RunItem, RunState
-from core.run_items import pull_request_urls, queue_line, usage_line
+from core.run_items import elapsed, pull_request_urls, queue_line, usage_line
 
 MARKER = "<!-- oz-gateway-run:{run_id} -->"
 S = RunState
 ICONS = {S.SUCCEEDED: "✅", S.FAILED: "❌", S.ERROR: "⚠️", S.CANCELLED: "🚫"}
 STEPS = (("Queued", (S.QUEUED,)), ("Setting up", (S.PENDING, S.CLAIMED)), ("Working", (S.INPROGRESS, S.BLOCKED)))
-
-
-def _elapsed(run: RunItem, now: datetime) -> str:
-    end = run.updated_at if run.state in ICONS else now
-    seconds = max(0, int((end - run.created_at).total_seconds()))
-    minutes, secs = divmod(seconds, 60)
-    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
 def render(run: RunItem, now: datetime | None = None) -> str:
@@ -41,7 +34,7 @@ def render(run: RunItem, now: datetime | None = None) -> str:
             S.ERROR: "stopped on an error",
             S.CANCELLED: "was cancelled",
         }[run.state]
-        lines.append(f"{ICONS[run.state]} **Oz {verdict}** after {_elapsed(run, now)}{link}")
+        lines.append(f"{ICONS[run.state]} **Oz {verdict}** after {elapsed(run, now)}{link}")
         if message:
             lines += ["", message]
         if run.status_message and run.status_message.error_code:
@@ -52,14 +45,15 @@ def render(run: RunItem, now: datetime | None = None) -> str:
         if used:
             lines += ["", f"<sub>{used}</sub>"]
         return "\n".join(lines)
-    lines.append(f"⏳ **Oz is on it** · {_elapsed(run, now)}{link}")
+    lines.append(f"⏳ **Oz is on it** · {elapsed(run, now)}{link}")
     lines.append("")
     current = next(i for i, (_l, states) in enumerate(STEPS) if run.state in states)
+    in_line = queue_line(run)
     for index, (label, _states) in enumerate(STEPS):
         done = "x" if index < current else " "
         detail = f" — {message.removeprefix('Working: ')}" if index == current and message and index == 2 else ""
-        if index == current == 0 and queue_line(run):
-            detail = f" — {queue_line(run)}"
+        if index == current == 0 and in_line:
+            detail = f" — {in_line}"
         lines.append(f"- [{done}] {label}{detail}")
     lines.append("- [ ] Done")
     return "\n".join(lines)

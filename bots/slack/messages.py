@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from core.errors import ErrorCode, OzError
 from core.models import RunItem, RunState
-from core.run_items import pull_request_urls, queue_line, usage_line
+from core.run_items import elapsed, pull_request_urls, queue_line, usage_line
 
 S = RunState
 Blocks = list[dict]
@@ -109,18 +109,12 @@ def status_placeholder() -> Blocks:
     return [_section(":hourglass_flowing_sand: *On it*")]
 
 
-def elapsed(run: RunItem, now: datetime | None = None) -> str:
-    end = run.updated_at if run.state in ICONS else (now or datetime.now(UTC))
-    seconds = max(0, int((end - run.created_at).total_seconds()))
-    minutes, secs = divmod(seconds, 60)
-    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
-
-
 def status(run: RunItem, link: str | None, now: datetime | None = None) -> tuple[str, Blocks]:
     """The run's one status message, rendered from its current state (edited in place)."""
     message = run.status_message.message if run.status_message else ""
     run_link = f"<{link}|run {run.run_id[:8]}>" if link else f"run {run.run_id[:8]}"
     title = escape(run.title)
+    now = now or datetime.now(UTC)
     if run.state in ICONS:
         headline = f"{ICONS[run.state]} *{VERDICTS[run.state]}* · {title}"
         body = [headline]

@@ -39,6 +39,8 @@ TERMINAL_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.ERROR
 ACTIVE_STATES = frozenset(set(RunState) - TERMINAL_STATES)
 EXECUTING_STATES = frozenset({RunState.PENDING, RunState.CLAIMED, RunState.INPROGRESS})
 """A worker has the run: its heartbeat says whether that worker is still alive."""
+SANDBOX_STATES = frozenset({RunState.CLAIMED, RunState.INPROGRESS, RunState.BLOCKED})
+"""The run's container exists: its time counts (run time, compute cost)."""
 
 
 class RunSourceType(StrEnum):

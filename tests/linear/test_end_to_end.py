@@ -53,6 +53,30 @@ def e2e_gateway(e2e_settings: Settings, store: Store, queue: RunQueue) -> Iterat
 
 
 @pytest.fixture
+def reporter_process(
+    tmp_path: Path,
+    e2e_settings: Settings,
+    webhook_secret: str,
+    fake_linear: FakeLinear,
+    database_url: str,
+    queue: RunQueue,
+) -> Iterator[None]:
+    """The real ``oz-gateway reporter``, rendering runs into the fake Linear."""
+    reporter = start_reporter(
+        tmp_path,
+        database_url,
+        queue,
+        OZGW_PUBLIC_URL=e2e_settings.public_url,
+        OZGW_LINEAR_WEBHOOK_SECRET=webhook_secret,
+        OZGW_LINEAR_ACCESS_TOKEN=e2e_settings.linear_access_token.get_secret_value(),
+        OZGW_LINEAR_API_URL=fake_linear.url,
+    )
+    yield
+    reporter.terminate()
+    reporter.wait(30)
+
+
+@pytest.fixture
 def ada_with_github(store: Store, e2e_settings: Settings, github: FakeGitHub, remotes: Remotes, test_image: str):
     principal = person_with_repo(store, e2e_settings, github, remotes, test_image, IntegrationProvider.LINEAR)
     return principal
@@ -71,16 +95,8 @@ def test_delegated_issue_to_pull_request(
     runner_settings: Settings,
     test_image: str,
     ada_with_github,
+    reporter_process: None,
 ) -> None:
-    reporter = start_reporter(
-        tmp_path,
-        database_url,
-        queue,
-        OZGW_PUBLIC_URL=e2e_settings.public_url,
-        OZGW_LINEAR_WEBHOOK_SECRET=webhook_secret,
-        OZGW_LINEAR_ACCESS_TOKEN=e2e_settings.linear_access_token.get_secret_value(),
-        OZGW_LINEAR_API_URL=fake_linear.url,
-    )
     deliver = LinearDelivery(f"{e2e_gateway.url}/linear/webhook", webhook_secret)
     body = payload("agent_session_event.created.delegated")
     assert deliver.post(body).status_code == 200
@@ -101,8 +117,6 @@ def test_delegated_issue_to_pull_request(
     finally:
         worker.terminate()
         worker.wait(30)
-        reporter.terminate()
-        reporter.wait(30)
 
     activities = fake_linear.activities(DELEGATED_SESSION)
     actions = [a for a in activities if a["type"] == "action"]
@@ -129,18 +143,10 @@ def test_a_run_crossing_its_budget_is_stopped_with_an_error_activity(
     runner_settings: Settings,
     test_image: str,
     ada_with_github,
+    reporter_process: None,
 ) -> None:
     with store.session() as session:  # the team's $1 runs out under the run ($0.50 a container-second)
         budgets.set_budget(session, ada_with_github.team_uid, budgets.TEAM, 1.0)
-    reporter = start_reporter(
-        tmp_path,
-        database_url,
-        queue,
-        OZGW_PUBLIC_URL=e2e_settings.public_url,
-        OZGW_LINEAR_WEBHOOK_SECRET=webhook_secret,
-        OZGW_LINEAR_ACCESS_TOKEN=e2e_settings.linear_access_token.get_secret_value(),
-        OZGW_LINEAR_API_URL=fake_linear.url,
-    )
     deliver = LinearDelivery(f"{e2e_gateway.url}/linear/webhook", webhook_secret)
     assert deliver.post(payload("agent_session_event.created.delegated")).status_code == 200
     worker = start_agent_worker(
@@ -156,8 +162,6 @@ def test_a_run_crossing_its_budget_is_stopped_with_an_error_activity(
     finally:
         worker.terminate()
         worker.wait(30)
-        reporter.terminate()
-        reporter.wait(30)
     [run] = all_runs(store)
     assert run.state == RunState.FAILED and run.status_message.error_code == "budget_exceeded"
     body = errors[-1]["body"]
