@@ -17,6 +17,7 @@ from core.settings import Settings
 
 if TYPE_CHECKING:
     from cli.main import Context
+    from runner.snapshots import Snapshots
 
 ENV_COLUMNS = ("uid", "name", "docker_image", "repos", "setup_commands", "secret_names", "description")
 
@@ -321,3 +322,48 @@ def environment_delete(ctx: Context, uid: str, force: bool, email: str | None) -
     with store_session(ctx.settings) as session:
         environments.delete_environment(session, acting_principal(session, email), uid, force=force)
     emit({"uid": uid, "deleted": True}, ctx.output_format, ("uid",))
+
+
+@environment.group("snapshot")
+def environment_snapshot() -> None:
+    """This host's environment snapshots: what setup made, kept for warm starts (OZGW_SNAPSHOT_LIMIT)."""
+
+
+def _snapshots(settings: Settings) -> Snapshots:
+    from runner.sandbox import docker_client
+    from runner.snapshots import Snapshots
+
+    return Snapshots(settings, docker_client())
+
+
+@environment_snapshot.command("list")
+@click.pass_obj
+def environment_snapshot_list(ctx: Context) -> None:
+    rows = [
+        {
+            "environment": s.environment_uid,
+            "image": s.image,
+            "commits": ", ".join(f"{r.full_name}@{r.branch} {r.commit[:12]}" for r in s.repos),
+            "created_at": s.created_at.isoformat(timespec="seconds"),
+            "last_used": s.last_used.isoformat(timespec="seconds"),
+            "uses": s.uses,
+            "bytes": s.bytes,
+        }
+        for s in _snapshots(ctx.settings).all()
+    ]
+    emit(rows, ctx.output_format, ("environment", "commits", "last_used", "uses", "bytes"))
+
+
+@environment_snapshot.command("clear")
+@click.argument("uid", required=False)
+@click.option("--all", "everything", is_flag=True, help="Every snapshot on this host.")
+@click.pass_obj
+def environment_snapshot_clear(ctx: Context, uid: str | None, everything: bool) -> None:
+    """Remove an environment's snapshot (its next run repeats setup), or all of them."""
+    if bool(uid) == everything:
+        raise click.UsageError("give an environment id, or --all")
+    try:
+        removed = _snapshots(ctx.settings).clear(uid)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    emit({"removed": removed}, ctx.output_format, ("removed",))

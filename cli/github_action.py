@@ -72,7 +72,8 @@ def local_watcher(config: ActionConfig) -> RunWatcher:
             agent_limit=settings.agent_limit,
         )
         run_id = created.run.run_id
-        ctx = WorkerContext.build(settings, store, with_queue=False)
+        # Its environment is made for this one run on a machine that goes away: nothing to warm-start.
+        ctx = WorkerContext.build(settings.model_copy(update={"snapshot_limit": 0}), store, with_queue=False)
         worker = threading.Thread(target=run_job, args=(ctx, run_id), name="oz-local-run")
         worker.start()
         last: tuple | None = None

@@ -91,6 +91,10 @@ class Masker:
         # Longest first, so a secret containing another is masked whole.
         self._variants = sorted(set(self._variants) | new, key=len, reverse=True)
 
+    def needles(self) -> list[bytes]:
+        """Every value (and encoding) it masks, as bytes to search files for (``runner.secret_scan``)."""
+        return [variant.encode() for variant in self._variants]
+
     def text(self, value: str) -> str:
         for variant in self._variants:
             value = value.replace(variant, MASK)

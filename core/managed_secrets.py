@@ -113,6 +113,21 @@ def resolve_secrets(
     return values, [n for n in names if n not in values]
 
 
+def personal_names(session: Session, team_uid: str, account_uid: str | None, names: list[str]) -> set[str]:
+    """Which of ``names`` the person has a secret of their own by (it wins over the team's)."""
+    if not account_uid or not names:
+        return set()
+    return set(
+        session.scalars(
+            select(ManagedSecretRow.name).where(
+                ManagedSecretRow.team_uid == team_uid,
+                ManagedSecretRow.name.in_(names),
+                ManagedSecretRow.account_uid == account_uid,
+            )
+        )
+    )
+
+
 def rotate_all(session: Session, vault: Vault) -> int:
     """Re-encrypt every stored secret under the newest key; returns how many."""
     count = 0

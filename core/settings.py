@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     """The most a run's container may write outside ``/workspace`` (its image's writable layer:
     packages setup commands install, caches); checked every ``storage_check_seconds``."""
     storage_check_seconds: float = Field(default=10.0, gt=0)
+    snapshot_limit: ByteSize = ByteSize(20 * 1024**3)
+    """The disk this host's environment snapshots may use together (``runner/snapshots.py``):
+    past it the least recently used are removed.  ``0`` turns warm starts off."""
 
     default_image: str = "debian:12"
     """Image for runs without an environment (Oz's "empty environment")."""

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 
 import structlog
+from pydantic import BaseModel
 
 from core.errors import ErrorCode, OzError
 from core.events import EventKind, Masker, RunEvent
@@ -215,13 +216,24 @@ def classify(failure: str, status: int | None = None) -> OzError:
     return OzError(ErrorCode.AGENT_PROCESS_FAILED, failure[-1000:])
 
 
-def agent_user(sandbox: Sandbox, configured: str | None) -> tuple[str | None, bool]:
-    """Who the agent runs as, and whether that is root.
+class AgentUser(BaseModel):
+    """Who the agent runs as: one of the image's non-root users, or root (``name`` empty)."""
+
+    name: str | None = None
+    uid: int = 0
+    gid: int = 0
+
+    @property
+    def root(self) -> bool:
+        return self.name is None
+
+
+def agent_user(sandbox: Sandbox, configured: str | None) -> AgentUser:
+    """Who the agent runs as.
 
     The container runs as root so setup commands can install packages; the agent runs as
     ``configured`` (``OZGW_CONTAINER_USER``) when set, else as the image's own ``USER``, else
-    as its ``agent`` user — root only when the image has no other.  ``/workspace`` is handed
-    to that user first.
+    as its ``agent`` user — root only when the image has no other.
     """
     candidates = [configured] if configured else [sandbox.image_user(), "agent"]
     for candidate in candidates:
@@ -230,9 +242,14 @@ def agent_user(sandbox: Sandbox, configured: str | None) -> tuple[str | None, bo
         identity = sandbox.identity(candidate)
         if identity is None or identity[0] == 0:
             continue
-        uid, gid = identity
-        code = sandbox.exec(["chown", "-R", f"{uid}:{gid}", WORKSPACE], workdir="/", on_output=lambda _t: None)
-        if code != 0:
-            log.warning("agent.chown_failed", uid=uid, code=code)
-        return candidate, False
-    return None, True
+        return AgentUser(name=candidate, uid=identity[0], gid=identity[1])
+    return AgentUser()
+
+
+def hand_over(sandbox: Sandbox, user: AgentUser, path: str = WORKSPACE) -> None:
+    """``path`` (the workspace, by default) becomes the agent's user's, every file in it."""
+    if user.root:
+        return
+    code = sandbox.exec(["chown", "-R", f"{user.uid}:{user.gid}", path], workdir="/", on_output=lambda _t: None)
+    if code != 0:
+        log.warning("agent.chown_failed", uid=user.uid, path=path, code=code)

@@ -6,6 +6,7 @@ job builds its own on first use inside the child process.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -48,12 +49,28 @@ class WorkerContext:
             queue = RunQueue.from_settings(settings)
         return cls(settings, store, queue, Vault.from_settings(settings), os.getpid())
 
+    def forked(self) -> WorkerContext:
+        """This context in a forked child (an RQ work horse): the store's engine and statement
+        cache without the parent's connections, a Docker client of its own."""
+        self.store.after_fork()
+        return dataclasses.replace(self, pid=os.getpid(), _docker=None)
+
 
 _context: WorkerContext | None = None
 
 
+def adopt(ctx: WorkerContext) -> None:
+    """The worker process's own context, which each work horse it forks inherits (primed, so
+    the horse's queries are compiled already: ``Store.prime``)."""
+    global _context
+    ctx.store.prime()
+    _context = ctx
+
+
 def worker_context() -> WorkerContext:
     global _context
-    if _context is None or _context.pid != os.getpid():
+    if _context is None:
         _context = WorkerContext.build(get_settings())
+    elif _context.pid != os.getpid():
+        _context = _context.forked()
     return _context

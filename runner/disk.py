@@ -12,6 +12,7 @@ workspaces on the work directory's own filesystem.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -26,29 +27,66 @@ IMAGE = "disk.img"
 TIMEOUT = 60
 
 
-def mount_disk(root: Path, size: int) -> Path:
+def mount_disk(root: Path, size: int, start: Path | None = None) -> Path:
     """``root/disk``: an empty filesystem of ``size`` bytes when ``size`` is set, else a plain
-    directory."""
+    directory — or a copy of ``start`` (a snapshot's disk: its image when ``size`` is set, its
+    directory otherwise)."""
     mountpoint = root / MOUNTPOINT
-    mountpoint.mkdir()
     if not size:
+        if start is None:
+            mountpoint.mkdir()
+        else:
+            copy(start, mountpoint)
         return mountpoint
+    mountpoint.mkdir()
     image = root / IMAGE
-    with open(image, "wb") as handle:
-        handle.truncate(size)
-    _run(["mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal", "-E", "lazy_itable_init=1", str(image)])
+    if start is None:
+        with open(image, "wb") as handle:
+            handle.truncate(size)
+        _run(["mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal", "-E", "lazy_itable_init=1", str(image)])
+    else:
+        copy(start, image)
     _run(["mount", "-o", "loop,nosuid,nodev,noatime", str(image), str(mountpoint)])
     return mountpoint
 
 
+def copy(source: Path, target: Path) -> None:
+    """A copy with owners, modes and links as they are (never followed), sharing blocks where
+    the filesystem can (reflinks) and leaving holes holes."""
+    _run(["cp", "-a", "--reflink=auto", "--sparse=always", "--no-target-directory", str(source), str(target)])
+
+
+def check_image(image: Path) -> None:
+    """A copied filesystem image made consistent (it was copied while mounted, with its
+    writers paused): ``e2fsck`` fixes what it may and marks it clean."""
+    result = subprocess.run(["e2fsck", "-f", "-p", str(image)], capture_output=True, text=True, timeout=TIMEOUT)
+    if result.returncode >= 4:  # 1 and 2: errors corrected
+        raise _unavailable(f"e2fsck: {(result.stderr or result.stdout).strip()[-500:]}")
+
+
 def unmount_disk(root: Path) -> None:
-    """Unmount ``root/disk`` if it is mounted (lazily if a process still holds it)."""
-    mountpoint = root / MOUNTPOINT
-    if not os.path.ismount(mountpoint):
-        return
-    if subprocess.run(["umount", str(mountpoint)], capture_output=True, timeout=TIMEOUT).returncode != 0:
-        subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, timeout=TIMEOUT)
-    log.info("disk.unmounted", root=str(root))
+    """Unmount every filesystem mounted under ``root`` (its disk, a ready disk it took from a
+    snapshot), deepest first, lazily if a process still holds one."""
+    for mountpoint in mounts_under(root):
+        if subprocess.run(["umount", str(mountpoint)], capture_output=True, timeout=TIMEOUT).returncode != 0:
+            subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, timeout=TIMEOUT)
+        log.info("disk.unmounted", root=str(root), mountpoint=str(mountpoint))
+
+
+def mounts_under(root: Path) -> list[Path]:
+    """The mount points strictly under ``root``, as this process's mount table lists them."""
+    prefix = str(root.resolve()) + "/"
+    try:
+        with open("/proc/self/mountinfo") as table:
+            points = [_unescape(line.split()[4]) for line in table]
+    except OSError:
+        return [root / MOUNTPOINT] if os.path.ismount(root / MOUNTPOINT) else []
+    return sorted((Path(p) for p in points if p.startswith(prefix)), key=lambda p: len(p.parts), reverse=True)
+
+
+def _unescape(field: str) -> str:
+    """``/proc/self/mountinfo`` writes space, tab, newline and backslash as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def _run(argv: list[str]) -> None:

@@ -4,8 +4,10 @@ Steps (each failure ends the run through ``core.runs.record_failure`` with a cat
 
 1. claim QUEUED → PENDING (a compare-and-set: a duplicate delivery or a cancelled run is skipped);
 2. resolve the environment and the GitHub credential, check every repo is reachable;
-3. clone on the host, → CLAIMED, start the container (limits, no privileges);
-4. check the working directory, run setup commands in order;
+3. clone on the host, → CLAIMED, start the container (limits, no privileges) — or, when the
+   environment's snapshot was made from the same inputs, start from it (``runner.snapshots``);
+4. check the working directory, run setup commands in order (and keep their result as the
+   environment's snapshot) — skipped when started from a snapshot;
 5. → INPROGRESS, run the harness, streaming its output as typed events;
 6. commit / push / open PRs, keep artifacts, → SUCCEEDED.
 
@@ -20,10 +22,12 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import requests
 import structlog
+from docker.errors import APIError
 from pydantic import ByteSize
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -34,7 +38,7 @@ from core.environments import get_environment
 from core.errors import ErrorCode, OzError
 from core.events import EventKind, Masker, RunEvent
 from core.github_auth import mark_stale
-from core.managed_secrets import resolve_secrets
+from core.managed_secrets import personal_names, resolve_secrets
 from core.models import Environment, RepoRef, Run, RunState, StatusMessage
 from core.network import Endpoint, check_network, parse_endpoints
 from core.prices import dollars
@@ -42,20 +46,34 @@ from core.skills import parse as parse_skill
 from core.store import utcnow
 from core.store.tables import AccountRow, RunAttachmentRow
 from runner import export, github, pulls
-from runner.agent import Agent, agent_user
+from runner.agent import Agent, AgentUser, agent_user, hand_over
 from runner.context import WorkerContext, worker_context
 from runner.egress import EgressForwarder, hosts_entries
 from runner.harness import Driver, Invocation, StreamParser, driver_for
 from runner.harness.base import Attachment
 from runner.landing import Author
-from runner.sandbox import PROMPT_DIR, WORKSPACE, Bind, OutputTail, Sandbox, SandboxSpec, copy_from_image
+from runner.sandbox import PROMPT_DIR, WORKSPACE, Bind, OutputTail, Sandbox, SandboxSpec, copy_from_image, ensure_image
 from runner.skills import read_skill, skill_repo
+from runner.snapshots import Inputs, Refusal, Snapshot, Snapshots, image_id
 from runner.supervisor import CANCELLED, IDLE, OVER_BUDGET, OVER_STORAGE, TIMED_OUT, Supervisor
 from runner.transcript import TranscriptWriter
 from runner.workspace import Workspace
 
 log = structlog.get_logger(__name__)
 S = RunState
+
+
+@dataclasses.dataclass(frozen=True)
+class Start:
+    """Where the run's container starts from."""
+
+    image: str
+    snapshot: Snapshot | None = None
+    """The environment's snapshot it starts from (setup skipped), if warm."""
+    key: str | None = None
+    """Cold, and its setup's result is to be kept as the snapshot under this key."""
+
+
 HOME_COPY_LIMIT = 1024**3
 """How much of the image's home directories a read-only run copies when workspaces have no size."""
 
@@ -117,6 +135,8 @@ class Execution:
         self.supervisor.on_tick = self.transcript.flush
         self.agent_started = False
         self.agent: Agent | None = None
+        self.ready_for: str | None = None
+        """The environment whose snapshot this run started from or made: a ready disk is made after it."""
         self.retry: tuple[OzError, int] | None = None
         """A platform error before the agent started, to be retried (the error, which retry)."""
 
@@ -165,6 +185,8 @@ class Execution:
                 self.workspace.remove()
             if self.retry is not None:  # only once nothing of this execution is left
                 self._requeue(*self.retry)
+            if self.ready_for is not None:
+                self._make_ready(self.ready_for)
 
     def _execute(self) -> None:
         self._budget()
@@ -183,35 +205,23 @@ class Execution:
         )
         self._checkpoint()
         self.workspace = Workspace.create(
-            self.settings.effective_work_dir,
-            self.run.run_id,
-            self.settings.github_clone_url,
-            self.masker,
-            size=self.settings.effective_workspace_size,
+            self.settings.effective_work_dir, self.run.run_id, self.settings.github_clone_url, self.masker, mount=False
         )
-        with self.ctx.store.reader() as session:  # a re-run goes on from the branch it pushed
-            resume = pulls.branch_name(self.run) if pulls.pushed_before(session, self.run.run_id) else None
-        for ref in env.repos:
-            self.ws.clone(ref, credentials.token_for(ref), resume)
-            self._checkpoint()
         variables = {**env.variables, **secrets, "OZ_RUN_ID": self.run.run_id}
-        attachments = self._attachments()
-        prompt = self._prompt(skill_prompt, attachments)
-        invocation = self._invocation(driver, prompt, variables, self._mcp_servers(variables))
-        invocation = dataclasses.replace(invocation, attachments=tuple(attachments))
+        invocation = self._invocation(driver, "", variables, self._mcp_servers(variables))
         egress = self._egress(env, driver, invocation) if network == "egress" else []
-        self.ws.write_prompt(invocation.prompt)
         for name, content in driver.files(invocation).items():
             self.ws.write_config(name, content)
+        start = self._prepare_workspace(env, network, credentials, secrets)
         self._transition(S.CLAIMED)
         binds = [Bind(WORKSPACE, self.ws.files), Bind(PROMPT_DIR, self.ws.prompt_dir, True)]
         if env.read_only_root:
-            binds += self._writable_dirs(env)
+            binds += self._writable_dirs(env, from_image=start.snapshot is None)
         self.sandbox = Sandbox.start(
             self.ctx.docker,
             self.run.run_id,
             SandboxSpec(
-                image=env.docker_image,
+                image=start.image,
                 binds=binds,
                 read_only=env.read_only_root,
                 network_mode="none" if network == "egress" else network,
@@ -221,7 +231,7 @@ class Execution:
                 pids=self.settings.container_pids,
                 user="0",  # setup commands may install packages; the agent gets its own user below
                 capabilities=self.settings.container_capabilities,
-                pull=self.settings.pull_images,
+                pull=self.settings.pull_images and start.snapshot is None,
                 gateway=self.settings.effective_gateway_id,
                 env=variables,
             ),
@@ -230,15 +240,28 @@ class Execution:
         if egress:
             self.egress = self._forwarder(egress)
             self.egress.start(self.box.network_namespace())
-        workdir = self._working_directory(env)
-        self._setup(env, workdir)
-        user, root = agent_user(self.box, self.settings.container_user)
+        if start.snapshot is None:
+            workdir = self._working_directory(env)
+            self._setup(env, workdir)
+            user = agent_user(self.box, self.settings.container_user)
+            hand_over(self.box, user)
+        else:  # the snapshot was made in it, by this user, from the same inputs
+            workdir, user = self._workdir_of(env), start.snapshot.agent_user
+        if start.key is not None:
+            self._keep_snapshot(env, start.key, [b.target for b in binds], user)
+        attachments = self._attachments()  # after the snapshot: they are this run's alone
+        if attachments:
+            hand_over(self.box, user, f"{WORKSPACE}/.oz")
+        invocation = dataclasses.replace(
+            invocation, prompt=self._prompt(skill_prompt, attachments), attachments=tuple(attachments)
+        )
+        self.ws.write_prompt(invocation.prompt)
         agent = Agent(
             self.box,
             driver,
-            dataclasses.replace(invocation, root=root),
+            dataclasses.replace(invocation, root=user.root),
             workdir=workdir,
-            user=user,
+            user=user.name,
             masker=self.masker,
             record=self._record,
             checkpoint=self._checkpoint,
@@ -259,6 +282,129 @@ class Execution:
             self.supervisor.watch_idle(None)
         self._record_usage()
         self._finish(parser)
+
+    # --- the workspace, cold or from a snapshot -------------------------------------------
+
+    def _prepare_workspace(
+        self, env: Environment, network: str, credentials: github.RunCredentials, secrets: dict[str, str]
+    ) -> Start:
+        """The repos cloned and the agent's filesystem mounted: a copy of the environment's
+        snapshot when nothing it was made from has changed (warm: setup is skipped), else
+        empty (cold: setup runs, and its result may become the snapshot)."""
+        size = self.settings.effective_workspace_size
+        with self.ctx.store.reader() as session:  # a re-run goes on from the branch it pushed
+            resume = pulls.branch_name(self.run) if pulls.pushed_before(session, self.run.run_id) else None
+        inputs = self._snapshot_inputs(env, network, secrets)
+        if inputs is None:
+            self.ws.mount(size)
+            for ref in env.repos:
+                self.ws.clone(ref, credentials.token_for(ref), resume)
+                self._checkpoint()
+            return Start(env.docker_image)
+        snapshots = self.snapshots
+        with snapshots.reading(env.uid) as snapshot:
+            fetched = []
+            for ref in env.repos:  # a snapshot's clone is brought up to date: only new commits are fetched
+                fetched.append(self.ws.fetch(ref, credentials.token_for(ref), resume, self._seed(snapshot, ref)))
+                self._checkpoint()
+            key = inputs.key([f.base_commit for f in fetched])
+            warm = snapshot is not None and snapshot.key == key and resume is None
+            if snapshot and warm:
+                ready = self.ws.root / "ready"
+                if snapshots.take_ready(snapshot, ready):
+                    self.ws.use_disk(ready)
+                else:
+                    self.ws.mount(size, snapshots.disk_of(snapshot))
+                snapshots.used(snapshot)
+                self.ready_for = env.uid
+            else:
+                self.ws.mount(size)
+        for repo in fetched:
+            if warm:
+                self.ws.adopt(repo)
+            else:
+                self.ws.check_out(repo)
+                self._checkpoint()
+        if snapshot and warm:
+            made = snapshot.created_at.strftime("%Y-%m-%d %H:%M UTC")
+            self._record(
+                [
+                    RunEvent(
+                        kind=EventKind.STATUS, text=f"Setup skipped: started from this environment's snapshot of {made}"
+                    )
+                ]
+            )
+            log.info("snapshot.used", run_id=self.run.run_id, environment=env.uid)
+            return Start(snapshot.image, snapshot=snapshot)
+        keep = resume is None and not snapshots.refused(env.uid, key)
+        return Start(env.docker_image, key=key if keep else None)
+
+    @property
+    def snapshots(self) -> Snapshots:
+        return Snapshots(self.settings, self.ctx.docker)
+
+    def _snapshot_inputs(self, env: Environment, network: str, secrets: dict[str, str]) -> Inputs | None:
+        """What a snapshot of this environment would be made from; ``None`` when it would have
+        none (snapshots off, no setup to skip, the empty environment)."""
+        if not self.snapshots.enabled or not env.setup_commands or env.uid == "empty":
+            return None
+        ensure_image(self.ctx.docker, env.docker_image, self.settings.pull_images)
+        person = self.run.creator_uid if self.run.creator_kind == "user" else None
+        with self.ctx.store.reader() as session:
+            personal = personal_names(session, self.run.team_uid, person, list(secrets))
+        return Inputs(
+            image_id=image_id(self.ctx.docker, env.docker_image),
+            repos=tuple(f"{ref}@{ref.branch or ''}" for ref in env.repos),
+            setup=tuple(env.setup_commands),
+            variables=tuple(sorted(env.variables.items())),
+            secrets=tuple(sorted(f"{name}@{person}" if name in personal else name for name in secrets)),
+            working_dir=env.working_dir,
+            container_user=self.settings.container_user,
+            network=network,
+            read_only_root=env.read_only_root,
+            disk_size=self.settings.effective_workspace_size,
+        )
+
+    def _seed(self, snapshot: Snapshot | None, ref: RepoRef) -> Path | None:
+        """The snapshot's clone of ``ref`` to fetch into, when it is of the branch asked for."""
+        if snapshot is None:
+            return None
+        kept = next((r for r in snapshot.repos if r.full_name == str(ref)), None)
+        if kept is None or (ref.branch and ref.branch != kept.branch):
+            return None
+        return self.snapshots.pristine_of(snapshot, str(ref))
+
+    def _make_ready(self, environment_uid: str) -> None:
+        """After the run (never on its way to start): a copy of the snapshot's disk for the next
+        warm start to take, so that it need not copy one itself."""
+        try:
+            self.snapshots.make_ready(environment_uid, self.settings.effective_workspace_size, self.run.run_id)
+        except (OzError, OSError, ValueError) as exc:
+            log.warning("snapshot.ready_failed", environment=environment_uid, reason=str(exc)[:300])
+
+    def _keep_snapshot(self, env: Environment, key: str, mounts: list[str], user: AgentUser) -> None:
+        """Keep what setup made as the environment's snapshot; a failure costs only the warm
+        start of later runs, never this run."""
+        try:
+            kept = self.snapshots.keep(
+                env.uid,
+                key,
+                run_id=self.run.run_id,
+                sandbox=self.box,
+                workspace=self.ws,
+                masker=self.masker,
+                mounts=mounts,
+                agent_user=user,
+            )
+        except (OzError, OSError, APIError, requests.exceptions.RequestException) as exc:
+            log.warning("snapshot.failed", run_id=self.run.run_id, reason=self.masker.text(str(exc))[:300])
+            return
+        if isinstance(kept, Refusal):  # a kept one is only logged: the next run says it started from it
+            text = f"No snapshot kept: {kept.reason}. This environment's runs repeat setup until it changes."
+            self._record([RunEvent(kind=EventKind.STATUS, text=self.masker.text(text))])
+        else:
+            self.ready_for = env.uid
+        self._checkpoint()
 
     def _budget(self) -> None:
         """Budgets may have been spent while the run waited: refuse it now if so, else give the
@@ -303,10 +449,13 @@ class Execution:
             on_refused=lambda text: self._record([RunEvent(kind=EventKind.STATUS, text=text)]),
         )
 
-    def _writable_dirs(self, env: Environment) -> list[Bind]:
+    def _writable_dirs(self, env: Environment, *, from_image: bool) -> list[Bind]:
         """A read-only root's writable places on the run's own filesystem, the homes with the
-        image's files in them (where CLIs keep their settings and sessions)."""
+        image's files in them (where CLIs keep their settings and sessions) — already there
+        in a snapshot's copy."""
         dirs = self.ws.writable_dirs()
+        if not from_image:
+            return [Bind(target, source) for target, source in dirs.items()]
         copy_from_image(
             self.ctx.docker,
             env.docker_image,
@@ -453,8 +602,13 @@ class Execution:
         parts.extend(f"Follow-up: {message.strip()}" for message in followups)
         return "\n\n".join(p for p in parts if p)
 
+    @staticmethod
+    def _workdir_of(env: Environment) -> str:
+        return env.working_dir or (f"{WORKSPACE}/{env.repos[0].repo}" if env.repos else WORKSPACE)
+
     def _working_directory(self, env: Environment) -> str:
-        workdir = env.working_dir or (f"{WORKSPACE}/{env.repos[0].repo}" if env.repos else WORKSPACE)
+        """The agent's working directory, which must exist in the container."""
+        workdir = self._workdir_of(env)
         exists = self.box.directory_exists(workdir)
         self._checkpoint()
         if exists is None:

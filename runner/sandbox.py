@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import posixpath
 import socket
 import tarfile
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,8 +70,13 @@ class SandboxSpec:
     extra_hosts: dict[str, str] = field(default_factory=dict)
     """``/etc/hosts`` names (an ``egress`` container's allowed hosts at their loopback addresses)."""
 
-    def create_options(self, run_id: str) -> dict[str, object]:
-        """The container's settings: no privileges, limits, labels the sweeps find it by."""
+    def create_options(self, run_id: str, *, with_env: bool = False) -> dict[str, object]:
+        """The container's settings: no privileges, limits, labels the sweeps find it by.
+
+        ``env`` is the container's own only for a container whose one process is its command
+        (``with_env``); a kept-alive sandbox gives it to each ``exec`` instead, so it is never in
+        the container's configuration — where ``docker inspect`` shows it and ``docker commit``
+        would copy it into an image (:mod:`runner.snapshots`)."""
         return dict(
             detach=True,
             labels={RUN_LABEL: run_id, GATEWAY_LABEL: self.gateway, ROLE_LABEL: self.role},
@@ -85,7 +91,7 @@ class SandboxSpec:
             nano_cpus=int(self.cpus * 1e9),
             pids_limit=self.pids,
             user=self.user,
-            environment=self.env,
+            environment=self.env if with_env else None,
             extra_hosts=dict(self.extra_hosts) or None,
             init=True,
         )
@@ -98,7 +104,7 @@ def docker_client() -> docker.DockerClient:
         raise OzError(ErrorCode.RESOURCE_UNAVAILABLE, f"the Docker engine cannot be reached: {exc}") from None
 
 
-def _ensure_image(client: docker.DockerClient, image: str, pull: bool) -> None:
+def ensure_image(client: docker.DockerClient, image: str, pull: bool) -> None:
     try:
         client.images.get(image)
         return
@@ -185,13 +191,15 @@ class StdinChannel:
 
 
 class Sandbox:
-    def __init__(self, client: docker.DockerClient, container: Container) -> None:
+    def __init__(self, client: docker.DockerClient, container: Container, env: dict[str, str] | None = None) -> None:
         self.client = client
         self.container = container
+        self.env = env or {}
+        """Every ``exec``'s environment (the run's variables and secrets)."""
 
     @classmethod
     def start(cls, client: docker.DockerClient, run_id: str, spec: SandboxSpec) -> Sandbox:
-        _ensure_image(client, spec.image, spec.pull)
+        ensure_image(client, spec.image, spec.pull)
         try:
             container = client.containers.run(
                 spec.image, entrypoint=KEEPALIVE[:1], command=KEEPALIVE[1:], **spec.create_options(run_id)
@@ -203,7 +211,7 @@ class Sandbox:
                 title=f"The container for image {spec.image!r} could not start",
             ) from None
         log.info("sandbox.started", run_id=run_id, container=container.short_id, image=spec.image)
-        return cls(client, container)
+        return cls(client, container, spec.env)
 
     @classmethod
     def run_once(
@@ -211,9 +219,9 @@ class Sandbox:
     ) -> tuple[int | None, str]:
         """Run ``argv`` as the container's own process until it exits (or ``timeout``), then
         remove the container; its exit code (``None`` on timeout) and its output's tail."""
-        _ensure_image(client, spec.image, spec.pull)
+        ensure_image(client, spec.image, spec.pull)
         try:
-            container = client.containers.run(spec.image, command=argv, **spec.create_options(run_id))
+            container = client.containers.run(spec.image, command=argv, **spec.create_options(run_id, with_env=True))
         except APIError as exc:
             raise OzError(ErrorCode.RESOURCE_UNAVAILABLE, exc.explanation or str(exc)) from None
         sandbox = cls(client, container)
@@ -297,7 +305,7 @@ class Sandbox:
                 self.container.id,
                 argv,
                 workdir=workdir,
-                environment=env or {},
+                environment={**self.env, **(env or {})},
                 stdout=True,
                 stderr=True,
                 stdin=stdin is not None,
@@ -325,6 +333,57 @@ class Sandbox:
             log.info("sandbox.exec_interrupted", container=self.container.short_id, reason=str(exc)[:200])
             return None
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Nothing in the container runs (the cgroup freezer) while a snapshot is taken of it."""
+        self.client.api.pause(self.container.id)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(APIError, NotFound):
+                self.client.api.unpause(self.container.id)
+
+    def changed_roots(self, skip: Sequence[str] = ()) -> list[str]:
+        """The paths whose archives hold everything written to the container's own layer: each
+        added path no added ancestor covers, and each modified file (a modified path nothing
+        else in the diff lies under).  Deletions hold no bytes.  Paths under ``skip`` (mounts)
+        are left out."""
+        changes = self.client.api.diff(self.container.id) or []
+        kinds = {c["Path"]: c["Kind"] for c in changes}
+        added = {path for path, kind in kinds.items() if kind == 1}
+        parents = {posixpath.dirname(path) for path in kinds}
+
+        def ancestors(path: str) -> Iterator[str]:
+            while (path := posixpath.dirname(path)) not in ("/", ""):
+                yield path
+
+        def skipped(path: str) -> bool:
+            return any(path == root or path.startswith(root.rstrip("/") + "/") for root in skip)
+
+        roots = []
+        for path, kind in sorted(kinds.items()):
+            if kind == 2 or skipped(path) or any(a in added for a in ancestors(path)):
+                continue
+            if kind == 1 or path not in parents:
+                roots.append(path)
+        return roots
+
+    def archive(self, path: str) -> Iterator[bytes]:
+        """``path`` in the container as a tar stream (data, read as bytes only)."""
+        chunks, _stat = self.client.api.get_archive(self.container.id, path)
+        return iter(chunks)
+
+    def commit(self, repository: str, tag: str, labels: dict[str, str]) -> str:
+        """The container's filesystem as an image with its *image's* configuration (user,
+        environment, entrypoint), not the container's: the keep-alive command and the run's
+        labels stay out of it.  Returns the image id."""
+        config = self.client.api.inspect_image(self.container.attrs["Image"])["Config"] or {}
+        conf = {key: config.get(key) for key in ("Env", "User", "WorkingDir", "Entrypoint", "Cmd")}
+        conf["User"] = conf["User"] or "0"  # empty would take the container's (always root here)
+        # The engine adds the container's own labels to any not given: the run's are emptied.
+        conf["Labels"] = {RUN_LABEL: "", ROLE_LABEL: "", **(config.get("Labels") or {}), **labels}
+        return self.client.api.commit(self.container.id, repository=repository, tag=tag, conf=conf, pause=False)["Id"]
+
     def kill(self) -> None:
         with contextlib.suppress(APIError, NotFound):
             self.container.kill()
@@ -349,7 +408,7 @@ def copy_from_image(
     tarfile's ``tar`` filter — no absolute path, nothing outside ``dest``, no device file — and
     refused past ``limit`` bytes.  A path the image lacks becomes an empty directory.
     """
-    _ensure_image(client, image, pull)
+    ensure_image(client, image, pull)
     created = client.api.create_container(image, command=["/nonexistent"], network_disabled=True)
     try:
         for path in paths:

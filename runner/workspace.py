@@ -29,7 +29,7 @@ import structlog
 from core.errors import ErrorCode, OzError
 from core.events import Masker
 from core.models import RepoRef
-from runner.disk import MOUNTPOINT, mount_disk, unmount_disk
+from runner.disk import IMAGE, MOUNTPOINT, copy, mount_disk, unmount_disk
 
 log = structlog.get_logger(__name__)
 GIT_TIMEOUT = 600
@@ -61,6 +61,18 @@ class ClonedRepo:
     token: str | None
     resumed: str | None = None
     """The run's own branch, when an earlier execution pushed it and this one goes on from it."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A repo's pristine clone, up to date, before any working copy exists."""
+
+    ref: RepoRef
+    pristine: Path
+    branch: str
+    base_commit: str
+    token: str | None
+    resumed: str | None = None
 
 
 def git_env(token: str | None, clone_url: str) -> dict[str, str]:
@@ -108,24 +120,42 @@ class Workspace:
         self.disk = root / MOUNTPOINT
         """The run's own filesystem (``runner.disk``): the agent's working copies and writable places."""
         self.files = self.disk / "workspace"
+        self.disk_image = root / IMAGE
+        """Its image, when workspaces have a size."""
         self.pristine = root / "pristine"
         self.export_dir = root / "export"
 
     @classmethod
-    def create(cls, base: Path, run_id: str, clone_url: str, masker: Masker, size: int = 0) -> Workspace:
-        """The run's directories; the agent's on a filesystem of ``size`` bytes when set."""
+    def create(
+        cls, base: Path, run_id: str, clone_url: str, masker: Masker, size: int = 0, *, mount: bool = True
+    ) -> Workspace:
+        """The run's directories; the agent's on a filesystem of ``size`` bytes when set —
+        mounted later by :meth:`mount` when ``mount`` is false (a snapshot may be its start)."""
         root = base / run_id
         ws = cls(root, clone_url, masker)
         ws.remove()  # a previous attempt's leftovers
         root.mkdir(parents=True)
         try:
-            mount_disk(root, size)
-            for directory in (ws.files, ws.prompt_dir, ws.pristine, ws.export_dir):
+            for directory in (ws.prompt_dir, ws.pristine, ws.export_dir):
                 directory.mkdir(parents=True)
+            if mount:
+                ws.mount(size)
         except BaseException:
             ws.remove()
             raise
         return ws
+
+    def mount(self, size: int, start: Path | None = None) -> None:
+        """The agent's filesystem: empty (with ``workspace/``), or a copy of a snapshot's."""
+        mount_disk(self.root, size, start)
+        self.files.mkdir(exist_ok=True)
+
+    def use_disk(self, ready: Path) -> None:
+        """The agent's filesystem is the one mounted at ``ready/disk`` (a ready copy of a
+        snapshot's, moved under this run's directory so its removal unmounts it)."""
+        self.disk = ready / MOUNTPOINT
+        self.files = self.disk / "workspace"
+        self.disk_image = ready / IMAGE
 
     def url_of(self, ref: RepoRef) -> str:
         return f"{self.clone_url}/{ref.owner}/{ref.repo}.git"
@@ -134,28 +164,57 @@ class Workspace:
         """The pristine bare clone (with the token), then the agent's working copy from it
         (without); both before the container exists, so nothing here is the agent's yet.
         ``resume``: the run's own branch, to start from when an earlier execution pushed it."""
+        return self.check_out(self.fetch(ref, token, resume))
+
+    def fetch(self, ref: RepoRef, token: str | None, resume: str | None = None, seed: Path | None = None) -> Fetched:
+        """The pristine bare clone, with the token: cloned, or — from ``seed``, a snapshot's
+        copy of it — brought up to date by fetching only the commits it lacks."""
         pristine = self.pristine / ref.owner / f"{ref.repo}.git"
-        target = self.files / ref.repo
-        args = ["clone", "--bare", "--quiet", "--no-tags", "--single-branch"]
-        if ref.branch:
-            args += ["--branch", ref.branch]
         plain = git_env(None, self.clone_url)
         try:
-            git(
-                [*args, self.url_of(ref), str(pristine)],
-                cwd=self.root,
-                env=git_env(token, self.clone_url),
-                masker=self.masker,
-            )
-            branch = git(["symbolic-ref", "--short", "HEAD"], cwd=pristine, env=plain, masker=self.masker).strip()
+            if seed is None:
+                args = ["clone", "--bare", "--quiet", "--no-tags", "--single-branch"]
+                if ref.branch:
+                    args += ["--branch", ref.branch]
+                git(
+                    [*args, self.url_of(ref), str(pristine)],
+                    cwd=self.root,
+                    env=git_env(token, self.clone_url),
+                    masker=self.masker,
+                )
+                branch = git(["symbolic-ref", "--short", "HEAD"], cwd=pristine, env=plain, masker=self.masker).strip()
+            else:
+                pristine.parent.mkdir(parents=True, exist_ok=True)
+                copy(seed, pristine)
+                branch = git(["symbolic-ref", "--short", "HEAD"], cwd=pristine, env=plain, masker=self.masker).strip()
+                if ref.branch and ref.branch != branch:
+                    raise GitError(f"the snapshot's clone is of {branch}, not {ref.branch}")
+                spec = f"+refs/heads/{branch}:refs/heads/{branch}"
+                git(
+                    ["fetch", "--quiet", "--no-tags", self.url_of(ref), spec],
+                    cwd=pristine,
+                    env=git_env(token, self.clone_url),
+                    masker=self.masker,
+                )
             resumed = self._fetch_branch(pristine, ref, token, resume) if resume else None
             start = f"refs/heads/{resumed}" if resumed else "HEAD"
             base = git(["rev-parse", "--verify", f"{start}^{{commit}}"], cwd=pristine, env=plain, masker=self.masker)
-            base = base.strip()
+        except (GitError, subprocess.TimeoutExpired, OzError) as exc:
+            raise OzError(
+                ErrorCode.ENVIRONMENT_SETUP_FAILED, str(exc)[-2000:] or None, title=f"Failed to clone repository {ref}"
+            ) from None
+        return Fetched(ref, pristine, branch, base.strip(), token, resumed)
+
+    def check_out(self, fetched: Fetched) -> ClonedRepo:
+        """The agent's working copy, cloned from the pristine one (without the token)."""
+        ref = fetched.ref
+        target = self.files / ref.repo
+        plain = git_env(None, self.clone_url)
+        try:
             # --no-hardlinks: the agent must not share an inode with the pristine object store.
-            checkout = ["--branch", resumed] if resumed else []
+            checkout = ["--branch", fetched.resumed] if fetched.resumed else []
             git(
-                ["clone", "--quiet", "--no-hardlinks", *checkout, str(pristine), str(target)],
+                ["clone", "--quiet", "--no-hardlinks", *checkout, str(fetched.pristine), str(target)],
                 cwd=self.root,
                 env=plain,
                 masker=self.masker,
@@ -169,9 +228,21 @@ class Workspace:
         (target / ".git" / "info").mkdir(exist_ok=True)
         with open(target / ".git" / "info" / "exclude", "a") as exclude:
             exclude.write("\n.oz/\n")
-        cloned = ClonedRepo(ref, target, pristine, branch, base, token, resumed)
+        log.info("workspace.cloned", repo=str(ref), branch=fetched.branch, resumed=fetched.resumed)
+        return self.adopt(fetched)
+
+    def adopt(self, fetched: Fetched) -> ClonedRepo:
+        """The repo as cloned, its working copy already in place (a snapshot's, at the same commit)."""
+        cloned = ClonedRepo(
+            fetched.ref,
+            self.files / fetched.ref.repo,
+            fetched.pristine,
+            fetched.branch,
+            fetched.base_commit,
+            fetched.token,
+            fetched.resumed,
+        )
         self.repos.append(cloned)
-        log.info("workspace.cloned", repo=str(ref), branch=branch, resumed=resumed)
         return cloned
 
     def _fetch_branch(self, pristine: Path, ref: RepoRef, token: str | None, branch: str) -> str | None:
@@ -194,7 +265,7 @@ class Workspace:
         disk = self.disk
         dirs = {"/tmp": disk / "tmp", "/var/tmp": disk / "var-tmp", "/home": disk / "home", "/root": disk / "root"}
         for target in ("/tmp", "/var/tmp"):
-            dirs[target].mkdir()
+            dirs[target].mkdir(exist_ok=True)
             dirs[target].chmod(0o1777)
         return dirs
 

@@ -26,7 +26,8 @@ RECIPE = Path(__file__).resolve().parents[1] / "manifests" / "images" / "agent"
 REPOSITORY = "oz-test/agent"
 SUITE = "bookworm"
 MIRROR = os.environ.get("OZ_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-PACKAGES = ["git", "ca-certificates", "ripgrep", "procps", "less"]
+PACKAGES = ["git", "ca-certificates", "ripgrep", "procps", "less", "python3-venv"]
+"""What agent environments usually have (``python3-venv``: a project's virtualenv, as in ``bench/warm_start.py``)."""
 AGENT_UID = 1001
 PRUNE = ["var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/info"]
 

@@ -6,7 +6,9 @@ and dropped afterwards; Redis tests get a queue name of their own.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ from core.keys import create_key
 from core.queue import RunQueue, connect
 from core.settings import Settings
 from core.store import Store
+from runner.disk import unmount_disk
 from tests.images import busybox_image
 from tests.live_server import LiveServer, gateway_server
 from tests.redis_server import REDIS_URL
@@ -28,8 +31,35 @@ from tests.support.people import Person, add_file_artifact  # noqa: F401
 
 pytest_plugins = ["tests.runner_support", "tests.boundary", "tests.real_agents"]
 
+SESSION_STARTED = pytest.StashKey[float]()
 PG_ADMIN_URL = os.environ.get("OZGW_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[SESSION_STARTED] = time.time()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """What outlives a test's ``tmp_path``: filesystems a killed worker process left mounted
+    there, and the images of environment snapshots.  Once every xdist worker is done (in the
+    controller, or a run without xdist) both are removed — the images made since the session
+    started."""
+    if hasattr(session.config, "workerinput"):
+        return
+    base = session.config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    unmount_disk(base)  # workspaces and ready disks a killed worker process left mounted
+    started = session.config.stash.get(SESSION_STARTED, time.time())
+    try:
+        client = docker.from_env()
+        images = client.api.images(filters={"label": "oz.snapshot"})
+    except (docker.errors.DockerException, OSError):
+        return
+    for image in images:
+        if image.get("Created", 0) >= started - 1:
+            for reference in image.get("RepoTags") or [image["Id"]]:
+                with contextlib.suppress(docker.errors.APIError):
+                    client.api.remove_image(reference, force=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -29,6 +29,7 @@ from core.store.tables import RunRow
 from core.vault import Vault
 from runner.context import WorkerContext
 from runner.sandbox import RUN_LABEL, containers_of
+from runner.snapshots import Snapshots
 from tests.fakes.github import FakeGitHub
 from tests.redis_server import REDIS_URL
 from tests.support.people import AGENT_LIMIT
@@ -237,6 +238,7 @@ def ctx(
     for container in containers_of(docker_client):
         if container.labels.get(RUN_LABEL) in mine:
             container.remove(force=True)
+    Snapshots(context.settings, docker_client).clear()  # the snapshot images this test's runs made
 
 
 def settings_with(settings: Settings, **changes: object) -> Settings:

@@ -5,18 +5,22 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import structlog
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 READONLY = "oz_readonly"
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -78,6 +82,15 @@ def alembic_config(engine: Engine) -> Config:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["engine"] = engine
     return cfg
+
+
+def _nothing_like(column: Any) -> Any:
+    """A key value of the column's type that matches no row."""
+    try:
+        kind = getattr(column.type, "impl_instance", column.type).python_type  # a TypeDecorator's own type
+    except NotImplementedError:
+        return ""
+    return {int: 0, datetime: datetime(1970, 1, 1, tzinfo=UTC)}.get(kind, "")
 
 
 class WriterLock:
@@ -148,3 +161,24 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def prime(self) -> None:
+        """Compile the primary-key look-up of every table once, in a process that forks workers:
+        the engine (and its statement cache) goes with each fork (:meth:`after_fork`), so a
+        short-lived child starts with them compiled instead of compiling them for every run."""
+        from core.store.tables import Base
+
+        for mapper in Base.registry.mappers:
+            key = tuple(_nothing_like(column) for column in mapper.primary_key)
+            try:
+                with self.reader() as session:
+                    session.get(mapper.class_, key if len(key) > 1 else key[0])
+            except SQLAlchemyError as exc:  # only an optimisation: never a reason not to start
+                log.warning("store.prime_failed", table=str(mapper.local_table), reason=str(exc)[:200])
+        self.engine.dispose()  # no connection crosses a fork
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's engine and statement cache kept, none of its
+        connections (``dispose(close=False)`` leaves them to the parent), a writer lock of its own."""
+        self.engine.dispose(close=False)
+        self._writer = WriterLock() if self.dialect == "sqlite" else None

@@ -1,4 +1,4 @@
-"""Managed secrets: encrypted at rest, injected into their run's container only, masked
+"""Managed secrets: encrypted at rest, given to their run's processes only, masked
 everywhere else, listed by name only; and key rotation."""
 
 from __future__ import annotations
@@ -66,10 +66,13 @@ def test_secret_reaches_its_run_only_and_is_masked(
         finished.add(run_id)
         spy.join()
 
-    assert f"DEPLOY_TOKEN={VALUE}" in seen[with_secret]  # its own container has it
-    assert VALUE not in seen[without]  # another run's does not
+    # Its agent's process has it (``env`` printed it, masked); no container's configuration
+    # does — not even its own, where ``docker inspect`` or ``docker commit`` would find it.
     transcript = "\n".join(e.model_dump_json() for e in events_of(store, with_secret))
-    assert "token is ********" in transcript and VALUE not in transcript
+    assert "token is ********" in transcript and "DEPLOY_TOKEN=********" in transcript
+    assert VALUE not in transcript
+    assert "DEPLOY_TOKEN" not in "\n".join(e.model_dump_json() for e in events_of(store, without))
+    assert seen[with_secret] and VALUE not in seen[with_secret] and VALUE not in seen[without]
     assert VALUE not in final(store, with_secret).model_dump_json()
     assert VALUE not in capsys.readouterr().out  # nor in our logs
 
