@@ -17,6 +17,7 @@ The container and the host workspace are removed on every path.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import signal
 import threading
 import time
@@ -54,7 +55,7 @@ from runner.harness.base import Attachment
 from runner.landing import Author
 from runner.sandbox import PROMPT_DIR, WORKSPACE, Bind, OutputTail, Sandbox, SandboxSpec, copy_from_image, ensure_image
 from runner.skills import read_skill, skill_repo
-from runner.snapshots import Inputs, Refusal, Snapshot, Snapshots, image_id
+from runner.snapshots import Inputs, Refusal, Snapshot, Snapshots
 from runner.supervisor import CANCELLED, IDLE, OVER_BUDGET, OVER_STORAGE, TIMED_OUT, Supervisor
 from runner.transcript import TranscriptWriter
 from runner.workspace import Workspace
@@ -72,6 +73,8 @@ class Start:
     """The environment's snapshot it starts from (setup skipped), if warm."""
     key: str | None = None
     """Cold, and its setup's result is to be kept as the snapshot under this key."""
+    inspected: dict | None = None
+    """The image's inspection, when it was looked at already."""
 
 
 HOME_COPY_LIMIT = 1024**3
@@ -135,6 +138,8 @@ class Execution:
         self.supervisor.on_tick = self.transcript.flush
         self.agent_started = False
         self.agent: Agent | None = None
+        self.inspected: dict[str, dict] = {}
+        """Images looked at during this execution (by name)."""
         self.ready_for: str | None = None
         """The environment whose snapshot this run started from or made: a ready disk is made after it."""
         self.retry: tuple[OzError, int] | None = None
@@ -235,6 +240,7 @@ class Execution:
                 gateway=self.settings.effective_gateway_id,
                 env=variables,
             ),
+            start.inspected,
         )
         self.supervisor.attach(self.box)
         if egress:
@@ -335,11 +341,11 @@ class Execution:
                 ]
             )
             log.info("snapshot.used", run_id=self.run.run_id, environment=env.uid)
-            return Start(snapshot.image, snapshot=snapshot)
+            return Start(snapshot.image, snapshot=snapshot, inspected=snapshots.images.get(snapshot.image))
         keep = resume is None and not snapshots.refused(env.uid, key)
-        return Start(env.docker_image, key=key if keep else None)
+        return Start(env.docker_image, key=key if keep else None, inspected=self.inspected.get(env.docker_image))
 
-    @property
+    @functools.cached_property
     def snapshots(self) -> Snapshots:
         return Snapshots(self.settings, self.ctx.docker)
 
@@ -348,12 +354,14 @@ class Execution:
         none (snapshots off, no setup to skip, the empty environment)."""
         if not self.snapshots.enabled or not env.setup_commands or env.uid == "empty":
             return None
-        ensure_image(self.ctx.docker, env.docker_image, self.settings.pull_images)
+        image = self.inspected[env.docker_image] = ensure_image(
+            self.ctx.docker, env.docker_image, self.settings.pull_images
+        )
         person = self.run.creator_uid if self.run.creator_kind == "user" else None
         with self.ctx.store.reader() as session:
             personal = personal_names(session, self.run.team_uid, person, list(secrets))
         return Inputs(
-            image_id=image_id(self.ctx.docker, env.docker_image),
+            image_id=image["Id"],
             repos=tuple(f"{ref}@{ref.branch or ''}" for ref in env.repos),
             setup=tuple(env.setup_commands),
             variables=tuple(sorted(env.variables.items())),

@@ -104,15 +104,16 @@ def docker_client() -> docker.DockerClient:
         raise OzError(ErrorCode.RESOURCE_UNAVAILABLE, f"the Docker engine cannot be reached: {exc}") from None
 
 
-def ensure_image(client: docker.DockerClient, image: str, pull: bool) -> None:
+def ensure_image(client: docker.DockerClient, image: str, pull: bool) -> dict:
+    """The image's inspection (its id, its configuration), pulling it first if the host lacks it."""
     try:
-        client.images.get(image)
-        return
+        return client.api.inspect_image(image)
     except ImageNotFound:
         if not pull:
             raise _missing_image(image) from None
     try:
         client.images.pull(image)
+        return client.api.inspect_image(image)
     except (ImageNotFound, APIError) as exc:
         raise _missing_image(image, str(exc)) from None
 
@@ -191,15 +192,24 @@ class StdinChannel:
 
 
 class Sandbox:
-    def __init__(self, client: docker.DockerClient, container: Container, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        container: Container,
+        env: dict[str, str] | None = None,
+        image: dict | None = None,
+    ) -> None:
         self.client = client
         self.container = container
         self.env = env or {}
         """Every ``exec``'s environment (the run's variables and secrets)."""
+        self.image = image or {}
+        """The inspection of the image it was created from."""
 
     @classmethod
-    def start(cls, client: docker.DockerClient, run_id: str, spec: SandboxSpec) -> Sandbox:
-        ensure_image(client, spec.image, spec.pull)
+    def start(cls, client: docker.DockerClient, run_id: str, spec: SandboxSpec, image: dict | None = None) -> Sandbox:
+        """``image``: the image's inspection, when the caller has it (one engine call fewer)."""
+        image = image or ensure_image(client, spec.image, spec.pull)
         try:
             container = client.containers.run(
                 spec.image, entrypoint=KEEPALIVE[:1], command=KEEPALIVE[1:], **spec.create_options(run_id)
@@ -211,7 +221,7 @@ class Sandbox:
                 title=f"The container for image {spec.image!r} could not start",
             ) from None
         log.info("sandbox.started", run_id=run_id, container=container.short_id, image=spec.image)
-        return cls(client, container, spec.env)
+        return cls(client, container, spec.env, image)
 
     @classmethod
     def run_once(
@@ -263,22 +273,16 @@ class Sandbox:
 
     def image_user(self) -> str:
         """The ``USER`` the container's image declares (empty for root)."""
-        try:
-            return self.client.api.inspect_image(self.container.attrs["Image"])["Config"].get("User") or ""
-        except (APIError, NotFound, KeyError):
-            return ""
+        return (self.image.get("Config") or {}).get("User") or ""
 
     def identity(self, user: str | None = None) -> tuple[int, int] | None:
         """The numeric uid and gid ``user`` (or the container's default user) has in the image;
         ``None`` when the image cannot say (no ``id``) or the container is gone."""
         out = OutputTail(200)
-        code = self.exec(["id", "-u"], workdir="/", on_output=out.add, user=user)
-        uid = out.text.strip()
-        out = OutputTail(200)
-        if code != 0 or self.exec(["id", "-g"], workdir="/", on_output=out.add, user=user) != 0:
+        if self.exec(["/bin/sh", "-c", "id -u && id -g"], workdir="/", on_output=out.add, user=user) != 0:
             return None
-        gid = out.text.strip()
-        return (int(uid), int(gid)) if uid.isdigit() and gid.isdigit() else None
+        ids = out.text.split()
+        return (int(ids[0]), int(ids[1])) if len(ids) == 2 and all(i.isdigit() for i in ids) else None
 
     def exec(
         self,
@@ -377,7 +381,7 @@ class Sandbox:
         """The container's filesystem as an image with its *image's* configuration (user,
         environment, entrypoint), not the container's: the keep-alive command and the run's
         labels stay out of it.  Returns the image id."""
-        config = self.client.api.inspect_image(self.container.attrs["Image"])["Config"] or {}
+        config = self.image.get("Config") or {}
         conf = {key: config.get(key) for key in ("Env", "User", "WorkingDir", "Entrypoint", "Cmd")}
         conf["User"] = conf["User"] or "0"  # empty would take the container's (always root here)
         # The engine adds the container's own labels to any not given: the run's are emptied.

@@ -119,6 +119,8 @@ class Snapshots:
         self.limit = int(settings.snapshot_limit)
         self.gateway = settings.effective_gateway_id
         self.client = client
+        self.images: dict[str, dict] = {}
+        """The snapshot images' inspections, as last seen (so a container starts without another look)."""
 
     @property
     def enabled(self) -> bool:
@@ -150,10 +152,15 @@ class Snapshots:
         return self.directory(snapshot.environment_uid) / (IMAGE if snapshot.disk == "image" else "disk")
 
     def used(self, snapshot: Snapshot) -> None:
-        """Mark it used now (the eviction order); best effort, under the reader's lock."""
-        updated = snapshot.model_copy(update={"last_used": _now(), "uses": snapshot.uses + 1})
-        with contextlib.suppress(OSError):
-            self._write_meta(self.directory(snapshot.environment_uid), updated)
+        """Count a use and mark it used now (the eviction order); best effort, under the reader's
+        lock, read afresh under a lock of its own (two runs may start from it at once)."""
+        uid = snapshot.environment_uid
+        with contextlib.suppress(OSError), self._lock(f"{uid}.meta", fcntl.LOCK_EX):
+            current = self._meta(uid)
+            if current is not None and current.key == snapshot.key:
+                self._write_meta(
+                    self.directory(uid), current.model_copy(update={"last_used": _now(), "uses": current.uses + 1})
+                )
 
     # --- ready disks: a copy made ahead, so a warm start need not copy ------------------
 
@@ -361,7 +368,7 @@ class Snapshots:
 
     @contextlib.contextmanager
     def _lock(self, environment_uid: str, flags: int) -> Iterator[None]:
-        self.directory(environment_uid)  # the id is checked before it names a file
+        self.directory(environment_uid.removesuffix(".meta"))  # the id is checked before it names a file
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / f"{environment_uid}.lock", "a") as handle:
             fcntl.flock(handle, flags)
@@ -384,7 +391,7 @@ class Snapshots:
 
     def _image_exists(self, image: str) -> bool:
         try:
-            self.client.api.inspect_image(image)
+            self.images[image] = self.client.api.inspect_image(image)
         except (ImageNotFound, NotFound):
             return False
         return True
@@ -411,11 +418,6 @@ class Snapshots:
             if not any(t in named for t in tags):
                 for reference in tags or [found["Id"]]:
                     self._remove_image(reference)
-
-
-def image_id(client: docker.DockerClient, image: str) -> str:
-    """The image's id (the digest of its configuration): a rebuilt tag is another image."""
-    return client.api.inspect_image(image)["Id"]
 
 
 def _secret_in(sandbox: Sandbox, workspace: Workspace, masker: Masker, mounts: Sequence[str]) -> str | None:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from pathlib import Path
 
 import docker
 import pytest
 
+from core.accounts import create_account
 from core.environments import update_environment
 from core.managed_secrets import put_secret
+from core.models import Principal
 from core.store import Store
 from runner.context import WorkerContext
 from runner.disk import mounts_under
@@ -244,3 +247,65 @@ def test_an_operator_lists_and_clears_snapshots(
     run_id = start_run(alice.principal, env_id)
     assert run_job(ctx, run_id) == "SUCCEEDED"
     assert "Setup: " in transcript_text(store, run_id)  # cold after the clear
+
+
+def test_two_warm_runs_at_once_share_one_snapshot(ctx: WorkerContext, alice: Person, make_env, start_run, store: Store):
+    """One takes the ready disk, the other copies the snapshot's: both start warm, with the same
+    setup result, and neither sees the other's work."""
+    ctx = with_settings(
+        ctx,
+        command_harness="/bin/sh -c 'echo nonce=$(cat /workspace/deps/nonce); echo $OZ_RUN_ID > /workspace/deps/mine; "
+        "sleep 1; echo mine=$(cat /workspace/deps/mine)'",
+        command_harness_format="text",
+    )
+    env_id = make_env(setup=SETUP)
+    first = start_run(alice.principal, env_id)
+    assert run_job(ctx, first) == "SUCCEEDED"
+    pair = [start_run(alice.principal, env_id) for _ in range(2)]
+    results: dict[str, str] = {}
+    threads = [threading.Thread(target=lambda r=r: results.update({r: run_job(ctx, r)})) for r in pair]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert results == {r: "SUCCEEDED" for r in pair}
+    texts = [transcript_text(store, r) for r in pair]
+    assert all("Setup skipped" in t and nonce(t) == nonce(transcript_text(store, first)) for t in texts)
+    assert all(f"mine={r}" in t for r, t in zip(pair, texts, strict=True))  # each its own disk
+    assert snapshots_of(ctx).all()[0].uses == 2
+
+
+def test_a_read_only_root_starts_warm_with_what_setup_left_in_its_homes(
+    ctx: WorkerContext, alice: Person, make_env, start_run, store: Store
+):
+    ctx = with_settings(ctx, command_harness="/bin/sh -c 'cat /root/made-by-setup'", command_harness_format="text")
+    env_id = make_env(setup=["cat /proc/sys/kernel/random/uuid > /root/made-by-setup"], read_only_root=True)
+    first, second = start_run(alice.principal, env_id), start_run(alice.principal, env_id)
+    assert run_job(ctx, first) == "SUCCEEDED"
+    assert run_job(ctx, second) == "SUCCEEDED"
+    made = [line for line in transcript_text(store, first).splitlines() if re.fullmatch(r"[0-9a-f-]{36}", line)]
+    assert made and "Setup skipped" in transcript_text(store, second)
+    assert made[0] in transcript_text(store, second)
+
+
+def test_a_persons_own_secret_makes_a_snapshot_no_teammate_starts_from(
+    ctx: WorkerContext, alice: Person, make_env, start_run, store: Store
+):
+    """Setup that ran with Alice's own NPM_TOKEN may have fetched what only she may: Bob's run,
+    with the team's NPM_TOKEN, does not start from it."""
+    with store.session() as session:
+        bob = create_account(session, "bob@example.com", "acme", display_name="Bob")
+        put_secret(session, ctx.vault, alice.principal, "NPM_TOKEN", "alice-own-token-1", "personal")
+        put_secret(session, ctx.vault, alice.principal, "NPM_TOKEN", "team-shared-token-2", "team")
+    bob_principal = Principal(kind="user", uid=bob.uid, team_uid=bob.team_uid, email=bob.email)
+    ctx = with_settings(ctx, command_harness="/bin/sh -c 'echo agent ran'", command_harness_format="text")
+    env_id = make_env(setup=["echo fetched > /opt/private-package"])
+    with store.session() as session:
+        update_environment(session, alice.principal, env_id, add_secrets=["NPM_TOKEN"])
+    assert run_job(ctx, start_run(alice.principal, env_id)) == "SUCCEEDED"
+    bobs = start_run(bob_principal, env_id)
+    assert run_job(ctx, bobs) == "SUCCEEDED"
+    assert "Setup: " in transcript_text(store, bobs) and "Setup skipped" not in transcript_text(store, bobs)
+    again = start_run(bob_principal, env_id)  # Bob's own inputs now have their snapshot
+    assert run_job(ctx, again) == "SUCCEEDED"
+    assert "Setup skipped" in transcript_text(store, again)
