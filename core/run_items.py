@@ -242,6 +242,7 @@ def _item(run: Run, profiles: dict[str, UserProfile], artifacts: list[dict]) -> 
             "trigger_url": run.origin.trigger_url if run.origin else None,
             "request_usage": _request_usage(run),
             "usage": [u.model_dump() for u in run.usage] or None,
+            "worker_host": run.worker_host or None,
         }
     )
 

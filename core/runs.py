@@ -601,6 +601,7 @@ def _prepare(
         inference_cost_usd=0.0,
         compute_cost_usd=0.0,
         schedule_uid=schedule_uid,
+        worker_host="",
         created_at=now,
         updated_at=now,
     )

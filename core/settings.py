@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import socket
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -220,6 +221,9 @@ class Settings(BaseSettings):
     linear_app_user_id: str | None = None
     """The app's user id in the workspace; read from ``viewer`` when unset."""
 
+    host_name: str | None = None
+    """This host's name as runs record it (the console and API show which host ran what); the
+    machine's hostname when unset.  Give each worker host its own when several share one store."""
     gateway_id: str | None = None
     """Names this gateway's containers (label ``oz.gateway``) so sweeps never touch another
     gateway's on a shared Docker engine; derived from the store's URL when unset."""
@@ -253,6 +257,10 @@ class Settings(BaseSettings):
     @property
     def effective_gateway_id(self) -> str:
         return self.gateway_id or hashlib.sha256(self.effective_database_url.encode()).hexdigest()[:16]
+
+    @property
+    def effective_host_name(self) -> str:
+        return self.host_name or socket.gethostname()
 
     @property
     def effective_workspace_size(self) -> int:

@@ -21,8 +21,9 @@ from pydantic import BaseModel
 from core.errors import ErrorCode, OzError
 from core.events import EventKind, Masker, RunEvent
 from core.models import ModelUsage, add_usage
+from runner.backends.base import SandboxHandle
 from runner.harness import Driver, Invocation, StreamParser
-from runner.sandbox import WORKSPACE, OutputTail, Sandbox, StdinChannel
+from runner.sandbox import WORKSPACE, OutputTail, StdinChannel
 
 log = structlog.get_logger(__name__)
 ENV_PROMPT_LIMIT = 100 * 1024
@@ -41,7 +42,7 @@ class Agent:
 
     def __init__(
         self,
-        sandbox: Sandbox,
+        sandbox: SandboxHandle,
         driver: Driver,
         invocation: Invocation,
         *,
@@ -228,7 +229,7 @@ class AgentUser(BaseModel):
         return self.name is None
 
 
-def agent_user(sandbox: Sandbox, configured: str | None) -> AgentUser:
+def agent_user(sandbox: SandboxHandle, configured: str | None) -> AgentUser:
     """Who the agent runs as.
 
     The container runs as root so setup commands can install packages; the agent runs as
@@ -246,7 +247,7 @@ def agent_user(sandbox: Sandbox, configured: str | None) -> AgentUser:
     return AgentUser()
 
 
-def hand_over(sandbox: Sandbox, user: AgentUser, path: str = WORKSPACE) -> None:
+def hand_over(sandbox: SandboxHandle, user: AgentUser, path: str = WORKSPACE) -> None:
     """``path`` (the workspace, by default) becomes the agent's user's, every file in it."""
     if user.root:
         return

@@ -17,6 +17,7 @@ from core.queue import RunQueue
 from core.settings import Settings, get_settings
 from core.store import Store
 from core.vault import Vault
+from runner.backends import Backend, DockerBackend
 from runner.sandbox import docker_client
 
 
@@ -35,6 +36,11 @@ class WorkerContext:
         if self._docker is None:
             self._docker = docker_client()
         return self._docker
+
+    @property
+    def backend(self) -> Backend:
+        """What runs this worker's sandboxes (``runner/backends``): its Docker engine."""
+        return DockerBackend(self.docker)
 
     @property
     def redis(self) -> redis.Redis | None:

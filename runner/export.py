@@ -15,12 +15,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import docker
-
 from core.errors import ErrorCode, OzError
 from core.settings import Settings
-from runner.exporter_image import exporter_image
-from runner.sandbox import EXPORT_CAPABILITIES, Bind, Sandbox, SandboxSpec
+from runner.backends.base import Backend
+from runner.sandbox import EXPORT_CAPABILITIES, Bind, SandboxSpec
 from runner.untrusted_files import Missing, Refused, copy_file, open_dir, read_file
 from runner.workspace import ClonedRepo, Workspace
 
@@ -80,13 +78,13 @@ class Exported:
     bundle: Path | None
 
 
-def export_all(client: docker.DockerClient, settings: Settings, ws: Workspace, run_id: str) -> list[Exported]:
+def export_all(backend: Backend, settings: Settings, ws: Workspace, run_id: str) -> list[Exported]:
     """Run the exporter over every repo of the workspace and read back what it wrote."""
     if not ws.repos:
         return []
     args = [a for i, repo in enumerate(ws.repos) for a in (repo.path.name, repo.base_commit, str(i))]
     spec = SandboxSpec(
-        image=settings.export_image or exporter_image(client),
+        image=settings.export_image or backend.helper_image(),
         binds=[Bind("/workspace", ws.files), Bind(EXPORT_DIR, ws.export_dir)],
         network_mode="none",
         memory=settings.container_memory,
@@ -98,7 +96,7 @@ def export_all(client: docker.DockerClient, settings: Settings, ws: Workspace, r
         role="export",
         capabilities=EXPORT_CAPABILITIES,
     )
-    code, output = Sandbox.run_once(client, run_id, spec, ["/bin/sh", "-c", SCRIPT, "export", *args], EXPORT_TIMEOUT)
+    code, output = backend.run_once(run_id, spec, ["/bin/sh", "-c", SCRIPT, "export", *args], EXPORT_TIMEOUT)
     if code != 0:
         detail = "it ran out of time" if code is None else ws.masker.text(output.strip()[-1000:]) or f"exit {code}"
         raise OzError(ErrorCode.INTERNAL_ERROR, f"the export of the agent's work failed: {detail}")

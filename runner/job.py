@@ -48,12 +48,13 @@ from core.store import utcnow
 from core.store.tables import AccountRow, RunAttachmentRow
 from runner import export, github, pulls
 from runner.agent import Agent, AgentUser, agent_user, hand_over
+from runner.backends.base import SandboxHandle
 from runner.context import WorkerContext, worker_context
 from runner.egress import EgressForwarder, hosts_entries
 from runner.harness import Driver, Invocation, StreamParser, driver_for
 from runner.harness.base import Attachment
 from runner.landing import Author
-from runner.sandbox import PROMPT_DIR, WORKSPACE, Bind, OutputTail, Sandbox, SandboxSpec, copy_from_image, ensure_image
+from runner.sandbox import PROMPT_DIR, WORKSPACE, Bind, OutputTail, SandboxSpec
 from runner.skills import read_skill, skill_repo
 from runner.snapshots import Inputs, Refusal, Snapshot, Snapshots
 from runner.supervisor import CANCELLED, IDLE, OVER_BUDGET, OVER_STORAGE, TIMED_OUT, Supervisor
@@ -84,7 +85,15 @@ HOME_COPY_LIMIT = 1024**3
 def claim(ctx: WorkerContext, run_id: str) -> Run | None:
     """QUEUED → PENDING, or ``None`` when the run is no longer waiting for us."""
     try:
-        return runs.transition(ctx.store, ctx.queue, run_id, S.PENDING, expected={S.QUEUED}, heartbeat_at=utcnow())
+        return runs.transition(
+            ctx.store,
+            ctx.queue,
+            run_id,
+            S.PENDING,
+            expected={S.QUEUED},
+            heartbeat_at=utcnow(),
+            worker_host=ctx.settings.effective_host_name,
+        )
     except runs.StaleState as stale:
         log.info("job.skipped", run_id=run_id, state=stale.current.value)
         return None
@@ -130,7 +139,7 @@ class Execution:
         self.run = run
         self.masker = Masker()
         self.supervisor = Supervisor(ctx, run.run_id, self.settings.max_runtime_seconds)
-        self.sandbox: Sandbox | None = None
+        self.sandbox: SandboxHandle | None = None
         self.workspace: Workspace | None = None
         """Both exist from their step on (``ws``/``box`` after it); cleanup checks for ``None``."""
         self.egress: EgressForwarder | None = None
@@ -153,7 +162,7 @@ class Execution:
         return self.workspace
 
     @property
-    def box(self) -> Sandbox:
+    def box(self) -> SandboxHandle:
         assert self.sandbox is not None, "the sandbox step has run"
         return self.sandbox
 
@@ -222,8 +231,7 @@ class Execution:
         binds = [Bind(WORKSPACE, self.ws.files), Bind(PROMPT_DIR, self.ws.prompt_dir, True)]
         if env.read_only_root:
             binds += self._writable_dirs(env, from_image=start.snapshot is None)
-        self.sandbox = Sandbox.start(
-            self.ctx.docker,
+        self.sandbox = self.ctx.backend.start(
             self.run.run_id,
             SandboxSpec(
                 image=start.image,
@@ -354,8 +362,8 @@ class Execution:
         none (snapshots off, no setup to skip, the empty environment)."""
         if not self.snapshots.enabled or not env.setup_commands or env.uid == "empty":
             return None
-        image = self.inspected[env.docker_image] = ensure_image(
-            self.ctx.docker, env.docker_image, self.settings.pull_images
+        image = self.inspected[env.docker_image] = self.ctx.backend.inspect_image(
+            env.docker_image, self.settings.pull_images
         )
         person = self.run.creator_uid if self.run.creator_kind == "user" else None
         with self.ctx.store.reader() as session:
@@ -464,8 +472,7 @@ class Execution:
         dirs = self.ws.writable_dirs()
         if not from_image:
             return [Bind(target, source) for target, source in dirs.items()]
-        copy_from_image(
-            self.ctx.docker,
+        self.ctx.backend.copy_from_image(
             env.docker_image,
             ["/home", "/root"],
             self.ws.disk,
@@ -646,7 +653,7 @@ class Execution:
         self.transcript.flush()  # every step is stored before the run says it is done
         summary = self.masker.text(parser.summary) if parser.summary else None
         self.box.kill()  # nothing of the agent may still run while its work is exported
-        exports = export.export_all(self.ctx.docker, self.settings, self.ws, self.run.run_id)
+        exports = export.export_all(self.ctx.backend, self.settings, self.ws, self.run.run_id)
         self._checkpoint()
         published = pulls.publish(
             self.settings,

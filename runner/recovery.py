@@ -10,7 +10,6 @@ import structlog
 
 from core.sweeps import executing_run_ids
 from runner.context import WorkerContext
-from runner.sandbox import remove_containers
 from runner.workspace import remove_run_directory
 
 log = structlog.get_logger(__name__)
@@ -23,7 +22,7 @@ def _live(ctx: WorkerContext) -> set[str]:
 
 def reap_containers(ctx: WorkerContext) -> list[str]:
     live = _live(ctx)
-    return remove_containers(ctx.docker, ctx.settings.effective_gateway_id, keep=lambda run_id: run_id in live)
+    return ctx.backend.remove_orphans(ctx.settings.effective_gateway_id, keep=lambda run_id: run_id in live)
 
 
 def reap_workspaces(ctx: WorkerContext) -> list[str]:

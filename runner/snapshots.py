@@ -50,8 +50,9 @@ from pydantic import BaseModel, ValidationError
 from core.events import Masker
 from core.settings import Settings
 from runner.agent import AgentUser
+from runner.backends.base import SandboxHandle
 from runner.disk import IMAGE, MOUNTPOINT, check_image, copy, mount_disk
-from runner.sandbox import GATEWAY_LABEL, Sandbox
+from runner.sandbox import GATEWAY_LABEL
 from runner.secret_scan import Finder, find_in_tree, sparse_chunks
 from runner.workspace import Workspace, remove_run_directory, remove_tree
 
@@ -223,7 +224,7 @@ class Snapshots:
         key: str,
         *,
         run_id: str,
-        sandbox: Sandbox,
+        sandbox: SandboxHandle,
         workspace: Workspace,
         masker: Masker,
         mounts: Sequence[str],
@@ -420,7 +421,7 @@ class Snapshots:
                     self._remove_image(reference)
 
 
-def _secret_in(sandbox: Sandbox, workspace: Workspace, masker: Masker, mounts: Sequence[str]) -> str | None:
+def _secret_in(sandbox: SandboxHandle, workspace: Workspace, masker: Masker, mounts: Sequence[str]) -> str | None:
     """Where setup left a secret's value, if anywhere: the container's own layer (as the
     engine archives it) or the workspace filesystem's files."""
     finder = Finder(masker.needles())

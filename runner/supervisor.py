@@ -16,8 +16,8 @@ from core import runs
 from core.budgets import Cap, run_cost
 from core.models import ModelUsage, RunState
 from core.models.wire import SANDBOX_STATES
+from runner.backends.base import SandboxHandle
 from runner.context import WorkerContext
-from runner.sandbox import Sandbox
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +35,7 @@ class Supervisor(threading.Thread):
         self.run_id = run_id
         self.deadline = time.monotonic() + max_runtime
         self.reason: str | None = None
-        self.sandbox: Sandbox | None = None
+        self.sandbox: SandboxHandle | None = None
         self.on_followups: Callable[[list[str]], None] | None = None
         """Set while the agent runs: follow-ups taken from the store go there."""
         self.on_tick: Callable[[], None] | None = None
@@ -67,7 +67,7 @@ class Supervisor(threading.Thread):
         """The agent printed something."""
         self.last_output = time.monotonic()
 
-    def attach(self, sandbox: Sandbox) -> None:
+    def attach(self, sandbox: SandboxHandle) -> None:
         self.sandbox = sandbox
         if self.reason:
             sandbox.kill()

@@ -271,6 +271,7 @@ class Run(Record):
     inference_cost_usd: float = 0.0
     compute_cost_usd: float = 0.0
     schedule_uid: str | None = None
+    worker_host: str = ""
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None = None

@@ -418,6 +418,8 @@ class RunItem(WireModel):
     """Extension: tokens per model (absent until the agent reported any)."""
     queue_position: int | None = None
     """Extension: a QUEUED run's place in line (1: next to start)."""
+    worker_host: str | None = None
+    """Extension: the host whose worker executes (or executed) the run."""
 
 
 class ListRunsResponse(WireModel):

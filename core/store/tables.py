@@ -174,6 +174,8 @@ class RunRow(Base):
     compute_cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     """What the run has cost so far (``core/prices.py``): its models' tokens, its container's time."""
     schedule_uid: Mapped[str | None] = mapped_column(String(32))
+    worker_host: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    """The host whose worker took the run last (``OZGW_HOST_NAME``); empty until one did."""
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     started_at: Mapped[datetime | None]

@@ -337,3 +337,24 @@ def test_a_follow_up_re_run_goes_on_from_its_branch_and_updates_its_pull_request
     assert [a.data["url"] for a in artifacts_of(store, run_id) if a.artifact_type == "PULL_REQUEST"] == [
         github.pulls[0]["html_url"]
     ]
+
+
+def test_a_run_shows_which_host_executed_it(
+    ctx: WorkerContext, alice: Person, make_env, start_run, store: Store, gateway
+):
+    """Several worker hosts share one store: the API (and the console) say whose worker ran it."""
+    import httpx
+
+    from core.accounts import account_by_email
+    from core.keys import create_key
+
+    ctx = with_settings(ctx, host_name="worker-b.acme.internal")
+    run_id = start_run(alice.principal, make_env())
+    with store.session() as session:
+        _record, key = create_key(session, account_by_email(session, alice.principal.email), "k")
+    before = httpx.get(f"{gateway.api_url}/agent/runs/{run_id}", headers={"Authorization": f"Bearer {key}"}).json()
+    assert before.get("worker_host") is None  # queued: no host has it yet
+    assert run_job(ctx, run_id) == "SUCCEEDED"
+    after = httpx.get(f"{gateway.api_url}/agent/runs/{run_id}", headers={"Authorization": f"Bearer {key}"}).json()
+    assert after["worker_host"] == "worker-b.acme.internal"
+    assert final(store, run_id).worker_host == "worker-b.acme.internal"

@@ -16,6 +16,7 @@ from core.events import Masker
 from core.models import RepoRef
 from core.settings import Settings
 from runner import export, pulls
+from runner.backends import DockerBackend
 from runner.landing import Author, Landing, is_dot_git
 from runner.workspace import ClonedRepo, Workspace
 from tests.runner_support import Remotes, git, settings_with
@@ -39,7 +40,7 @@ def land_settings(settings: Settings) -> Settings:
 def exported_and_landed(
     docker_client: docker.DockerClient, settings: Settings, ws: Workspace, repo: ClonedRepo, message: str = "msg"
 ) -> str | None:
-    (exported,) = export.export_all(docker_client, settings, ws, "run-1")
+    (exported,) = export.export_all(DockerBackend(docker_client), settings, ws, "run-1")
     return Landing(ws, repo, settings).land(exported, message, AGENT)
 
 
@@ -97,7 +98,7 @@ def test_a_broken_repository_is_reported_not_guessed_at(docker_client, land_sett
     ws, repo = cloned
     (repo.path / ".git" / "HEAD").write_text("ref: refs/heads/nowhere\n")
     with pytest.raises(OzError) as raised:
-        export.export_all(docker_client, land_settings, ws, "run-1")
+        export.export_all(DockerBackend(docker_client), land_settings, ws, "run-1")
     assert raised.value.code == "agent_process_failed"
     assert raised.value.message.startswith("The agent left acme/api without a usable git repository (")
 
