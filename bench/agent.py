@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -59,9 +60,12 @@ def bare_version(client: docker.DockerClient, image: str, cli: str, rounds: int)
     return statistics.median(samples)
 
 
-def wait_done(store: Store, run_id: str, timeout: float = 300):
+def wait_done(store: Store, run_id: str, timeout: float = 300, alive: Callable[[], bool] = lambda: True):
+    """The run once it ended; ``alive`` says whether what executes it still runs (else fail now)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"nothing executes run {run_id} any more")
         with store.reader() as session:
             run = runs.load_run(session, run_id)
         if run.state in TERMINAL_STATES:

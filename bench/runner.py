@@ -49,14 +49,18 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[index]
 
 
-def bare_docker_run(client: docker.DockerClient, image: str, rounds: int, concurrency: int = 1) -> float:
+def bare_docker_run(
+    client: docker.DockerClient, image: str, rounds: int, concurrency: int = 1, entrypoint: bool = False
+) -> float:
     """Median seconds of ``docker run --rm --network none IMAGE true`` (create, start, wait,
-    remove), ``concurrency`` of them at once, as the runs it is compared with."""
+    remove), ``concurrency`` of them at once, as the runs it is compared with; ``entrypoint``:
+    ``true`` as the entrypoint (an image whose own would not run it)."""
     samples: list[float] = []
+    command = {"entrypoint": ["true"]} if entrypoint else {"command": ["true"]}
 
     def one() -> None:
         started = time.perf_counter()
-        client.containers.run(image, ["true"], remove=True, network_mode="none")
+        client.containers.run(image, remove=True, network_mode="none", **command)
         samples.append(time.perf_counter() - started)
 
     for _ in range(rounds):

@@ -33,12 +33,14 @@ from rq.job import Job, JobStatus
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.agent import wait_done  # noqa: E402
+from bench.runner import bare_docker_run  # noqa: E402
 from core import environments, runs  # noqa: E402
 from core.accounts import create_account  # noqa: E402
 from core.github_auth import save_authorization  # noqa: E402
 from core.logs import configure_logging  # noqa: E402
 from core.models import Principal  # noqa: E402
-from core.models.wire import TERMINAL_STATES, RunAgentRequest  # noqa: E402
+from core.models.wire import RunAgentRequest  # noqa: E402
 from core.queue import RunQueue, connect  # noqa: E402
 from core.settings import DEFAULT_AGENT_LIMIT, Settings  # noqa: E402
 from core.store import Store  # noqa: E402
@@ -95,19 +97,6 @@ def make_remote(root: Path) -> None:
     git("clone", "-q", "--bare", str(seed), str(root / "acme" / "app.git"), cwd=root)
 
 
-def wait(store: Store, run_id: str, worker: subprocess.Popen, timeout: float = 900) -> runs.Run:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise RuntimeError(f"the worker exited ({worker.returncode})")
-        with store.reader() as session:
-            run = runs.load_run(session, run_id)
-        if run.state in TERMINAL_STATES:
-            return run
-        time.sleep(0.05)
-    raise RuntimeError(f"run {run_id} did not finish")
-
-
 def start_seconds(store: Store, queue: RunQueue, who: Principal, env_id: str, worker: subprocess.Popen) -> float:
     """One run, enqueue → agent start (the run going INPROGRESS)."""
     created = runs.create(
@@ -117,7 +106,7 @@ def start_seconds(store: Store, queue: RunQueue, who: Principal, env_id: str, wo
         RunAgentRequest(prompt="noop", config={"environment_id": env_id}),
         agent_limit=DEFAULT_AGENT_LIMIT,
     )
-    run = wait(store, created.run.run_id, worker)
+    run = wait_done(store, created.run.run_id, timeout=900, alive=lambda: worker.poll() is None)
     if run.state.value != "SUCCEEDED" or run.started_at is None:
         raise RuntimeError(f"run ended {run.state.value}: {run.status_message}")
     idle(queue, run.run_id)
@@ -132,17 +121,6 @@ def idle(queue: RunQueue, run_id: str, timeout: float = 60) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the job of run {run_id} did not finish")
         time.sleep(0.02)
-
-
-def bare_docker_run(client: docker.DockerClient, image: str, rounds: int) -> float:
-    """Median seconds of ``docker run --rm --network none --entrypoint true IMAGE`` (create, start,
-    wait, remove)."""
-    samples = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        client.containers.run(image, entrypoint=["true"], remove=True, network_mode="none")
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
 
 
 def main() -> None:
@@ -207,7 +185,7 @@ def main() -> None:
         for n in range(args.warm):
             warm.append(start_seconds(store, queue, who, env_id, worker))
             print(f"warm {n + 1}: enqueue→agent start {warm[-1]:.2f} s")
-        bare = bare_docker_run(client, snapshot.image, args.warm)
+        bare = bare_docker_run(client, snapshot.image, args.warm, entrypoint=True)
         print(f"bare docker run of the snapshot image: {bare:.2f} s")
         result = {
             "cold_s": round(statistics.median(cold), 2),
