@@ -1,7 +1,9 @@
-"""Per-process resources of a worker: built lazily, after RQ forks the work horse.
+"""Per-process resources of a worker, and what a work horse RQ forks inherits of them.
 
-A SQLAlchemy engine must not cross a fork (its pooled sockets would be shared), so the
-job builds its own on first use inside the child process.
+A SQLAlchemy engine's pooled connections must not cross a fork (their sockets would be
+shared): the worker primes its engine and closes its connections before forking (``adopt``),
+and each horse keeps the engine — its statement cache — without them (``forked``).  The
+Docker client is the horse's own, made on first use.
 """
 
 from __future__ import annotations

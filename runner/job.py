@@ -147,8 +147,6 @@ class Execution:
         self.supervisor.on_tick = self.transcript.flush
         self.agent_started = False
         self.agent: Agent | None = None
-        self.inspected: dict[str, dict] = {}
-        """Images looked at during this execution (by name)."""
         self.ready_for: str | None = None
         """The environment whose snapshot this run started from or made: a ready disk is made after it."""
         self.retry: tuple[OzError, int] | None = None
@@ -308,13 +306,14 @@ class Execution:
         size = self.settings.effective_workspace_size
         with self.ctx.store.reader() as session:  # a re-run goes on from the branch it pushed
             resume = pulls.branch_name(self.run) if pulls.pushed_before(session, self.run.run_id) else None
-        inputs = self._snapshot_inputs(env, network, secrets)
-        if inputs is None:
+        if not self.snapshots.enabled or not env.setup_commands or env.uid == "empty":  # nothing to skip
             self.ws.mount(size)
             for ref in env.repos:
                 self.ws.clone(ref, credentials.token_for(ref), resume)
                 self._checkpoint()
             return Start(env.docker_image)
+        image = self.ctx.backend.inspect_image(env.docker_image, self.settings.pull_images)
+        inputs = self._snapshot_inputs(env, image["Id"], network, secrets)
         snapshots = self.snapshots
         with snapshots.reading(env.uid) as snapshot:
             fetched = []
@@ -322,25 +321,25 @@ class Execution:
                 fetched.append(self.ws.fetch(ref, credentials.token_for(ref), resume, self._seed(snapshot, ref)))
                 self._checkpoint()
             key = inputs.key([f.base_commit for f in fetched])
-            warm = snapshot is not None and snapshot.key == key and resume is None
-            if snapshot and warm:
+            warm = snapshot if snapshot is not None and snapshot.key == key and resume is None else None
+            if warm is not None:
                 ready = self.ws.root / "ready"
-                if snapshots.take_ready(snapshot, ready):
+                if snapshots.take_ready(warm, ready):
                     self.ws.use_disk(ready)
                 else:
-                    self.ws.mount(size, snapshots.disk_of(snapshot))
-                snapshots.used(snapshot)
+                    self.ws.mount(size, snapshots.disk_of(warm))
+                snapshots.used(warm)
                 self.ready_for = env.uid
             else:
                 self.ws.mount(size)
         for repo in fetched:
-            if warm:
+            if warm is not None:
                 self.ws.adopt(repo)
             else:
                 self.ws.check_out(repo)
                 self._checkpoint()
-        if snapshot and warm:
-            made = snapshot.created_at.strftime("%Y-%m-%d %H:%M UTC")
+        if warm is not None:
+            made = warm.created_at.strftime("%Y-%m-%d %H:%M UTC")
             self._record(
                 [
                     RunEvent(
@@ -349,27 +348,21 @@ class Execution:
                 ]
             )
             log.info("snapshot.used", run_id=self.run.run_id, environment=env.uid)
-            return Start(snapshot.image, snapshot=snapshot, inspected=snapshots.images.get(snapshot.image))
+            return Start(warm.image, snapshot=warm, inspected=snapshots.images.get(warm.image))
         keep = resume is None and not snapshots.refused(env.uid, key)
-        return Start(env.docker_image, key=key if keep else None, inspected=self.inspected.get(env.docker_image))
+        return Start(env.docker_image, key=key if keep else None, inspected=image)
 
     @functools.cached_property
     def snapshots(self) -> Snapshots:
         return Snapshots(self.settings, self.ctx.docker)
 
-    def _snapshot_inputs(self, env: Environment, network: str, secrets: dict[str, str]) -> Inputs | None:
-        """What a snapshot of this environment would be made from; ``None`` when it would have
-        none (snapshots off, no setup to skip, the empty environment)."""
-        if not self.snapshots.enabled or not env.setup_commands or env.uid == "empty":
-            return None
-        image = self.inspected[env.docker_image] = self.ctx.backend.inspect_image(
-            env.docker_image, self.settings.pull_images
-        )
+    def _snapshot_inputs(self, env: Environment, image_id: str, network: str, secrets: dict[str, str]) -> Inputs:
+        """What a snapshot of this environment is made from (but the repos' commits)."""
         person = self.run.creator_uid if self.run.creator_kind == "user" else None
         with self.ctx.store.reader() as session:
             personal = personal_names(session, self.run.team_uid, person, list(secrets))
         return Inputs(
-            image_id=image["Id"],
+            image_id=image_id,
             repos=tuple(f"{ref}@{ref.branch or ''}" for ref in env.repos),
             setup=tuple(env.setup_commands),
             variables=tuple(sorted(env.variables.items())),

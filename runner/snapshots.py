@@ -168,7 +168,7 @@ class Snapshots:
     def take_ready(self, snapshot: Snapshot, into: Path) -> bool:
         """Move a ready copy of the snapshot's disk (mounted) to ``into``; ``False`` if none is
         left (another run took the last, or none was made yet)."""
-        for ready in sorted(self.root.glob(f"{_READY}{snapshot.environment_uid}-{snapshot.key[:16]}-*")):
+        for ready in sorted(self.root.glob(_ready_prefix(snapshot.environment_uid, snapshot.key) + "*")):
             try:
                 ready.rename(into)  # atomic: of two runs, one has it
             except OSError:
@@ -184,25 +184,25 @@ class Snapshots:
         if not self.enabled:
             return False
         with self.reading(environment_uid) as snapshot:
-            if snapshot is None or any(self.root.glob(f"{_READY}{environment_uid}-{snapshot.key[:16]}-*")):
+            if snapshot is None or any(self.root.glob(_ready_prefix(environment_uid, snapshot.key) + "*")):
                 return False
             staging = self.root / f".making-{name}"
             remove_run_directory(staging)
             staging.mkdir()
             try:
                 mount_disk(staging, size if snapshot.disk == "image" else 0, self.disk_of(snapshot))
-                staging.rename(self.root / f"{_READY}{environment_uid}-{snapshot.key[:16]}-{name}")
+                staging.rename(self.root / (_ready_prefix(environment_uid, snapshot.key) + name))
             except BaseException:
                 remove_run_directory(staging)
                 raise
         return True
 
     def _ready_bytes(self, environment_uid: str) -> int:
-        return sum(_allocated(r) for r in self.root.glob(f"{_READY}{environment_uid}-*"))
+        return sum(_allocated(r) for r in self.root.glob(_ready_prefix(environment_uid) + "*"))
 
     def _remove_ready(self, environment_uid: str, keep_key: str | None = None) -> None:
-        for ready in self.root.glob(f"{_READY}{environment_uid}-*"):
-            if keep_key is None or not ready.name.startswith(f"{_READY}{environment_uid}-{keep_key[:16]}-"):
+        for ready in self.root.glob(_ready_prefix(environment_uid) + "*"):
+            if keep_key is None or not ready.name.startswith(_ready_prefix(environment_uid, keep_key)):
                 doomed = self.root / f".gone-{ready.name}"
                 with contextlib.suppress(OSError):
                     ready.rename(doomed)
@@ -237,6 +237,7 @@ class Snapshots:
         remove_tree(staging)
         staging.mkdir()
         image = f"{REPOSITORY}:{environment_uid}-{key[:16]}"
+        finder = Finder(masker.needles())
         committed = False
         try:
             with sandbox.paused():  # nothing of setup's runs on while its work is copied and searched
@@ -254,10 +255,10 @@ class Snapshots:
                 )
                 copy(workspace.pristine, staging / "pristine")
                 layer = sandbox.written_bytes() or 0
-                found = _secret_in(sandbox, workspace, masker, mounts)
+                found = _secret_in(finder, sandbox, workspace, mounts)
             if found is None and disk == "image":
                 check_image(staging / IMAGE)
-                if Finder(masker.needles()).first(sparse_chunks(staging / IMAGE)):
+                if finder.first(sparse_chunks(staging / IMAGE)):
                     found = "the workspace filesystem (a file since deleted)"
             if found is not None:
                 refusal = Refusal(key=key, reason=f"setup left the value of a secret in {found}")
@@ -421,10 +422,9 @@ class Snapshots:
                     self._remove_image(reference)
 
 
-def _secret_in(sandbox: SandboxHandle, workspace: Workspace, masker: Masker, mounts: Sequence[str]) -> str | None:
+def _secret_in(finder: Finder, sandbox: SandboxHandle, workspace: Workspace, mounts: Sequence[str]) -> str | None:
     """Where setup left a secret's value, if anywhere: the container's own layer (as the
     engine archives it) or the workspace filesystem's files."""
-    finder = Finder(masker.needles())
     if not finder.needles:
         return None
     for path in sandbox.changed_roots(skip=mounts):
@@ -446,6 +446,11 @@ def _allocated(root: Path) -> int:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(directory, name)).st_blocks * 512
     return total
+
+
+def _ready_prefix(environment_uid: str, key: str | None = None) -> str:
+    """The names of an environment's ready disks (of the snapshot with ``key``, when given)."""
+    return f"{_READY}{environment_uid}-{key[:16]}-" if key else f"{_READY}{environment_uid}-"
 
 
 def _now() -> datetime:

@@ -182,20 +182,14 @@ class Workspace:
                     env=git_env(token, self.clone_url),
                     masker=self.masker,
                 )
-                branch = git(["symbolic-ref", "--short", "HEAD"], cwd=pristine, env=plain, masker=self.masker).strip()
             else:
                 pristine.parent.mkdir(parents=True, exist_ok=True)
                 copy(seed, pristine)
-                branch = git(["symbolic-ref", "--short", "HEAD"], cwd=pristine, env=plain, masker=self.masker).strip()
+            branch = git(["symbolic-ref", "--short", "HEAD"], cwd=pristine, env=plain, masker=self.masker).strip()
+            if seed is not None:
                 if ref.branch and ref.branch != branch:
                     raise GitError(f"the snapshot's clone is of {branch}, not {ref.branch}")
-                spec = f"+refs/heads/{branch}:refs/heads/{branch}"
-                git(
-                    ["fetch", "--quiet", "--no-tags", self.url_of(ref), spec],
-                    cwd=pristine,
-                    env=git_env(token, self.clone_url),
-                    masker=self.masker,
-                )
+                self._fetch_ref(pristine, ref, token, branch)
             resumed = self._fetch_branch(pristine, ref, token, resume) if resume else None
             start = f"refs/heads/{resumed}" if resumed else "HEAD"
             base = git(["rev-parse", "--verify", f"{start}^{{commit}}"], cwd=pristine, env=plain, masker=self.masker)
@@ -248,15 +242,19 @@ class Workspace:
     def _fetch_branch(self, pristine: Path, ref: RepoRef, token: str | None, branch: str) -> str | None:
         """The run's branch into the pristine clone, if the remote has it (else ``None``)."""
         try:
-            git(
-                ["fetch", "--quiet", "--no-tags", self.url_of(ref), f"+refs/heads/{branch}:refs/heads/{branch}"],
-                cwd=pristine,
-                env=git_env(token, self.clone_url),
-                masker=self.masker,
-            )
+            self._fetch_ref(pristine, ref, token, branch)
         except GitError:
             return None
         return branch
+
+    def _fetch_ref(self, pristine: Path, ref: RepoRef, token: str | None, branch: str) -> None:
+        """The remote's ``branch`` into the pristine clone, as it is there (only the commits it lacks)."""
+        git(
+            ["fetch", "--quiet", "--no-tags", self.url_of(ref), f"+refs/heads/{branch}:refs/heads/{branch}"],
+            cwd=pristine,
+            env=git_env(token, self.clone_url),
+            masker=self.masker,
+        )
 
     def writable_dirs(self) -> dict[str, Path]:
         """For a read-only root: the container's other writable places, on the run's own
