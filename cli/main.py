@@ -131,10 +131,9 @@ def _sweeps(settings: Settings) -> tuple[list[Callable[[], object]], WorkerConte
 @pass_ctx
 def worker(ctx: Context, burst: bool) -> None:
     """Run an RQ worker that executes queued runs; sweeps orphaned runs and containers first."""
-    from rq import Worker
-
     import runner.job  # noqa: F401 - imported once here, not again in every work horse RQ forks (~90 ms)
     from bots.schedule.sweeper import sweep_once
+    from cli.rq_worker import GatewayWorker
     from runner.context import adopt
 
     jobs, worker_ctx = _sweeps(ctx.settings)
@@ -142,7 +141,7 @@ def worker(ctx: Context, burst: bool) -> None:
     adopt(worker_ctx)  # the work horses inherit it, its statements compiled, none of its connections
     queue = worker_ctx.queue
     assert queue is not None  # _sweeps built it with one
-    Worker([queue.queue], connection=queue.connection).work(burst=burst, logging_level="INFO")
+    GatewayWorker([queue.queue], connection=queue.connection).work(burst=burst, logging_level="INFO")
 
 
 @main.command()
