@@ -135,13 +135,21 @@ def worker(ctx: Context, burst: bool) -> None:
     from bots.schedule.sweeper import sweep_once
     from cli.rq_worker import GatewayWorker
     from runner.context import adopt
+    from runner.recovery import reap_containers, reap_workspaces
 
     jobs, worker_ctx = _sweeps(ctx.settings)
     sweep_once(jobs)
+    sweep_every = int(max(ctx.settings.sweep_interval_seconds, 1))
     adopt(worker_ctx)  # the work horses inherit it, its statements compiled, none of its connections
     queue = worker_ctx.queue
     assert queue is not None  # _sweeps built it with one
-    GatewayWorker([queue.queue], connection=queue.connection).work(burst=burst, logging_level="INFO")
+    GatewayWorker(
+        [queue.queue],
+        connection=queue.connection,
+        maintenance_interval=sweep_every,
+        worker_ttl=sweep_every + 15,  # RQ blocks on the queue for its TTL less 15 s: idle, it still sweeps
+        host_sweeps=[lambda: reap_containers(worker_ctx), lambda: reap_workspaces(worker_ctx)],
+    ).work(burst=burst, logging_level="INFO")
 
 
 @main.command()

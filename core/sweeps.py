@@ -82,14 +82,14 @@ def recover_abandoned(
     return requeued, failed
 
 
-def executing_run_ids(store: Store, *, fresh_within: timedelta) -> set[str]:
-    """Runs being executed by a live worker (heartbeat fresh): their containers must stay."""
+def executing_runs(store: Store, *, fresh_within: timedelta) -> dict[str, str]:
+    """Runs being executed by a live worker (heartbeat fresh), each with the host executing it
+    (``""`` if not recorded): their containers and workspaces there must stay."""
     cutoff = utcnow() - fresh_within
     with store.reader() as session:
-        return set(
-            session.scalars(
-                select(RunRow.run_id).where(
-                    RunRow.state.in_([s.value for s in EXECUTING_STATES]), RunRow.heartbeat_at >= cutoff
-                )
+        rows = session.execute(
+            select(RunRow.run_id, RunRow.worker_host).where(
+                RunRow.state.in_([s.value for s in EXECUTING_STATES]), RunRow.heartbeat_at >= cutoff
             )
         )
+        return {run_id: host for run_id, host in rows}

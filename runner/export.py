@@ -93,6 +93,7 @@ def export_all(backend: Backend, settings: Settings, ws: Workspace, run_id: str)
         user="0:0",  # to read and write whatever uid the agent's files belong to
         pull=settings.pull_images,
         gateway=settings.effective_gateway_id,
+        host=settings.effective_host_name,
         role="export",
         capabilities=EXPORT_CAPABILITIES,
     )

@@ -217,7 +217,12 @@ class Execution:
         )
         self._checkpoint()
         self.workspace = Workspace.create(
-            self.settings.effective_work_dir, self.run.run_id, self.settings.github_clone_url, self.masker, mount=False
+            self.settings.effective_work_dir,
+            self.run.run_id,
+            self.settings.github_clone_url,
+            self.masker,
+            mount=False,
+            host=self.settings.effective_host_name,
         )
         variables = {**env.variables, **secrets, "OZ_RUN_ID": self.run.run_id}
         invocation = self._invocation(driver, "", variables, self._mcp_servers(variables))
@@ -244,6 +249,7 @@ class Execution:
                 capabilities=self.settings.container_capabilities,
                 pull=self.settings.pull_images and start.snapshot is None,
                 gateway=self.settings.effective_gateway_id,
+                host=self.settings.effective_host_name,
                 env=variables,
             ),
             start.inspected,

@@ -33,6 +33,8 @@ log = structlog.get_logger(__name__)
 RUN_LABEL = "oz.run_id"
 GATEWAY_LABEL = "oz.gateway"
 ROLE_LABEL = "oz.role"
+HOST_LABEL = "oz.host"
+"""The host whose worker made the container (``OZGW_HOST_NAME``): see :func:`remove_containers`."""
 WORKSPACE = "/workspace"
 PROMPT_DIR = "/oz"
 KEEPALIVE = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
@@ -60,6 +62,8 @@ class SandboxSpec:
     user: str | None = None
     pull: bool = True
     gateway: str = ""
+    host: str = ""
+    """The host of the worker making it (``OZGW_HOST_NAME``), labelled for the sweeps."""
     env: dict[str, str] = field(default_factory=dict)
     role: str = "agent"
     """``agent`` (the run's container) or ``export`` (the throwaway one that exports its work)."""
@@ -79,7 +83,7 @@ class SandboxSpec:
         would copy it into an image (:mod:`runner.snapshots`)."""
         return dict(
             detach=True,
-            labels={RUN_LABEL: run_id, GATEWAY_LABEL: self.gateway, ROLE_LABEL: self.role},
+            labels={RUN_LABEL: run_id, GATEWAY_LABEL: self.gateway, ROLE_LABEL: self.role, HOST_LABEL: self.host},
             mounts=[Mount(b.target, str(b.source), type="bind", read_only=b.read_only) for b in self.binds],
             network_mode=self.network_mode,
             read_only=self.read_only,
@@ -450,13 +454,13 @@ def containers_of(
     return client.containers.list(all=True, filters={"label": labels}, ignore_removed=True)
 
 
-def remove_containers(client: docker.DockerClient, gateway: str, keep: Callable[[str], bool]) -> list[str]:
-    """Remove this gateway's run containers whose run ``keep`` says is not being executed;
-    returns their run ids."""
+def remove_containers(client: docker.DockerClient, gateway: str, keep: Callable[[str, str], bool]) -> list[str]:
+    """Remove this gateway's run containers unless ``keep(run_id, host that made it)`` says a
+    live worker there executes the run; returns their run ids."""
     removed = []
     for container in containers_of(client, gateway=gateway):
         run_id = container.labels.get(RUN_LABEL, "")
-        if keep(run_id):
+        if keep(run_id, container.labels.get(HOST_LABEL, "")):
             continue
         try:
             container.remove(force=True)

@@ -30,9 +30,12 @@ from core.errors import ErrorCode, OzError
 from core.events import Masker
 from core.models import RepoRef
 from runner.disk import IMAGE, MOUNTPOINT, copy, mount_disk, unmount_disk
+from runner.untrusted_files import Refused, open_dir, read_file
 
 log = structlog.get_logger(__name__)
 GIT_TIMEOUT = 600
+HOST_FILE = "host"
+"""In a run's directory, beside (not in) what the agent can write: the host that made it."""
 
 
 HARDENED = [
@@ -127,15 +130,25 @@ class Workspace:
 
     @classmethod
     def create(
-        cls, base: Path, run_id: str, clone_url: str, masker: Masker, size: int = 0, *, mount: bool = True
+        cls,
+        base: Path,
+        run_id: str,
+        clone_url: str,
+        masker: Masker,
+        size: int = 0,
+        *,
+        mount: bool = True,
+        host: str = "",
     ) -> Workspace:
         """The run's directories; the agent's on a filesystem of ``size`` bytes when set —
-        mounted later by :meth:`mount` when ``mount`` is false (a snapshot may be its start)."""
+        mounted later by :meth:`mount` when ``mount`` is false (a snapshot may be its start).
+        ``host`` is recorded as the directory's maker (:func:`made_by`)."""
         root = base / run_id
         ws = cls(root, clone_url, masker)
         ws.remove()  # a previous attempt's leftovers
         root.mkdir(parents=True)
         try:
+            (root / HOST_FILE).write_text(host)
             for directory in (ws.prompt_dir, ws.pristine, ws.export_dir):
                 directory.mkdir(parents=True)
             if mount:
@@ -299,6 +312,16 @@ class Workspace:
 
     def remove(self) -> None:
         remove_run_directory(self.root)
+
+
+def made_by(root: Path) -> str:
+    """The host recorded in a run's directory by :meth:`Workspace.create` (``""``: none recorded,
+    as in a directory made before hosts were)."""
+    try:
+        with open_dir(root) as fd:
+            return read_file(fd, HOST_FILE, 256).decode("utf-8", "replace").strip()
+    except (OSError, Refused):
+        return ""
 
 
 def remove_run_directory(root: Path) -> None:

@@ -35,12 +35,15 @@ import psycopg
 import requests
 from cryptography.fernet import Fernet
 from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import select
 
 from core import environments, identity, integrations
 from core.accounts import create_account
 from core.keys import create_key
-from core.models import IntegrationProvider
+from core.models import IntegrationProvider, RunState
+from core.models.wire import TERMINAL_STATES
 from core.store import Store
+from core.store.tables import RunRow
 from tests.fakes.github import FakeGitHub
 from tests.fakes.linear import FakeLinear
 from tests.fakes.slack import TEAM, FakeSlack, event_fixture
@@ -63,7 +66,9 @@ def _pg_bin(name: str) -> str:
 class PrivatePostgres:
     """A PostgreSQL cluster of its own (``initdb`` as the ``postgres`` user), restartable."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        """Where its clients reach it (it listens there and on 127.0.0.1)."""
         # Outside pytest's private temporary tree: the postgres user must reach it.
         self.base = Path(tempfile.mkdtemp(prefix="ozgw-pg-"))
         self.base.chmod(0o755)
@@ -72,7 +77,7 @@ class PrivatePostgres:
 
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/gateway"
+        return f"postgresql+psycopg://postgres@{self.host}:{self.port}/gateway"
 
     def _as_postgres(self, *argv: str) -> None:
         subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True, capture_output=True, timeout=120)
@@ -82,6 +87,9 @@ class PrivatePostgres:
             self.dir.mkdir(parents=True, exist_ok=True)
             shutil.chown(self.dir, "postgres", "postgres")
             self._as_postgres(_pg_bin("initdb"), "-D", str(self.dir), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+            if self.host != "127.0.0.1":  # the simulated hosts' addresses share its /24 (tests/hosts.py)
+                with open(self.dir / "pg_hba.conf", "a") as hba:
+                    hba.write(f"host all all {self.host}/24 trust\n")
             self._pg_ctl("start")
             with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True) as conn:
                 conn.execute("CREATE DATABASE gateway")
@@ -89,7 +97,8 @@ class PrivatePostgres:
         self._pg_ctl("start")
 
     def _pg_ctl(self, action: str, *extra: str) -> None:
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
+        listen = ",".join(dict.fromkeys(["127.0.0.1", self.host]))
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses={listen} -c fsync=off -c max_connections=300"
         self._as_postgres(
             _pg_bin("pg_ctl"), "-D", str(self.dir), "-o", options, "-l", str(self.dir / "log"), "-w", action, *extra
         )
@@ -105,20 +114,29 @@ class PrivatePostgres:
 
 
 class StartCounter:
-    """Counts, per run, how often its agent started (the agent calls ``GET /start/<run_id>``)."""
+    """Counts, per run, how often its agent started (the agent calls ``GET /start/<run_id>``).
 
-    def __init__(self) -> None:
+    It also keeps a gate a setup command may wait at (``GET /gate`` answers 503 until
+    :attr:`gate` is set), to hold runs before their agents start."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.starts: Counter[str] = Counter()
+        self.gate = threading.Event()
         counter = self
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
                 line = self.rfile.readline(500).decode(errors="replace").split()
-                if len(line) >= 2 and line[1].startswith("/start/"):
-                    counter.starts[line[1].removeprefix("/start/")] += 1
+                path = line[1] if len(line) >= 2 else ""
+                if path.startswith("/start/"):
+                    counter.starts[path.removeprefix("/start/")] += 1
+                if path == "/gate" and not counter.gate.is_set():
+                    self.wfile.write(b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+                    return
                 self.wfile.write(b"HTTP/1.0 204 No Content\r\n\r\n")
 
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server = socketserver.ThreadingTCPServer((host, 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -132,16 +150,21 @@ class StartCounter:
 class Cluster:
     root: Path
     image: str
-    redis: RedisServer = field(default_factory=RedisServer)
+    address: str = "127.0.0.1"
+    """Where Redis, PostgreSQL, the fakes and the counter listen (the multi-host tests give an
+    address their simulated hosts reach over their links: ``tests/hosts.py``)."""
     slack: FakeSlack = field(default_factory=FakeSlack)
     linear: FakeLinear = field(default_factory=FakeLinear)
     github: FakeGitHub = field(default_factory=FakeGitHub)
-    counter: StartCounter = field(default_factory=StartCounter)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     restarts: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
-        self.pg = PrivatePostgres()
+        self.redis = RedisServer(self.address)
+        self.pg = PrivatePostgres(self.address)
+        self.counter = StartCounter(self.address)
+        for fake in (self.slack, self.linear, self.github):
+            fake.server.host = self.address
         self.port = free_port()
         self.gateway_id = f"chaos-{uuid.uuid4().hex[:8]}"
         self.secrets = {
@@ -172,7 +195,7 @@ class Cluster:
             OZGW_PULL_IMAGES="false",
             OZGW_CONTAINER_NETWORK="egress",
             OZGW_EGRESS_ALLOW_PRIVATE="true",
-            OZGW_EGRESS_ALLOW=f'["127.0.0.1:{self.counter.port}"]',
+            OZGW_EGRESS_ALLOW=f'["{self.address}:{self.counter.port}"]',
             OZGW_DEFAULT_HARNESS="command",
             OZGW_COMMAND_HARNESS="/bin/sh /opt/agents/chaos.sh",
             OZGW_COMMAND_HARNESS_FORMAT="text",
@@ -194,6 +217,13 @@ class Cluster:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        self.start_services()
+        for name in PROCESSES:
+            self.launch(name)
+        self.wait_healthy()
+
+    def start_services(self) -> None:
+        """Redis, PostgreSQL (migrated) and the fakes: what every process shares."""
         self.redis.start()
         self.pg.start()
         for fake in (self.slack, self.linear, self.github):
@@ -206,9 +236,6 @@ class Cluster:
         store = Store(self.pg.url)
         store.migrate()
         store.dispose()
-        for name in PROCESSES:
-            self.launch(name)
-        self.wait_healthy()
 
     def cli(self, *args: str) -> str:
         done = subprocess.run(
@@ -279,9 +306,9 @@ class Cluster:
         self.pg.stop()
 
 
-def provision(cluster: Cluster) -> str:
+def provision(cluster: Cluster, network_mode: str = "egress", **variables: str) -> str:
     """Ada (admin, linked in Slack, known to Linear by email), an environment, both integrations;
-    returns Ada's API key."""
+    returns Ada's API key.  ``variables`` add to (or replace) the chaos agent's."""
     store = Store(cluster.pg.url)
     with store.session() as session:
         ada = create_account(session, "ada@acme.dev", "acme", display_name="Ada Lovelace")
@@ -291,8 +318,13 @@ def provision(cluster: Cluster) -> str:
             who,
             name="chaos",
             docker_image=cluster.image,
-            network_mode="egress",
-            variables={"CHAOS_COUNTER_PORT": str(cluster.counter.port), "CHAOS_WORK_SECONDS": "0.5"},
+            network_mode=network_mode,
+            variables={
+                "CHAOS_COUNTER_HOST": cluster.address,
+                "CHAOS_COUNTER_PORT": str(cluster.counter.port),
+                "CHAOS_WORK_SECONDS": "0.5",
+                **variables,
+            },
         )
         for provider in (IntegrationProvider.SLACK, IntegrationProvider.LINEAR):
             integrations.create_integration(session, who, provider, environment_id=env.uid)
@@ -306,9 +338,11 @@ class Sender:
     """Sends one trigger the way its service does: retried until answered 2xx (Slack and Linear
     also repeat some deliveries that did succeed, as they do after a slow answer)."""
 
-    def __init__(self, cluster: Cluster, api_key: str) -> None:
+    def __init__(self, cluster: Cluster, api_key: str, environment_id: str | None = None) -> None:
         self.cluster = cluster
         self.api_key = api_key
+        self.environment_id = environment_id
+        """The environment of API runs (without one, a run has the default image and no variables)."""
         self.accepted: dict[str, str] = {}  # trigger id → surface
         self.slack_threads: dict[str, str] = {}  # trigger id → the thread's ts
         self.linear_sessions: dict[str, str] = {}
@@ -379,8 +413,50 @@ class Sender:
         headers = {"Authorization": f"Bearer {self.api_key}", "Idempotency-Key": key}
 
         def send(_attempt: int) -> requests.Response:
-            return requests.post(
-                f"{self.cluster.url}/api/v1/agent/runs", json={"prompt": f"chaos task {n}"}, headers=headers, timeout=10
-            )
+            body: dict = {"prompt": f"chaos task {n}"}
+            if self.environment_id:
+                body["config"] = {"environment_id": self.environment_id}
+            return requests.post(f"{self.cluster.url}/api/v1/agent/runs", json=body, headers=headers, timeout=10)
 
         self._until_accepted(f"api:{key}", "api", send)
+
+
+# --- what the suites check afterwards -------------------------------------------------------
+
+
+def states_by_origin(store: Store) -> dict[str, RunState]:
+    with store.reader() as session:
+        return {r.origin_key: RunState(r.state) for r in session.execute(select(RunRow.origin_key, RunRow.state))}
+
+
+def run_states(store: Store) -> dict[str, RunState]:
+    with store.reader() as session:
+        return {r.run_id: RunState(r.state) for r in session.execute(select(RunRow.run_id, RunRow.state))}
+
+
+def wait_settled(store: Store, expected: int, timeout: float = 240) -> dict[str, RunState]:
+    deadline = time.monotonic() + timeout
+    states: dict[str, RunState] = {}
+    while time.monotonic() < deadline:
+        try:
+            states = run_states(store)
+        except Exception:
+            time.sleep(1)
+            continue
+        if len(states) >= expected and all(s in TERMINAL_STATES for s in states.values()):
+            return states
+        time.sleep(1)
+    return states
+
+
+def slack_finals(cluster: Cluster, thread_ts: str) -> list[str]:
+    """The closing posts in one thread (everything but the status message the bot edits)."""
+    return [
+        c.params.get("text", "")
+        for c in cluster.slack.calls_to("chat.postMessage")
+        if c.params.get("thread_ts") == thread_ts and c.params.get("text") != "On it"
+    ]
+
+
+def linear_finals(cluster: Cluster, session: str) -> list[dict]:
+    return [a for a in cluster.linear.activities(session) if a.get("type") in ("response", "error")]

@@ -1,4 +1,5 @@
-"""A real aiohttp server on 127.0.0.1, port 0, in a background thread, for sync clients."""
+"""A real aiohttp server on 127.0.0.1 (or another local address), port 0, in a background
+thread, for sync clients."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from core.store import Store
 class LiveServer:
     def __init__(self, app: web.Application) -> None:
         self.app = app
+        self.host = "127.0.0.1"
+        """Where it listens: set before :meth:`start` (the multi-host tests use their service address)."""
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._runner = web.AppRunner(app, access_log=None)
@@ -26,7 +29,7 @@ class LiveServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def api_url(self) -> str:
@@ -35,7 +38,7 @@ class LiveServer:
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, self.host, 0)
         self._loop.run_until_complete(site.start())
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._ready.set()
@@ -49,6 +52,8 @@ class LiveServer:
             raise RuntimeError("live server did not start")
 
     def stop(self) -> None:
+        if not self._thread.is_alive():  # never started (a cluster that failed to start)
+            return
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(30)
 

@@ -21,24 +21,29 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        """The local address it listens on (the multi-host tests give their service address)."""
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def start(self) -> None:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [binary, "--port", str(self.port), "--bind", self.host, "--save", "", "--appendonly", "no"]
+            # Only its own address: a service address on this machine's loopback interface is not
+            # "loopback" to Redis, which otherwise refuses the simulated hosts.
+            + ([] if self.host == "127.0.0.1" else ["--protected-mode", "no"]),
             stdout=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                if redis.Redis(port=self.port).ping():
+                if redis.Redis(host=self.host, port=self.port).ping():
                     return
             except redis.ConnectionError:
                 time.sleep(0.05)

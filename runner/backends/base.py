@@ -79,6 +79,7 @@ class Backend(Protocol):
         """An image with git and a shell for the exporter, when the operator named none."""
         ...
 
-    def remove_orphans(self, gateway: str, keep: Callable[[str], bool]) -> list[str]:
-        """Remove this gateway's sandboxes whose run ``keep`` says no live worker executes."""
+    def remove_orphans(self, gateway: str, keep: Callable[[str, str], bool]) -> list[str]:
+        """Remove this gateway's sandboxes unless ``keep(run_id, the host that made the sandbox)``
+        says a live worker there executes the run."""
         ...

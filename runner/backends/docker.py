@@ -33,5 +33,5 @@ class DockerBackend:
     def helper_image(self) -> str:
         return exporter_image(self.client)
 
-    def remove_orphans(self, gateway: str, keep: Callable[[str], bool]) -> list[str]:
+    def remove_orphans(self, gateway: str, keep: Callable[[str, str], bool]) -> list[str]:
         return sandbox.remove_containers(self.client, gateway, keep)

@@ -27,7 +27,7 @@ from core.models.wire import TERMINAL_STATES
 from core.store import Store
 from core.store.tables import RunRow
 from runner.sandbox import containers_of
-from tests.cluster import Cluster, Sender, provision
+from tests.cluster import Cluster, Sender, linear_finals, provision, slack_finals, states_by_origin, wait_settled
 
 pytestmark = pytest.mark.timeout(900)
 TRIGGERS = {"slack": 20, "linear": 20, "api": 20}
@@ -73,44 +73,6 @@ class Chaos:
             name = order.pop()
             self.faults.append(name)
             actions[name]()
-
-
-def states_by_origin(store: Store) -> dict[str, RunState]:
-    with store.reader() as session:
-        return {r.origin_key: RunState(r.state) for r in session.execute(select(RunRow.origin_key, RunRow.state))}
-
-
-def run_states(store: Store) -> dict[str, RunState]:
-    with store.reader() as session:
-        return {r.run_id: RunState(r.state) for r in session.execute(select(RunRow.run_id, RunRow.state))}
-
-
-def wait_settled(store: Store, expected: int, timeout: float = 240) -> dict[str, RunState]:
-    deadline = time.monotonic() + timeout
-    states: dict[str, RunState] = {}
-    while time.monotonic() < deadline:
-        try:
-            states = run_states(store)
-        except Exception:
-            time.sleep(1)
-            continue
-        if len(states) >= expected and all(s in TERMINAL_STATES for s in states.values()):
-            return states
-        time.sleep(1)
-    return states
-
-
-def slack_finals(cluster: Cluster, thread_ts: str) -> list[str]:
-    """The closing posts in one thread (everything but the status message the bot edits)."""
-    return [
-        c.params.get("text", "")
-        for c in cluster.slack.calls_to("chat.postMessage")
-        if c.params.get("thread_ts") == thread_ts and c.params.get("text") != "On it"
-    ]
-
-
-def linear_finals(cluster: Cluster, session: str) -> list[dict]:
-    return [a for a in cluster.linear.activities(session) if a.get("type") in ("response", "error")]
 
 
 def test_the_gateway_keeps_every_promise_through_crashes_restarts_and_outages(cluster: Cluster):

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import docker
+from rq import Worker
 
 from core import runs, sweeps
 from core.models import RunState
@@ -20,7 +23,8 @@ from core.store import Store, utcnow
 from runner.context import WorkerContext
 from runner.job import run_job
 from runner.recovery import reap_containers, reap_workspaces
-from runner.sandbox import containers_of
+from runner.sandbox import GATEWAY_LABEL, HOST_LABEL, RUN_LABEL, containers_of
+from runner.workspace import HOST_FILE
 from tests.runner.test_execution import final, wait_for_state
 from tests.runner_support import Person, with_settings, worker_env
 from tests.support.people import AGENT_LIMIT
@@ -157,3 +161,68 @@ def test_sigterm_to_the_work_horse_still_removes_the_container(
     assert run.state == RunState.ERROR
     assert "worker shut down" in run.status_message.message
     assert containers_of(docker_client, run_id) == []
+
+
+def test_a_running_worker_removes_its_hosts_leftovers_between_jobs(
+    alice: Person,
+    store: Store,
+    queue: RunQueue,
+    database_url: str,
+    tmp_path: Path,
+    test_image: str,
+    docker_client: docker.DockerClient,
+):
+    """A crashed work horse's container and workspace go without the worker restarting; a run
+    another host executes now is no reason to keep what *this* host made for it; and a live run
+    of another worker sharing this engine under another name is left alone."""
+    gateway, work = f"sweep-{uuid.uuid4().hex[:8]}", tmp_path / "work"
+    env = worker_env(
+        database_url,
+        queue.queue.name,
+        tmp_path / "worker",
+        test_image,
+        "sleep.sh",
+        OZGW_GATEWAY_ID=gateway,
+        OZGW_HOST_NAME="this-host",
+        OZGW_WORK_DIR=str(work),
+        OZGW_SWEEP_INTERVAL_SECONDS="1",
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "cli", "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    leftovers = []
+    try:
+        deadline = time.monotonic() + 30
+        while not Worker.all(queue=queue.queue) and time.monotonic() < deadline:
+            time.sleep(0.2)  # up, its start-up sweep done: what follows is left while it runs
+        assert Worker.all(queue=queue.queue), "the worker did not start"
+        moved, here, theirs = (
+            runs.create(store, queue, alice.principal, RunAgentRequest(prompt=p), agent_limit=AGENT_LIMIT).run.run_id
+            for p in ("moved on", "live here", "the other worker's")
+        )
+        queue.queue.empty()  # all three are executing already, as the store says next
+        executing = {moved: "other-host", here: "this-host", theirs: "other-name"}
+        with store.session() as session:
+            for run_id, host in executing.items():
+                runs.set_status(session, run_id, RunState.PENDING)
+                runs.set_status(session, run_id, RunState.CLAIMED, heartbeat_at=utcnow(), worker_host=host)
+        made_by = {moved: "this-host", here: "this-host", theirs: "other-name"}
+        for run_id, host in made_by.items():
+            labels = {RUN_LABEL: run_id, GATEWAY_LABEL: gateway, HOST_LABEL: host}
+            leftovers.append(docker_client.containers.create(test_image, ["sleep", "600"], labels=labels))
+            (work / run_id).mkdir(parents=True)
+            (work / run_id / HOST_FILE).write_text(host)
+
+        deadline = time.monotonic() + 30
+        while (containers_of(docker_client, moved) or (work / moved).exists()) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert containers_of(docker_client, moved) == [] and not (work / moved).exists()
+        for kept in (here, theirs):
+            assert len(containers_of(docker_client, kept)) == 1 and (work / kept).is_dir()
+        assert worker.poll() is None  # the same worker, not a restart
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        for container in leftovers:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
