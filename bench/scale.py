@@ -11,12 +11,16 @@ through the web processes in turn.  Reported per host count:
 - latency percentiles from creation to final state, split into waiting plus starting (creation
   → the agent's start) and the agent's own time;
 - where the CPU went: seconds of CPU per run for each kind of process (web, worker with its
-  work horses, reporter, scheduler, the hosts' Docker engines, PostgreSQL, Redis), and how busy
+  work horses, reporter, scheduler, the hosts' Docker engines, PostgreSQL, Redis, and "other":
+  the rest of the machine's busy time — runc, shims, the containers, the kernel), and how busy
   the machine's cores were.
 
 The last line is one JSON object.  Needs root (namespaces, engines), as the tests do.
 
-    .venv/bin/python -m bench.scale [--runs 24] [--work 0.5] [--hosts 1 2 3]
+    .venv/bin/python -m bench.scale [--runs 24] [--work 0.5] [--hosts 1 2 3] [--workers 1]
+
+With one worker per host the agents' own time dominates and throughput grows with the hosts;
+``--workers 4 --work 0`` finds where this machine's cores run out.
 """
 
 from __future__ import annotations
@@ -83,8 +87,9 @@ def roles(cluster: HostCluster) -> dict[str, set[int]]:
     return found
 
 
-def measure(hosts: int, runs: int, work: float, image: str) -> dict:
-    cluster = HostCluster(Path(tempfile.mkdtemp(prefix="ozgw-scale-")), image, hosts=hosts)
+def measure(hosts: int, runs: int, work: float, workers: int, image: str) -> dict:
+    root = Path(tempfile.mkdtemp(prefix="ozgw-scale-"))
+    cluster = HostCluster(root, image, hosts=hosts, workers_per_host=workers)
     try:
         cluster.start()
         key = provision(cluster, network_mode="host", CHAOS_WORK_SECONDS=str(work))
@@ -129,6 +134,9 @@ def measure(hosts: int, runs: int, work: float, image: str) -> dict:
         busy_after, total_after = machine_busy()
         kinds = roles(cluster)  # horses come and go; engines' and postgres' children too
         cpu = {kind: cpu_seconds(pids) - cpu_before.get(kind, 0.0) for kind, pids in kinds.items()}
+        # What no process above accounts for: runc and the containerd shims (children of init),
+        # the containers' own processes, the kernel's work for them (mounts, namespaces).
+        cpu["other"] = max(0.0, (machine_busy()[0] - busy_before) - sum(cpu.values()))
         store.dispose()
     finally:
         cluster.stop()
@@ -141,6 +149,7 @@ def measure(hosts: int, runs: int, work: float, image: str) -> dict:
         spread[r.worker_host] += 1
     return {
         "hosts": hosts,
+        "workers_per_host": workers,
         "runs": runs,
         "succeeded": sum(1 for r in rows if r.state == "SUCCEEDED"),
         "seconds": round(elapsed, 2),
@@ -179,11 +188,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=24)
     parser.add_argument("--work", type=float, default=0.5, help="seconds each agent works")
     parser.add_argument("--hosts", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--workers", type=int, default=1, help="worker processes on each host")
     args = parser.parse_args()
     image = busybox_image(docker.from_env())
     results = []
     for hosts in args.hosts:
-        result = measure(hosts, args.runs, args.work, image)
+        result = measure(hosts, args.runs, args.work, args.workers, image)
         results.append(result)
         print(
             f"{hosts} host(s): {result['runs_per_second']} runs/s ({result['succeeded']}/{args.runs} succeeded in "
@@ -197,6 +207,7 @@ def main() -> None:
     summary = {
         "bench": "scale",
         "work_seconds": args.work,
+        "workers_per_host": args.workers,
         "results": results,
         "speedup": {str(r["hosts"]): round(r["runs_per_second"] / base, 2) for r in results},
     }

@@ -77,6 +77,8 @@ ensure_test_tools() {  # what the tests build their local images from
   command -v git >/dev/null || apt_install git
   command -v debootstrap >/dev/null || apt_install debootstrap
   command -v mkfs.ext4 >/dev/null || apt_install e2fsprogs  # each run's workspace filesystem
+  command -v ip >/dev/null || apt_install iproute2  # the simulated hosts' namespaces and links (tests/hosts.py)
+  command -v nsenter >/dev/null || apt_install util-linux
   command -v npm >/dev/null || apt_install nodejs npm
   command -v chromium >/dev/null || apt_install chromium  # the console's browser tests (Playwright drives it)
 }

@@ -217,7 +217,7 @@ class SimulatedHost:
 class HostCluster(Cluster):
     """:class:`tests.cluster.Cluster` spread over three simulated hosts (:data:`PLACEMENT`)."""
 
-    def __init__(self, root: Path, image: str, hosts: int = 3) -> None:
+    def __init__(self, root: Path, image: str, hosts: int = 3, workers_per_host: int = 1) -> None:
         self.network = HostNetwork()
         self.network.up()  # the shared services bind to its address as they are made
         try:
@@ -237,6 +237,8 @@ class HostCluster(Cluster):
             for n in range(1, hosts + 1)
         ]
         self.placement = {name: n for name, n in PLACEMENT.items() if n <= hosts}
+        for n in range(1, hosts + 1):  # more worker processes on each host's engine
+            self.placement |= {f"worker-{n}.{k}": n for k in range(2, workers_per_host + 1)}
         self.env.update(OZGW_CONTAINER_NETWORK="host", OZGW_ALLOW_HOST_NETWORK="true", OZGW_QUEUE_NAME="hosts")
         self._next_web = itertools.count()
 

@@ -9,6 +9,7 @@ comes back it — and only it — removes what it left behind; the API names the
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -258,9 +259,26 @@ def test_a_host_that_dies_mid_run_is_swept_and_cleans_up_after_itself_when_it_re
     wait_for(cluster, api_key, [on["host-1"], on["host-3"]], {"CANCELLED"}, timeout=30)
 
 
+def console_session(web: str, api_key: str) -> str:
+    """Sign in to the console at ``web`` as a browser does; returns the session cookie's value."""
+    form = requests.get(f"{web}/console/sign-in", timeout=15)
+    pre = re.search(r'name="pre" value="([^"]+)"', form.text)
+    assert pre, form.text[:500]
+    signed_in = requests.post(
+        f"{web}/console/sign-in",
+        data={"api_key": api_key, "pre": pre.group(1), "next": "/console/runs"},
+        cookies=form.cookies,
+        allow_redirects=False,
+        timeout=15,
+    )
+    assert signed_in.status_code == 303, signed_in.text[:500]
+    return signed_in.cookies["oz_console"]
+
+
 def test_any_web_process_serves_any_run(cluster: HostCluster, api_key: str, environment: str):
-    """A key made through one web process authenticates at the other; a run created at one is
-    read, listed and followed at the other (their only shared state is the store and Redis)."""
+    """A run created at one web process is read, listed and followed at the other, and a console
+    session opened at one is good at the other, which shows the host that ran the run (their
+    only shared state is the store and Redis)."""
     first, second = cluster.webs[:2]
     headers = {"Authorization": f"Bearer {api_key}"}
     body = {"prompt": "seen everywhere", "config": {"environment_id": environment}}
@@ -274,6 +292,10 @@ def test_any_web_process_serves_any_run(cluster: HostCluster, api_key: str, envi
     wait_for(cluster, api_key, [run_id], {"SUCCEEDED"}, timeout=60)
     events = requests.get(f"{first}/api/v1/agent/runs/{run_id}/events", headers=headers, timeout=15)
     assert events.status_code == 200 and f"Done with {run_id}." in events.text, events.text[-2000:]
+    host = run_item(cluster, api_key, run_id)["worker_host"]
+    cookie = console_session(first, api_key)
+    page = requests.get(f"{second}/console/runs/{run_id}", cookies={"oz_console": cookie}, timeout=15)
+    assert page.status_code == 200 and f'<dd class="host">{host}</dd>' in page.text, page.text[:1000]
 
 
 def test_a_run_caught_in_setup_by_a_dying_host_runs_once_elsewhere_and_the_host_still_cleans_up(

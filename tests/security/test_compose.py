@@ -57,3 +57,17 @@ def test_only_the_worker_may_enter_namespaces_and_mount():
         "egress",
         "none",
     )
+
+
+def test_two_web_processes_and_two_workers_share_one_store_and_one_redis():
+    """The scale-out shape (README, "More than one host"): two web processes each on a port of its own,
+    two workers naming the one machine whose engine they share, one reporter, one scheduler."""
+    web, worker = GATEWAY["web"], GATEWAY["worker"]
+    assert web["deploy"]["replicas"] == 2 and worker["deploy"]["replicas"] == 2
+    published = web["ports"][0].split(":")[0]
+    first, last = (int(p) for p in published.split("-"))
+    assert last - first + 1 == web["deploy"]["replicas"]
+    assert worker["environment"]["OZGW_HOST_NAME"].startswith("${OZGW_HOST_NAME:-")
+    assert {"reporter", "scheduler"} <= set(GATEWAY)
+    stores = {(s["environment"]["OZGW_DATABASE_URL"], s["environment"]["OZGW_REDIS_URL"]) for s in GATEWAY.values()}
+    assert len(stores) == 1
