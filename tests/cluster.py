@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,9 +36,10 @@ import requests
 from cryptography.fernet import Fernet
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from core import environments, identity, integrations
-from core.accounts import create_account
+from core.accounts import account_by_email, create_account
 from core.keys import create_key
 from core.models import IntegrationProvider, RunState
 from core.models.wire import TERMINAL_STATES
@@ -313,25 +314,34 @@ def provision(cluster: Cluster, network_mode: str = "egress", **variables: str) 
     with store.session() as session:
         ada = create_account(session, "ada@acme.dev", "acme", display_name="Ada Lovelace")
         who = identity.principal_of(ada)
-        env = environments.create_environment(
-            session,
-            who,
-            name="chaos",
-            docker_image=cluster.image,
-            network_mode=network_mode,
-            variables={
-                "CHAOS_COUNTER_HOST": cluster.address,
-                "CHAOS_COUNTER_PORT": str(cluster.counter.port),
-                "CHAOS_WORK_SECONDS": "0.5",
-                **variables,
-            },
-        )
+        env_uid = chaos_environment(session, cluster, "chaos", network_mode, **variables)
         for provider in (IntegrationProvider.SLACK, IntegrationProvider.LINEAR):
-            integrations.create_integration(session, who, provider, environment_id=env.uid)
+            integrations.create_integration(session, who, provider, environment_id=env_uid)
         identity.link(session, IntegrationProvider.SLACK, TEAM, ADA_SLACK, ada.uid)
         _record, key = create_key(session, ada, "chaos")
     store.dispose()
     return key
+
+
+def chaos_environment(
+    session: Session, cluster: Cluster, name: str, network_mode: str, setup: Sequence[str] = (), **variables: str
+) -> str:
+    """An environment of Ada's running the chaos agent (which reports to the cluster's counter);
+    ``variables`` add to (or replace) the agent's.  Returns its id."""
+    return environments.create_environment(
+        session,
+        identity.principal_of(account_by_email(session, "ada@acme.dev")),
+        name=name,
+        docker_image=cluster.image,
+        network_mode=network_mode,
+        setup_commands=setup,
+        variables={
+            "CHAOS_COUNTER_HOST": cluster.address,
+            "CHAOS_COUNTER_PORT": str(cluster.counter.port),
+            "CHAOS_WORK_SECONDS": "0.5",
+            **variables,
+        },
+    ).uid
 
 
 class Sender:

@@ -18,13 +18,13 @@ import docker
 import pytest
 import requests
 
-from core import environments, identity
+from core import environments
 from core.accounts import account_by_email
 from core.models import RunState
 from core.models.wire import TERMINAL_STATES
 from core.store import Store
 from runner.sandbox import containers_of
-from tests.cluster import Sender, linear_finals, provision, run_states, slack_finals
+from tests.cluster import Sender, chaos_environment, linear_finals, provision, run_states, slack_finals
 from tests.hosts import HostCluster, SimulatedHost
 
 pytestmark = pytest.mark.timeout(600)
@@ -65,43 +65,15 @@ def environment(store: Store, api_key: str) -> str:
 @pytest.fixture(scope="module")
 def slow_environment(cluster: HostCluster, store: Store, api_key: str) -> str:
     with store.session() as session:
-        ada = account_by_email(session, "ada@acme.dev")
-        env = environments.create_environment(
-            session,
-            identity.principal_of(ada),
-            name="slow",
-            docker_image=cluster.image,
-            network_mode="host",
-            variables={
-                "CHAOS_COUNTER_HOST": cluster.address,
-                "CHAOS_COUNTER_PORT": str(cluster.counter.port),
-                "CHAOS_WORK_SECONDS": str(SLOW_SECONDS),
-            },
-        )
-        return env.uid
+        return chaos_environment(session, cluster, "slow", "host", CHAOS_WORK_SECONDS=str(SLOW_SECONDS))
 
 
 @pytest.fixture(scope="module")
 def gated_environment(cluster: HostCluster, store: Store, api_key: str) -> str:
     """Its setup waits at the counter's gate: runs held on their hosts before their agents start."""
+    gate = 'until wget -q -O /dev/null "http://$CHAOS_COUNTER_HOST:$CHAOS_COUNTER_PORT/gate"; do sleep 0.2; done'
     with store.session() as session:
-        ada = account_by_email(session, "ada@acme.dev")
-        env = environments.create_environment(
-            session,
-            identity.principal_of(ada),
-            name="gated",
-            docker_image=cluster.image,
-            network_mode="host",
-            setup_commands=[
-                'until wget -q -O /dev/null "http://$CHAOS_COUNTER_HOST:$CHAOS_COUNTER_PORT/gate"; do sleep 0.2; done'
-            ],
-            variables={
-                "CHAOS_COUNTER_HOST": cluster.address,
-                "CHAOS_COUNTER_PORT": str(cluster.counter.port),
-                "CHAOS_WORK_SECONDS": "0.5",
-            },
-        )
-        return env.uid
+        return chaos_environment(session, cluster, "gated", "host", setup=[gate])
 
 
 @pytest.fixture(autouse=True)
