@@ -44,8 +44,9 @@ from core.models.wire import TERMINAL_STATES
 from core.store import Store
 from core.store.tables import EnvironmentRow, RunRow
 from tests.cluster import provision
-from tests.hosts import HostCluster, _descendants
+from tests.hosts import HostCluster
 from tests.images import busybox_image
+from tests.support.processes import descendants
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -76,12 +77,12 @@ def roles(cluster: HostCluster) -> dict[str, set[int]]:
     """Every process of the cluster by kind, with what it runs below it."""
     found: dict[str, set[int]] = defaultdict(set)
     for name, process in cluster.processes.items():
-        found[name.split("-")[0]] |= _descendants({process.pid})
+        found[name.split("-")[0]] |= {process.pid} | descendants(process.pid)
     for host in cluster.hosts:
         if host.engine is not None:
-            found["engine"] |= _descendants({host.engine.pid})
+            found["engine"] |= {host.engine.pid} | descendants(host.engine.pid)
     postmaster = int((cluster.pg.dir / "postmaster.pid").read_text().split()[0])
-    found["postgres"] = _descendants({postmaster})
+    found["postgres"] = {postmaster} | descendants(postmaster)
     if cluster.redis.process is not None:
         found["redis"] = {cluster.redis.process.pid}
     return found

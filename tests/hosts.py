@@ -43,6 +43,7 @@ import requests
 from runner.disk import mounts_under
 from tests.cluster import ROOT, Cluster
 from tests.images import busybox_image
+from tests.support.processes import descendants
 
 PLACEMENT: dict[str, int] = {
     "web-1": 1,
@@ -60,22 +61,6 @@ scheduler (it sweeps while another host is down), a worker on every host."""
 
 def _ip(*argv: str) -> None:
     subprocess.run(["ip", *argv], check=True, capture_output=True, timeout=30)
-
-
-def _descendants(pids: set[int]) -> set[int]:
-    """``pids`` and every process below them (a container's processes sit below its shim)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    found, frontier = set(pids), list(pids)
-    while frontier:
-        current = frontier.pop()
-        children = [p for p, parent in parents.items() if parent == current and p not in found]
-        found.update(children)
-        frontier += children
-    return found
 
 
 class HostNetwork:
@@ -184,7 +169,8 @@ class SimulatedHost:
         """Every process of the host: those in its network namespace, and what they started
         (a container with a network namespace of its own is below its shim)."""
         listed = subprocess.run(["ip", "netns", "pids", self.netns], capture_output=True, text=True).stdout
-        return _descendants({int(p) for p in listed.split()})
+        pids = {int(p) for p in listed.split()}
+        return pids | descendants(*pids)
 
     def power_off(self) -> None:
         """Pull the plug: ``kill -9`` everything of the host at once, without a goodbye."""
@@ -250,17 +236,20 @@ class HostCluster(Cluster):
 
     @property
     def webs(self) -> list[str]:
-        return [f"http://{self.host_of(p).address}:{self.port}" for p in self.placement if p.startswith("web-")]
+        """Every web process's base URL (whether its host is up or not)."""
+        return [self._web_url(p) for p in self.placement if p.startswith("web-")]
+
+    def _web_url(self, process: str) -> str:
+        return f"http://{self.host_of(process).address}:{self.port}"
+
+    def _live_webs(self) -> list[str]:
+        return [p for p in self.placement if p.startswith("web-") and self.host_of(p).up]
 
     @property
     def url(self) -> str:
         """The next live web process, round robin: the load balancer in front of them."""
-        live = [
-            f"http://{self.host_of(p).address}:{self.port}"
-            for p in self.placement
-            if p.startswith("web-") and self.host_of(p).up
-        ]
-        return live[next(self._next_web) % len(live)]
+        live = self._live_webs()
+        return self._web_url(live[next(self._next_web) % len(live)])
 
     def start(self) -> None:
         for host in self.hosts:
@@ -282,8 +271,8 @@ class HostCluster(Cluster):
 
     def wait_healthy(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
-        for web in (p for p in self.placement if p.startswith("web-") and self.host_of(p).up):
-            url = f"http://{self.host_of(web).address}:{self.port}/healthz"
+        for web in self._live_webs():
+            url = f"{self._web_url(web)}/healthz"
             while True:
                 with contextlib.suppress(requests.RequestException):
                     if requests.get(url, timeout=2).status_code == 200:
@@ -291,9 +280,6 @@ class HostCluster(Cluster):
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{web} never became healthy: {self.log_tail(web)}")
                 time.sleep(0.2)
-
-    def power_off(self, host: SimulatedHost) -> None:
-        host.power_off()
 
     def boot(self, host: SimulatedHost) -> None:
         """The host comes back: its engine, then its gateway processes (whose start-up sweeps run)."""

@@ -28,25 +28,7 @@ from runner.workspace import HOST_FILE
 from tests.runner.test_execution import final, wait_for_state
 from tests.runner_support import Person, with_settings, worker_env
 from tests.support.people import AGENT_LIMIT
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (RQ's work horse calls setsid, so a process group misses it)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = [], [pid]
-    while frontier:
-        current = frontier.pop()
-        children = [p for p, parent in parents.items() if parent == current]
-        found += children
-        frontier += children
-    return found
+from tests.support.processes import descendants
 
 
 def test_kill_9_mid_run_ends_the_run_and_removes_the_container(

@@ -24,7 +24,15 @@ from core.models import RunState
 from core.models.wire import TERMINAL_STATES
 from core.store import Store
 from runner.sandbox import containers_of
-from tests.cluster import Sender, chaos_environment, linear_finals, provision, run_states, slack_finals
+from tests.cluster import (
+    Sender,
+    chaos_environment,
+    linear_finals,
+    provision,
+    run_states,
+    slack_finals,
+    wait_settled,
+)
 from tests.hosts import HostCluster, SimulatedHost
 
 pytestmark = pytest.mark.timeout(600)
@@ -140,12 +148,8 @@ def test_runs_from_every_front_door_spread_over_the_hosts_and_each_runs_once(
             pool.submit(getattr(sender, kind), 1000 + n if kind == "api" else n)
     assert len(sender.accepted) == len(plan)
 
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        states = {r: s for r, s in run_states(store).items() if r not in before}
-        if len(states) >= len(plan) and all(s in TERMINAL_STATES for s in states.values()):
-            break
-        time.sleep(1)
+    settled = wait_settled(store, len(before) + len(plan))
+    states = {r: s for r, s in settled.items() if r not in before}
     assert len(states) == len(plan), "a trigger made no run, or more than one"
     assert set(states.values()) == {RunState.SUCCEEDED}, states
 
@@ -200,7 +204,7 @@ def test_a_host_that_dies_mid_run_is_swept_and_cleans_up_after_itself_when_it_re
         time.sleep(0.2)  # INPROGRESS comes a moment before the agent's first line
     assert cluster.counter.starts[lost] == 1
 
-    cluster.power_off(dying)
+    dying.power_off()
     # The scheduler on host-1 notices the silent heartbeat: the run whose agent had started
     # ends in error; it is not run again elsewhere.
     failed = wait_for(cluster, api_key, [lost], {"ERROR", "FAILED"}, timeout=60)[lost]
@@ -281,7 +285,7 @@ def test_a_run_caught_in_setup_by_a_dying_host_runs_once_elsewhere_and_the_host_
     dying, caught = cluster.host("host-2"), on["host-2"]
     workspace = dying.work_dir / caught
 
-    cluster.power_off(dying)
+    dying.power_off()
     # Its agent never started: the sweep puts it back in the queue rather than failing it.
     wait_for(cluster, api_key, [caught], {"QUEUED"}, timeout=60)
     # Host-3 frees up and takes it (host-1 is still held): the run is live again, on host-3.
